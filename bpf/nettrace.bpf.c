@@ -1,0 +1,377 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * TCP lifecycle tracing: every state transition, connect outcomes, accepts and
+ * close totals, all attributed to the socket's owning process.
+ *
+ * Transitions mostly run in softirq, where `current` is whoever was
+ * interrupted. So the owner is captured only where the kernel is known to run
+ * in the owner's context (connect and listen move the socket out of CLOSE from
+ * the syscall; accept returns in the accepting process) and kept per socket.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "nettrace.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+#define ECONNABORTED 103
+#define SOCK_DONE 1 /* enum sock_flags: set by tcp_fin() when the peer's FIN arrives */
+
+/* user space sets max_entries before load */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 << 20);
+} events SEC(".maps");
+
+/* records the ring could not take, per CPU */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} drops SEC(".maps");
+
+struct sock_info {
+	__u64 born_ns; /* first transition seen */
+	__u64 last_ns; /* last transition */
+	__u64 mark_ns; /* SYN_SENT (active) or ESTABLISHED (passive) */
+	/* bytes_acked/bytes_received at ESTABLISHED: what the handshake counted */
+	__u64 acked_base;
+	__u64 rcvd_base;
+	/* as of LISTEN or ESTABLISHED: the accept tracepoints read it, and CLOSE
+	 * needs its port back after the kernel released it */
+	struct nt_sock sock;
+	struct nt_owner owner;
+};
+
+/*
+ * Keyed by the socket's address so that tracepoint programs, which only see
+ * plain pointers, can find it too. Deleted when the socket reaches CLOSE; LRU
+ * bounds what sockets that vanish unseen could leave behind.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct sock_info);
+} socks SEC(".maps");
+
+static __always_inline void *reserve(__u32 size)
+{
+	void *rec = bpf_ringbuf_reserve(&events, size, 0);
+
+	if (!rec) {
+		__u32 zero = 0;
+		__u64 *n = bpf_map_lookup_elem(&drops, &zero);
+
+		if (n)
+			*n += 1;
+	}
+	return rec;
+}
+
+/*
+ * Wake the reader only when the ring is a quarter full: otherwise it drains on
+ * its own timer, so wakeups cost nothing per record and bursts are absorbed.
+ */
+static __always_inline void submit(void *rec)
+{
+	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	__u64 size = bpf_ringbuf_query(&events, BPF_RB_RING_SIZE);
+
+	bpf_ringbuf_submit(rec, avail > (size >> 2) ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+}
+
+static __always_inline void head(struct nt_head *h, __u16 kind, __u16 size, __u64 now)
+{
+	h->kind = kind;
+	h->size = size;
+	h->cpu = bpf_get_smp_processor_id();
+	h->_pad = 0;
+	h->ts = now;
+}
+
+static __always_inline void capture_owner(struct nt_owner *o)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+	o->cgroup = bpf_get_current_cgroup_id();
+	o->pid = pid_tgid >> 32;
+	o->tid = (__u32)pid_tgid;
+	o->uid = (__u32)bpf_get_current_uid_gid();
+	o->known = 1;
+	bpf_get_current_comm(o->comm, sizeof(o->comm));
+}
+
+static __always_inline void copy_owner(struct nt_owner *dst, const struct sock_info *si)
+{
+	if (si)
+		__builtin_memcpy(dst, &si->owner, sizeof(*dst));
+	else
+		__builtin_memset(dst, 0, sizeof(*dst));
+}
+
+static __always_inline int is_v4_mapped(const __u32 *a)
+{
+	return a[0] == 0 && a[1] == 0 && a[2] == bpf_htonl(0x0000ffff);
+}
+
+/* sk must be a BTF pointer (tp_btf, fexit): fields are read directly. */
+static __always_inline void read_sock(struct nt_sock *s, const struct sock *sk)
+{
+	const struct sock_common *skc = &sk->__sk_common;
+
+	s->cookie = bpf_get_socket_cookie((void *)sk);
+	s->netns = skc->skc_net.net->ns.inum;
+	s->sport = skc->skc_num;
+	s->dport = bpf_ntohs(skc->skc_dport);
+	__builtin_memset(s->_pad, 0, sizeof(s->_pad));
+	__builtin_memset(s->saddr, 0, sizeof(s->saddr));
+	__builtin_memset(s->daddr, 0, sizeof(s->daddr));
+	if (skc->skc_family == AF_INET6) {
+		const __u32 *src = (const __u32 *)&skc->skc_v6_rcv_saddr;
+		const __u32 *dst = (const __u32 *)&skc->skc_v6_daddr;
+
+		if (is_v4_mapped(dst) &&
+		    (is_v4_mapped(src) || (src[0] | src[1] | src[2] | src[3]) == 0)) {
+			s->family = 4;
+			*(__u32 *)s->saddr = src[3];
+			*(__u32 *)s->daddr = dst[3];
+		} else {
+			s->family = 6;
+			__builtin_memcpy(s->saddr, src, 16);
+			__builtin_memcpy(s->daddr, dst, 16);
+		}
+	} else {
+		s->family = 4;
+		*(__u32 *)s->saddr = skc->skc_rcv_saddr;
+		*(__u32 *)s->daddr = skc->skc_daddr;
+	}
+}
+
+static __always_inline void emit_connect(const struct nt_state *st, const struct sock *sk,
+					 const struct sock_info *si)
+{
+	struct nt_connect *r = reserve(sizeof(*r));
+
+	if (!r)
+		return;
+	__builtin_memcpy(&r->h, &st->h, sizeof(r->h));
+	r->h.kind = NT_CONNECT;
+	r->h.size = sizeof(*r);
+	r->latency_ns = si && si->mark_ns ? st->h.ts - si->mark_ns : 0;
+	r->err = 0;
+	if (st->new_state != TCP_ESTABLISHED) {
+		/* tcp_reset and tcp_write_err set sk_err before tcp_done */
+		r->err = sk->sk_err;
+		if (!r->err)
+			r->err = ECONNABORTED;
+	}
+	r->_pad = 0;
+	submit(r);
+}
+
+/*
+ * bytes_acked and bytes_received count sequence space, not data: the SYN (on
+ * the active side only) and each FIN take one. The handshake's share is
+ * subtracted as measured at ESTABLISHED; a FIN is subtracted when it was
+ * acknowledged (ours) or received (theirs).
+ */
+static __always_inline __u64 data_acked(const struct tcp_sock *tp, const struct sock_info *si,
+					int old)
+{
+	__u64 acked = tp->bytes_acked - (si ? si->acked_base : 0);
+	int fin_acked = old == TCP_FIN_WAIT2 ||
+			((old == TCP_LAST_ACK || old == TCP_CLOSING) && tp->snd_una == tp->write_seq);
+
+	return acked > 0 && fin_acked ? acked - 1 : acked;
+}
+
+static __always_inline __u64 data_received(const struct tcp_sock *tp, const struct sock_info *si,
+					   const struct sock *sk)
+{
+	__u64 rcvd = tp->bytes_received - (si ? si->rcvd_base : 0);
+
+	return rcvd > 0 && (sk->__sk_common.skc_flags & (1UL << SOCK_DONE)) ? rcvd - 1 : rcvd;
+}
+
+static __always_inline void emit_close(const struct nt_state *st, const struct sock *sk,
+				       const struct sock_info *si)
+{
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock((void *)sk);
+	struct nt_close *r;
+
+	if (!tp)
+		return;
+	r = reserve(sizeof(*r));
+	if (!r)
+		return;
+	__builtin_memcpy(&r->h, &st->h, sizeof(r->h));
+	r->h.kind = NT_CLOSE;
+	r->h.size = sizeof(*r);
+	r->lifetime_ns = si && si->born_ns ? st->h.ts - si->born_ns : 0;
+	r->tx_bytes = data_acked(tp, si, st->old_state);
+	r->rx_bytes = data_received(tp, si, sk);
+	r->segs_out = tp->segs_out;
+	r->segs_in = tp->segs_in;
+	r->retrans = tp->total_retrans;
+	r->srtt_us = tp->srtt_us >> 3;
+	r->old_state = st->old_state;
+	__builtin_memset(r->_pad, 0, sizeof(r->_pad));
+	submit(r);
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(on_state, const struct sock *sk, int old, int new)
+{
+	__u64 key = (__u64)sk, now, last_ns = 0;
+	struct sock_info *si;
+	struct nt_state *r;
+
+	if (sk->sk_protocol != IPPROTO_TCP)
+		return 0;
+	now = bpf_ktime_get_ns();
+	si = bpf_map_lookup_elem(&socks, &key);
+	if (!si && new != TCP_CLOSE) {
+		struct sock_info fresh = {};
+
+		bpf_map_update_elem(&socks, &key, &fresh, BPF_NOEXIST);
+		si = bpf_map_lookup_elem(&socks, &key);
+	}
+	if (si) {
+		last_ns = si->last_ns;
+		if (old == TCP_CLOSE) {
+			/* connect() and listen() run in the owner's syscall */
+			capture_owner(&si->owner);
+			si->born_ns = now;
+			si->mark_ns = now;
+		} else if (old == TCP_LISTEN && new == TCP_SYN_RECV) {
+			si->born_ns = now; /* a child: its owner is known at accept */
+		} else if (old == TCP_SYN_RECV && new == TCP_ESTABLISHED) {
+			si->mark_ns = now;
+		}
+		if (new == TCP_ESTABLISHED) {
+			struct tcp_sock *tp = bpf_skc_to_tcp_sock((void *)sk);
+
+			if (tp) {
+				si->acked_base = tp->bytes_acked;
+				si->rcvd_base = tp->bytes_received;
+			}
+		}
+		si->last_ns = now;
+	}
+
+	r = reserve(sizeof(*r));
+	if (r) {
+		head(&r->h, NT_STATE, sizeof(*r), now);
+		read_sock(&r->h.sock, sk);
+		copy_owner(&r->h.owner, si);
+		r->in_old_ns = last_ns ? now - last_ns : 0;
+		r->old_state = old;
+		r->new_state = new;
+		__builtin_memset(r->_pad, 0, sizeof(r->_pad));
+		if (si && (new == TCP_ESTABLISHED || new == TCP_LISTEN))
+			__builtin_memcpy(&si->sock, &r->h.sock, sizeof(si->sock));
+		else if (si && !r->h.sock.sport)
+			r->h.sock.sport = si->sock.sport; /* CLOSE: the port is already released */
+		/* connect and close copy the head before the state record goes */
+		if (old == TCP_SYN_SENT)
+			emit_connect(r, sk, si);
+		if (new == TCP_CLOSE && old != TCP_LISTEN)
+			emit_close(r, sk, si);
+		submit(r);
+	}
+	if (new == TCP_CLOSE)
+		bpf_map_delete_elem(&socks, &key);
+	return 0;
+}
+
+static __always_inline void emit_accept(__u64 key, const struct sock *btf_sk)
+{
+	struct sock_info *si = bpf_map_lookup_elem(&socks, &key);
+	struct nt_accept *r;
+	__u64 now = bpf_ktime_get_ns();
+
+	if (!si)
+		return; /* not TCP, or established before tracing began */
+	capture_owner(&si->owner);
+	r = reserve(sizeof(*r));
+	if (!r)
+		return;
+	head(&r->h, NT_ACCEPT, sizeof(*r), now);
+	if (btf_sk)
+		read_sock(&r->h.sock, btf_sk);
+	else
+		__builtin_memcpy(&r->h.sock, &si->sock, sizeof(r->h.sock));
+	__builtin_memcpy(&r->h.owner, &si->owner, sizeof(r->h.owner));
+	r->queued_ns = si->mark_ns ? now - si->mark_ns : 0;
+	submit(r);
+}
+
+/*
+ * Preferred accept hook. inet_csk_accept lost its flags/err/kern arguments to
+ * struct proto_accept_arg in 6.10, which moves where fexit finds the result.
+ */
+SEC("fexit/inet_csk_accept")
+int on_accept_fexit(__u64 *ctx)
+{
+	struct sock *sk;
+
+	if (bpf_core_type_exists(struct proto_accept_arg))
+		sk = (struct sock *)ctx[2];
+	else
+		sk = (struct sock *)ctx[4];
+	if (sk)
+		emit_accept((__u64)sk, sk);
+	return 0;
+}
+
+/*
+ * Fallback for kernels without fentry/fexit: accept(2) and accept4(2) return
+ * the new descriptor in the accepting process; follow it to the socket.
+ */
+struct sys_exit_ctx {
+	__u64 _common;
+	__s64 nr;
+	__s64 ret;
+};
+
+static __always_inline int accept_exit(struct sys_exit_ctx *ctx)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct file **fds;
+	struct file *file;
+	struct socket *sock;
+	struct sock *sk;
+	__s64 fd = ctx->ret;
+
+	if (fd < 0)
+		return 0;
+	fds = BPF_CORE_READ(task, files, fdt, fd);
+	if (bpf_core_read(&file, sizeof(file), &fds[fd]) || !file)
+		return 0;
+	sock = BPF_CORE_READ(file, private_data);
+	if (!sock)
+		return 0;
+	sk = BPF_CORE_READ(sock, sk);
+	if (sk)
+		emit_accept((__u64)sk, 0);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int on_accept4_exit(struct sys_exit_ctx *ctx)
+{
+	return accept_exit(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int on_accept_exit(struct sys_exit_ctx *ctx)
+{
+	return accept_exit(ctx);
+}

@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The one definition of what crosses the ring buffer. native/src/layout.rs and
+ * src/layout.ts mirror it; test/layout.test.ts holds all three together.
+ *
+ * Every record starts with struct nt_head, so a reader can walk a batch by
+ * `size` without knowing every kind. Records are multiples of 8 bytes so the
+ * next one stays aligned when the addon packs them back to back.
+ * Integers are host byte order (ports too); addresses are network order.
+ */
+#ifndef NETTRACE_H
+#define NETTRACE_H
+
+#define NT_COMM_LEN 16
+
+enum nt_kind {
+	NT_STATE = 1,   /* one TCP state transition */
+	NT_CONNECT = 2, /* an active open resolved: established or failed */
+	NT_ACCEPT = 3,  /* a passive open handed to a process by accept() */
+	NT_CLOSE = 4,   /* a socket reached CLOSE: its lifetime totals */
+};
+
+/* The socket a record is about. */
+struct nt_sock {
+	__u64 cookie;      /* socket cookie: one per socket, never reused */
+	__u32 netns;       /* network namespace inode number */
+	__u16 sport;       /* local port */
+	__u16 dport;       /* remote port */
+	__u8 family;       /* 4 or 6; v4-mapped IPv6 is reported as 4 */
+	__u8 _pad[7];
+	__u8 saddr[16];    /* local address; IPv4 uses the first 4 bytes */
+	__u8 daddr[16];    /* remote address */
+};
+
+/* The process that owns the socket: the one that connected, listened or accepted. */
+struct nt_owner {
+	__u64 cgroup;      /* cgroup v2 id */
+	__u32 pid;         /* process id (tgid) */
+	__u32 tid;         /* thread id */
+	__u32 uid;
+	__u32 known;       /* 0 while no owner is known (e.g. before accept) */
+	char comm[NT_COMM_LEN];
+};
+
+struct nt_head {
+	__u16 kind;        /* enum nt_kind */
+	__u16 size;        /* bytes in this record, head included */
+	__u16 cpu;         /* CPU the hook ran on */
+	__u16 _pad;
+	__u64 ts;          /* CLOCK_MONOTONIC ns */
+	struct nt_sock sock;
+	struct nt_owner owner;
+};
+
+struct nt_state {
+	struct nt_head h;
+	__u64 in_old_ns;   /* time spent in old_state; 0 when first seen */
+	__u8 old_state;    /* TCP_* as the kernel numbers them */
+	__u8 new_state;
+	__u8 _pad[6];
+};
+
+struct nt_connect {
+	struct nt_head h;
+	__u64 latency_ns;  /* SYN_SENT to ESTABLISHED or to failure */
+	__s32 err;         /* 0 established, else the errno the socket got */
+	__u32 _pad;
+};
+
+struct nt_accept {
+	struct nt_head h;
+	__u64 queued_ns;   /* ESTABLISHED to accept() returning it */
+};
+
+struct nt_close {
+	struct nt_head h;
+	__u64 lifetime_ns; /* first transition seen to CLOSE; 0 if unknown */
+	__u64 tx_bytes;    /* tcp_sock.bytes_acked */
+	__u64 rx_bytes;    /* tcp_sock.bytes_received */
+	__u32 segs_out;
+	__u32 segs_in;
+	__u32 retrans;     /* tcp_sock.total_retrans */
+	__u32 srtt_us;     /* smoothed RTT, us */
+	__u8 old_state;    /* state the socket left for CLOSE */
+	__u8 _pad[7];
+};
+
+#endif /* NETTRACE_H */

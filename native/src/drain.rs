@@ -1,0 +1,170 @@
+//! The drain thread: wakes on a timer (or when the kernel says the ring is a
+//! quarter full), moves whole records into a batch and hands the batch to
+//! JavaScript in one call. It never waits on JavaScript without bound: the
+//! call queue is short and blocking, so a slow consumer stalls this thread,
+//! the ring fills, and the kernel counts what it cannot take.
+
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use libbpf_rs::MapCore;
+
+use crate::loader::{read_percpu_sum, Loaded};
+use crate::ring::Ring;
+
+/// A batch goes out once it holds this much, even before the timer.
+const MAX_BATCH: usize = 4 << 20;
+
+#[derive(Default)]
+pub struct Counters {
+    pub records: AtomicU64,
+    pub bytes: AtomicU64,
+    pub batches: AtomicU64,
+    pub drops: AtomicU64,
+}
+
+/// Hands a batch to JavaScript; `true` marks the last one, sent after every
+/// program is detached and every map closed. Returns false once JavaScript
+/// has gone away.
+pub trait Sink: Send + 'static {
+    fn send(&self, batch: Vec<u8>, last: bool) -> bool;
+}
+
+pub struct Drain {
+    wake: OwnedFd,
+}
+
+impl Drain {
+    pub fn spawn(loaded: Loaded, ring_bytes: u32, flush: Duration, counters: Arc<Counters>,
+                 sink: impl Sink) -> std::io::Result<Drain> {
+        let wake = eventfd()?;
+        let wake_thread = wake.try_clone()?;
+        let ring_fd = loaded
+            .object
+            .maps()
+            .find(|m| m.name() == "events")
+            .map(|m| m.as_fd().as_raw_fd())
+            .ok_or_else(|| std::io::Error::other("the BPF object has no events map"))?;
+        let ring = Ring::new(ring_fd, ring_bytes as usize)?;
+        let epoll = epoll_with(&wake_thread, ring_fd)?;
+        std::thread::Builder::new()
+            .name("nettrace-drain".into())
+            .spawn(move || run(loaded, ring, epoll, wake_thread, flush, counters, sink))?;
+        Ok(Drain { wake })
+    }
+
+    /// Asks the thread to detach, drain what is left and send the last batch.
+    pub fn stop(&self) {
+        let one: u64 = 1;
+        unsafe { libc::write(self.wake.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+}
+
+impl Drop for Drain {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn run(loaded: Loaded, mut ring: Ring, epoll: OwnedFd, wake: OwnedFd, flush: Duration,
+       counters: Arc<Counters>, sink: impl Sink) {
+    let Loaded { object, links, .. } = loaded;
+    let mut deadline = Instant::now() + flush;
+    let mut alive = true;
+    loop {
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 2];
+        let n = unsafe {
+            libc::epoll_wait(epoll.as_raw_fd(), events.as_mut_ptr(), 2, timeout.as_millis().min(i32::MAX as u128) as i32)
+        };
+        if events[..n.max(0) as usize].iter().any(|e| e.u64 == WAKE_TOKEN) {
+            break;
+        }
+        let ring_full = n > 0;
+        if !ring_full && Instant::now() < deadline {
+            continue; // EINTR or an early return: keep to the timer
+        }
+        deadline = Instant::now() + flush;
+        if alive {
+            alive = drain_all(&mut ring, &counters, &sink, &object);
+        }
+        if !alive {
+            break; // JavaScript went away: stop tracing
+        }
+    }
+    let _ = wake;
+    // Detach first so nothing new arrives, then take what is left.
+    drop(links);
+    let mut last = Vec::new();
+    if alive {
+        drain_all(&mut ring, &counters, &sink, &object);
+        let n = ring.drain(&mut last, usize::MAX);
+        count(&counters, n, last.len());
+    }
+    counters.drops.store(read_percpu_sum(&object, "drops"), Ordering::Relaxed);
+    drop(ring);
+    drop(object);
+    if alive {
+        counters.batches.fetch_add(1, Ordering::Relaxed);
+        sink.send(last, true);
+    }
+}
+
+/// Sends full batches while the ring has more than one batch's worth.
+fn drain_all(ring: &mut Ring, counters: &Counters, sink: &impl Sink, object: &libbpf_rs::Object) -> bool {
+    loop {
+        let mut batch = Vec::with_capacity(64 << 10);
+        let n = ring.drain(&mut batch, MAX_BATCH);
+        counters.drops.store(read_percpu_sum(object, "drops"), Ordering::Relaxed);
+        if n == 0 {
+            return true;
+        }
+        let full = batch.len() >= MAX_BATCH;
+        count(counters, n, batch.len());
+        counters.batches.fetch_add(1, Ordering::Relaxed);
+        if !sink.send(batch, false) {
+            return false;
+        }
+        if !full {
+            return true;
+        }
+    }
+}
+
+fn count(counters: &Counters, records: u64, bytes: usize) {
+    counters.records.fetch_add(records, Ordering::Relaxed);
+    counters.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+}
+
+const WAKE_TOKEN: u64 = 1;
+const RING_TOKEN: u64 = 2;
+
+fn eventfd() -> std::io::Result<OwnedFd> {
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Edge-triggered on the ring: the kernel wakes it only when the BPF side
+/// forces a wakeup (ring a quarter full), not for every record.
+fn epoll_with(wake: &OwnedFd, ring_fd: i32) -> std::io::Result<OwnedFd> {
+    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if ep < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let ep = unsafe { OwnedFd::from_raw_fd(ep) };
+    for (fd, token, flags) in [
+        (wake.as_raw_fd(), WAKE_TOKEN, libc::EPOLLIN as u32),
+        (ring_fd, RING_TOKEN, (libc::EPOLLIN | libc::EPOLLET) as u32),
+    ] {
+        let mut ev = libc::epoll_event { events: flags, u64: token };
+        if unsafe { libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(ep)
+}

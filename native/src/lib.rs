@@ -1,0 +1,137 @@
+//! nettrace's native addon: loads the BPF programs, drains their ring buffer
+//! on its own thread and hands JavaScript whole batches of raw records.
+
+mod drain;
+mod errors;
+mod layout;
+mod loader;
+mod ring;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+
+use crate::drain::{Counters, Drain, Sink};
+use crate::errors::{Code, NtError};
+
+#[napi(object)]
+pub struct NativeOptions {
+    /// Ring buffer bytes: a power of two, at least 4096. Default 16 MiB.
+    pub ring_bytes: Option<u32>,
+    /// How often the drain thread delivers, 1 to 50 ms. Default 10.
+    pub flush_ms: Option<u32>,
+    /// Sockets tracked at once in the kernel (LRU beyond). Default 65536.
+    pub max_sockets: Option<u32>,
+    /// Hooks to leave off: "accept".
+    pub disable: Option<Vec<String>>,
+}
+
+#[napi(object)]
+pub struct NativeStats {
+    pub records: f64,
+    pub bytes: f64,
+    pub batches: f64,
+    pub drops: f64,
+}
+
+#[napi(object)]
+pub struct NativeHook {
+    pub name: String,
+    pub status: String,
+    pub detail: String,
+}
+
+#[napi(object)]
+pub struct LayoutRow {
+    pub name: String,
+    pub offset: u32,
+    pub size: u32,
+}
+
+type BatchFn = ThreadsafeFunction<(Vec<u8>, bool), (), (Buffer, bool), Status, false, false, 4>;
+
+struct JsSink(BatchFn);
+
+impl Sink for JsSink {
+    fn send(&self, batch: Vec<u8>, last: bool) -> bool {
+        // Blocking on a 4-deep queue: the bound on what waits for JavaScript.
+        self.0.call((batch, last), ThreadsafeFunctionCallMode::Blocking) == Status::Ok
+    }
+}
+
+#[napi]
+pub struct NativeTracer {
+    drain: Option<Drain>,
+    counters: Arc<Counters>,
+    hooks: Vec<NativeHook>,
+}
+
+#[napi]
+impl NativeTracer {
+    /// Loads and attaches everything, then starts draining into `on_batch(buffer, last)`.
+    #[napi(factory)]
+    pub fn open(options: NativeOptions, on_batch: Function<(Buffer, bool), ()>) -> Result<NativeTracer> {
+        let ring_bytes = options.ring_bytes.unwrap_or(16 << 20);
+        let flush_ms = options.flush_ms.unwrap_or(10);
+        if !(1..=50).contains(&flush_ms) {
+            return Err(NtError::new(Code::Invalid, format!("flush interval {flush_ms} ms is outside 1..50 ms")).into());
+        }
+        let opts = loader::Options {
+            ring_bytes,
+            max_sockets: options.max_sockets.unwrap_or(65536),
+            disabled: options.disable.unwrap_or_default(),
+        };
+        let tsfn: BatchFn = on_batch
+            .build_threadsafe_function::<(Vec<u8>, bool)>()
+            .callee_handled::<false>()
+            .max_queue_size::<4>()
+            .build_callback(|ctx| Ok((Buffer::from(ctx.value.0), ctx.value.1)))?;
+        let loaded = loader::load(&opts)?;
+        let hooks = loaded
+            .hooks
+            .iter()
+            .map(|h| NativeHook { name: h.name.into(), status: h.status.into(), detail: h.detail.clone() })
+            .collect();
+        let counters = Arc::new(Counters::default());
+        let drain = Drain::spawn(loaded, ring_bytes, Duration::from_millis(flush_ms as u64), counters.clone(), JsSink(tsfn))
+            .map_err(|e| NtError::new(Code::Kernel, format!("cannot start draining the ring buffer: {e}")))?;
+        Ok(NativeTracer { drain: Some(drain), counters, hooks })
+    }
+
+    /// Detaches everything; the last batch arrives with `last` set. Safe to call twice.
+    #[napi]
+    pub fn stop(&mut self) {
+        if let Some(drain) = self.drain.take() {
+            drain.stop();
+        }
+    }
+
+    #[napi]
+    pub fn stats(&self) -> NativeStats {
+        let c = &self.counters;
+        NativeStats {
+            records: c.records.load(Ordering::Relaxed) as f64,
+            bytes: c.bytes.load(Ordering::Relaxed) as f64,
+            batches: c.batches.load(Ordering::Relaxed) as f64,
+            drops: c.drops.load(Ordering::Relaxed) as f64,
+        }
+    }
+
+    #[napi(getter)]
+    pub fn hooks(&self) -> Vec<NativeHook> {
+        self.hooks.iter().map(|h| NativeHook { name: h.name.clone(), status: h.status.clone(), detail: h.detail.clone() }).collect()
+    }
+}
+
+/// The record layout as this crate compiled it, for the layout test.
+#[napi]
+pub fn record_layout() -> Vec<LayoutRow> {
+    layout::describe()
+        .into_iter()
+        .map(|(name, offset, size)| LayoutRow { name: name.into(), offset: offset as u32, size: size as u32 })
+        .collect()
+}

@@ -1,0 +1,274 @@
+//! Opens the embedded BPF object, loads it and attaches its hooks, turning
+//! every way that can fail into one sentence the user can act on.
+
+use std::ffi::CString;
+use std::path::Path;
+use std::sync::Mutex;
+
+use libbpf_rs::{Link, MapCore, Object, ObjectBuilder, OpenObject, PrintLevel};
+
+use crate::errors::{Code, NtError};
+
+static OBJECT: &[u8] = include_bytes!("../../bpf/nettrace.bpf.o");
+
+pub struct Options {
+    pub ring_bytes: u32,
+    pub max_sockets: u32,
+    /// Hooks the caller turned off ("accept").
+    pub disabled: Vec<String>,
+}
+
+pub struct Hook {
+    pub name: &'static str,
+    /// "attached", "fallback", "disabled" or "unavailable"
+    pub status: &'static str,
+    pub detail: String,
+}
+
+pub struct Loaded {
+    pub object: Object,
+    pub links: Vec<Link>,
+    pub hooks: Vec<Hook>,
+}
+
+/// How accepted sockets get their owner.
+#[derive(Clone, Copy, PartialEq)]
+enum AcceptVia {
+    Fexit,
+    Syscalls,
+    Off,
+}
+
+const ACCEPT_FEXIT: &[&str] = &["on_accept_fexit"];
+const ACCEPT_SYSCALLS: &[&str] = &["on_accept4_exit", "on_accept_exit"];
+
+pub fn load(opts: &Options) -> Result<Loaded, NtError> {
+    check_privileges()?;
+    if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+        return Err(NtError::new(Code::NoBtf,
+            "this kernel has no BTF (/sys/kernel/btf/vmlinux is missing); nettrace needs a kernel built with CONFIG_DEBUG_INFO_BTF=y"));
+    }
+    if !opts.ring_bytes.is_power_of_two() || opts.ring_bytes < 4096 {
+        return Err(NtError::new(Code::Invalid,
+            format!("ring buffer size {} is not a power of two of at least 4096 bytes", opts.ring_bytes)));
+    }
+    if opts.max_sockets == 0 {
+        return Err(NtError::new(Code::Invalid, "the socket table needs room for at least one socket"));
+    }
+    for name in &opts.disabled {
+        if name != "accept" {
+            return Err(NtError::new(Code::Invalid,
+                format!("unknown hook '{name}' (hooks that can be disabled: accept)")));
+        }
+    }
+
+    let mut via = if opts.disabled.iter().any(|h| h == "accept") { AcceptVia::Off } else { AcceptVia::Fexit };
+    let mut fexit_failure = String::new();
+    loop {
+        match try_load(opts, via) {
+            Ok((object, links)) => {
+                let accept = match via {
+                    AcceptVia::Fexit => Hook { name: "accept", status: "attached", detail: "fexit/inet_csk_accept".into() },
+                    AcceptVia::Syscalls => Hook { name: "accept", status: "fallback",
+                        detail: format!("tracepoints syscalls:sys_exit_accept{{,4}} (fexit unavailable: {fexit_failure})") },
+                    AcceptVia::Off => Hook { name: "accept", status: "disabled", detail: "turned off by option".into() },
+                };
+                let state = Hook { name: "state", status: "attached", detail: "tp_btf/inet_sock_set_state".into() };
+                return Ok(Loaded { object, links, hooks: vec![state, accept] });
+            }
+            Err(failure) if via == AcceptVia::Fexit && failure.program.as_deref() == Some("on_accept_fexit") => {
+                fexit_failure = failure.error.message;
+                via = AcceptVia::Syscalls;
+            }
+            Err(failure) => return Err(failure.error),
+        }
+    }
+}
+
+struct Failure {
+    program: Option<String>,
+    error: NtError,
+}
+
+fn try_load(opts: &Options, via: AcceptVia) -> Result<(Object, Vec<Link>), Failure> {
+    let log = LogCapture::start();
+    let mut open = ObjectBuilder::default()
+        .open_memory(OBJECT)
+        .map_err(|e| Failure { program: None, error: NtError::new(Code::Kernel, format!("cannot open nettrace's BPF object: {e}")) })?;
+    configure(&mut open, opts, via).map_err(|error| Failure { program: None, error })?;
+    let object = match open.load() {
+        Ok(o) => o,
+        Err(e) => {
+            let lines = log.finish();
+            return Err(classify_load_failure(&lines, &e.to_string()));
+        }
+    };
+    drop(log);
+    let mut links = Vec::new();
+    for prog in object.progs_mut() {
+        if !prog.autoload() {
+            continue;
+        }
+        let name = prog.name().to_string_lossy().into_owned();
+        if prog.section().to_string_lossy().starts_with("tracepoint/") {
+            ensure_tracefs();
+        }
+        match prog.attach() {
+            Ok(link) => links.push(link),
+            Err(e) => {
+                let hook = prog.section().to_string_lossy().into_owned();
+                return Err(Failure {
+                    program: Some(name),
+                    error: NtError::new(Code::NoHook, format!("this kernel lacks the hook {hook} that nettrace needs: {e}")),
+                });
+            }
+        }
+    }
+    Ok((object, links))
+}
+
+fn configure(open: &mut OpenObject, opts: &Options, via: AcceptVia) -> Result<(), NtError> {
+    for mut map in open.maps_mut() {
+        let name = map.name().to_string_lossy().into_owned();
+        let entries = match name.as_str() {
+            "events" => opts.ring_bytes,
+            "socks" => opts.max_sockets,
+            _ => continue,
+        };
+        map.set_max_entries(entries)
+            .map_err(|e| NtError::new(Code::Invalid, format!("cannot size map {name}: {e}")))?;
+    }
+    for mut prog in open.progs_mut() {
+        let name = prog.name().to_string_lossy().into_owned();
+        let wanted = if ACCEPT_FEXIT.contains(&name.as_str()) {
+            via == AcceptVia::Fexit
+        } else if ACCEPT_SYSCALLS.contains(&name.as_str()) {
+            via == AcceptVia::Syscalls
+        } else {
+            true
+        };
+        prog.set_autoload(wanted);
+    }
+    Ok(())
+}
+
+fn classify_load_failure(log: &[String], err: &str) -> Failure {
+    // libbpf names the program that failed: "prog 'on_state': BPF program load failed: ..."
+    let program = log.iter().find_map(|l| {
+        let rest = l.split("prog '").nth(1)?;
+        if !l.contains("load failed") {
+            return None;
+        }
+        Some(rest.split('\'').next()?.to_string())
+    });
+    let verifier_line = log
+        .iter()
+        .skip_while(|l| !l.contains("BEGIN PROG LOAD LOG"))
+        .skip(1)
+        .take_while(|l| !l.contains("END PROG LOAD LOG"))
+        .flat_map(|l| l.lines())
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("processed ") && !l.starts_with("verification time"))
+        .last()
+        .map(|l| l.trim().to_string());
+    let error = match (&program, verifier_line) {
+        (Some(p), Some(line)) => NtError::new(Code::Verifier,
+            format!("the kernel's verifier rejected nettrace's program {p}: {line}")),
+        (Some(p), None) => NtError::new(Code::Kernel,
+            format!("the kernel refused to load nettrace's program {p}: {}", last_reason(log, err))),
+        (None, _) => NtError::new(Code::Kernel,
+            format!("the kernel refused nettrace's BPF object: {}", last_reason(log, err))),
+    };
+    Failure { program, error }
+}
+
+fn last_reason(log: &[String], err: &str) -> String {
+    // "prog 'x': BPF program load failed: Operation not permitted" says why; later lines only echo it
+    let why = |l: &&String| l.split("load failed: ").nth(1).map(|r| r.trim().to_string());
+    log.iter()
+        .find_map(|l| why(&l))
+        .or_else(|| log.iter().rev().find(|l| l.contains("failed") || l.contains("error"))
+            .map(|l| l.trim().trim_start_matches("libbpf: ").to_string()))
+        .unwrap_or_else(|| err.to_string())
+}
+
+/// CAP_BPF + CAP_PERFMON, or CAP_SYS_ADMIN, in the effective set.
+fn check_privileges() -> Result<(), NtError> {
+    const CAP_SYS_ADMIN: u32 = 21;
+    const CAP_PERFMON: u32 = 38;
+    const CAP_BPF: u32 = 39;
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0);
+    let has = |cap: u32| eff & (1u64 << cap) != 0;
+    if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
+        Ok(())
+    } else {
+        Err(NtError::new(Code::Perm,
+            "nettrace needs root (or CAP_BPF and CAP_PERFMON) to load its BPF programs"))
+    }
+}
+
+/// libbpf finds tracepoint ids in tracefs, which minimal systems leave unmounted.
+fn ensure_tracefs() {
+    if Path::new("/sys/kernel/tracing/events").exists() || Path::new("/sys/kernel/debug/tracing/events").exists() {
+        return;
+    }
+    let src = CString::new("nodev").unwrap();
+    let dst = CString::new("/sys/kernel/tracing").unwrap();
+    let fs = CString::new("tracefs").unwrap();
+    unsafe { libc::mount(src.as_ptr(), dst.as_ptr(), fs.as_ptr(), 0, std::ptr::null()) };
+}
+
+/// Collects libbpf's messages (the verifier log among them) while a load runs,
+/// so failures can be explained; NETTRACE_DEBUG=1 also prints them.
+static LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn on_libbpf_message(level: PrintLevel, msg: String) {
+    if std::env::var_os("NETTRACE_DEBUG").is_some() {
+        eprint!("{msg}");
+    }
+    if level != PrintLevel::Debug {
+        if let Ok(mut log) = LOG.lock() {
+            log.push(msg);
+        }
+    }
+}
+
+struct LogCapture;
+
+impl LogCapture {
+    fn start() -> LogCapture {
+        LOG.lock().map(|mut l| l.clear()).ok();
+        let level = if std::env::var_os("NETTRACE_DEBUG").is_some() { PrintLevel::Debug } else { PrintLevel::Warn };
+        libbpf_rs::set_print(Some((level, on_libbpf_message)));
+        LogCapture
+    }
+
+    fn finish(self) -> Vec<String> {
+        let lines = LOG.lock().map(|mut l| std::mem::take(&mut *l)).unwrap_or_default();
+        drop(self);
+        lines
+    }
+}
+
+impl Drop for LogCapture {
+    fn drop(&mut self) {
+        libbpf_rs::set_print(None);
+    }
+}
+
+/// Sum of a per-CPU u64 counter at key 0.
+pub fn read_percpu_sum(object: &Object, map_name: &str) -> u64 {
+    let Some(map) = object.maps().find(|m| m.name() == map_name) else { return 0 };
+    let key = 0u32.to_ne_bytes();
+    match map.lookup_percpu(&key, libbpf_rs::MapFlags::ANY) {
+        Ok(Some(values)) => values
+            .iter()
+            .filter_map(|v| v.get(..8).map(|b| u64::from_ne_bytes(b.try_into().unwrap())))
+            .sum(),
+        _ => 0,
+    }
+}

@@ -1,0 +1,91 @@
+/** One aligned line per record, like tcpstates and tcplife but in one view. */
+import { RecordCursor } from '../decode';
+import { Clock } from '../events';
+import { Kind } from '../layout';
+import { connectResult, stateName } from '../tcp';
+
+const COLUMNS: [string, number][] = [
+  ['TIME', 12],
+  ['PID', 7],
+  ['COMM', 15],
+  ['EVENT', 7],
+  ['LOCAL', 21],
+  ['REMOTE', 21],
+  ['DETAIL', 22],
+  ['DUR', 9],
+];
+
+export const HEADER = COLUMNS.map(([name, width]) => name.padEnd(width)).join(' ') + ' BYTES';
+
+const KIND_NAMES: Record<number, string> = {
+  [Kind.State]: 'state',
+  [Kind.Connect]: 'connect',
+  [Kind.Accept]: 'accept',
+  [Kind.Close]: 'close',
+};
+
+export function kindName(kind: number): string {
+  return KIND_NAMES[kind] ?? `kind${kind}`;
+}
+
+/** Names can hold anything a process chose: show control and non-ASCII bytes as \xNN. */
+export function printable(s: string): string {
+  return s.replace(/[^\x20-\x7e]/g, (ch) => `\\x${ch.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+export function duration(ns: number): string {
+  if (ns <= 0) return '-';
+  if (ns < 1e6) return `${(ns / 1e3).toFixed(0)}us`;
+  if (ns < 1e9) return `${(ns / 1e6).toFixed(ns < 1e7 ? 2 : 1)}ms`;
+  return `${(ns / 1e9).toFixed(ns < 1e10 ? 2 : 1)}s`;
+}
+
+function endpoint(addr: string, port: number, family: 4 | 6): string {
+  return family === 6 ? `[${addr}]:${port}` : `${addr}:${port}`;
+}
+
+function time(ms: number): string {
+  const d = new Date(ms);
+  const p = (n: number, w = 2) => String(n).padStart(w, '0');
+  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
+}
+
+export function textLine(c: RecordCursor, clock: Clock): string {
+  let detail: string;
+  let dur: number;
+  let bytes = '';
+  switch (c.kind) {
+    case Kind.State:
+      detail = `${stateName(c.oldState)}>${stateName(c.newState)}`;
+      dur = c.inOldNs;
+      break;
+    case Kind.Connect:
+      detail = connectResult(c.err);
+      dur = c.latencyNs;
+      break;
+    case Kind.Accept:
+      detail = 'queued';
+      dur = c.queuedNs;
+      break;
+    case Kind.Close:
+      detail = `${stateName(c.oldState)}>CLOSE`;
+      dur = c.lifetimeNs;
+      bytes = `tx ${c.txBytes} rx ${c.rxBytes}`;
+      break;
+    default:
+      detail = '';
+      dur = 0;
+  }
+  const owned = c.hasOwner;
+  const cells = [
+    time(clock.wallMs(c.tsNs)),
+    owned ? String(c.pid) : '-',
+    owned ? printable(c.comm) : '-',
+    kindName(c.kind),
+    endpoint(c.saddr, c.sport, c.family),
+    endpoint(c.daddr, c.dport, c.family),
+    detail,
+    duration(dur),
+  ];
+  return cells.map((cell, i) => cell.padEnd(COLUMNS[i][1])).join(' ') + (bytes ? ` ${bytes}` : '');
+}

@@ -1,0 +1,195 @@
+/**
+ * Walks a batch of raw records in place. One cursor is reused for a whole
+ * batch and every getter reads straight from the buffer, so scanning,
+ * filtering and counting allocate nothing per record; strings and event
+ * objects are made only when asked for.
+ */
+import { Accept, Close, COMM_LEN, Connect, Head, KindCode, State } from './layout';
+
+const TWO32 = 4294967296;
+
+export class RecordCursor {
+  private buf: Buffer = Buffer.alloc(0);
+  private view = new DataView(this.buf.buffer);
+  private base = 0;
+  /** Byte offset of the current record in the batch. */
+  offset = 0;
+  private nextOffset = 0;
+
+  /** Records `next()` skips; applied before anything is decoded. */
+  filter: ((c: RecordCursor) => boolean) | undefined;
+
+  /** Points the cursor before the first record of `batch`. */
+  reset(batch: Buffer): this {
+    this.buf = batch;
+    this.view = new DataView(batch.buffer, batch.byteOffset, batch.byteLength);
+    this.base = 0;
+    this.offset = 0;
+    this.nextOffset = 0;
+    return this;
+  }
+
+  /** Moves to the next record that passes the filter; false at the end of the batch. */
+  next(): boolean {
+    while (this.step()) if (!this.filter || this.filter(this)) return true;
+    return false;
+  }
+
+  private step(): boolean {
+    const at = this.nextOffset;
+    if (at + Head.SIZE > this.buf.length) return false;
+    const size = this.view.getUint16(at + Head.size, true);
+    if (size < Head.SIZE || at + size > this.buf.length) {
+      throw new Error(`corrupt record at byte ${at}: size ${size}`);
+    }
+    this.offset = this.base = at;
+    this.nextOffset = at + size;
+    return true;
+  }
+
+  private u8(off: number): number {
+    return this.view.getUint8(this.base + off);
+  }
+  private u16(off: number): number {
+    return this.view.getUint16(this.base + off, true);
+  }
+  private u32(off: number): number {
+    return this.view.getUint32(this.base + off, true);
+  }
+  /** u64 as a number: exact below 2^53, which ns since boot, byte counts and cookies stay under. */
+  private u64(off: number): number {
+    return this.view.getUint32(this.base + off, true) + this.view.getUint32(this.base + off + 4, true) * TWO32;
+  }
+
+  get kind(): KindCode {
+    return this.u16(Head.kind) as KindCode;
+  }
+  get size(): number {
+    return this.u16(Head.size);
+  }
+  get cpu(): number {
+    return this.u16(Head.cpu);
+  }
+  /** CLOCK_MONOTONIC nanoseconds. */
+  get tsNs(): number {
+    return this.u64(Head.ts);
+  }
+  get cookie(): number {
+    return this.u64(Head.sock.cookie);
+  }
+  get netns(): number {
+    return this.u32(Head.sock.netns);
+  }
+  get sport(): number {
+    return this.u16(Head.sock.sport);
+  }
+  get dport(): number {
+    return this.u16(Head.sock.dport);
+  }
+  get family(): 4 | 6 {
+    return this.u8(Head.sock.family) === 6 ? 6 : 4;
+  }
+  /** True when pid/tid/uid/comm/cgroup name the socket's owner. */
+  get hasOwner(): boolean {
+    return this.u32(Head.owner.known) !== 0;
+  }
+  get pid(): number {
+    return this.u32(Head.owner.pid);
+  }
+  get tid(): number {
+    return this.u32(Head.owner.tid);
+  }
+  get uid(): number {
+    return this.u32(Head.owner.uid);
+  }
+  get cgroup(): number {
+    return this.u64(Head.owner.cgroup);
+  }
+
+  /** Compares comm with `name` (latin1 bytes) without decoding it. */
+  commEquals(name: Buffer): boolean {
+    const at = this.base + Head.owner.comm;
+    if (name.length > COMM_LEN) return false;
+    if (this.buf.compare(name, 0, name.length, at, at + name.length) !== 0) return false;
+    return name.length === COMM_LEN || this.buf[at + name.length] === 0;
+  }
+  get comm(): string {
+    const at = this.base + Head.owner.comm;
+    const end = this.buf.indexOf(0, at);
+    return this.buf.toString('latin1', at, end < 0 || end > at + COMM_LEN ? at + COMM_LEN : end);
+  }
+  get saddr(): string {
+    return formatAddr(this.buf, this.base + Head.sock.saddr, this.family);
+  }
+  get daddr(): string {
+    return formatAddr(this.buf, this.base + Head.sock.daddr, this.family);
+  }
+
+  // state
+  get inOldNs(): number {
+    return this.u64(State.in_old_ns);
+  }
+  get oldState(): number {
+    return this.kind === 4 ? this.u8(Close.old_state) : this.u8(State.old_state);
+  }
+  get newState(): number {
+    return this.u8(State.new_state);
+  }
+  // connect
+  get latencyNs(): number {
+    return this.u64(Connect.latency_ns);
+  }
+  get err(): number {
+    return this.view.getInt32(this.base + Connect.err, true);
+  }
+  // accept
+  get queuedNs(): number {
+    return this.u64(Accept.queued_ns);
+  }
+  // close
+  get lifetimeNs(): number {
+    return this.u64(Close.lifetime_ns);
+  }
+  get txBytes(): number {
+    return this.u64(Close.tx_bytes);
+  }
+  get rxBytes(): number {
+    return this.u64(Close.rx_bytes);
+  }
+  get segsOut(): number {
+    return this.u32(Close.segs_out);
+  }
+  get segsIn(): number {
+    return this.u32(Close.segs_in);
+  }
+  get retrans(): number {
+    return this.u32(Close.retrans);
+  }
+  get srttUs(): number {
+    return this.u32(Close.srtt_us);
+  }
+}
+
+export function formatAddr(buf: Buffer, at: number, family: 4 | 6): string {
+  if (family === 4) return `${buf[at]}.${buf[at + 1]}.${buf[at + 2]}.${buf[at + 3]}`;
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(((buf[at + i] << 8) | buf[at + i + 1]).toString(16));
+  // RFC 5952: the longest run of two or more zero groups becomes "::"
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== '0') {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === '0') j++;
+    if (j - i > bestLen) {
+      best = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  if (best < 0) return groups.join(':');
+  return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
+}

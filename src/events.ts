@@ -1,0 +1,130 @@
+/**
+ * Typed events: the object form of a record, for consumers that want objects
+ * rather than the cursor. Keys are the JSON keys the CLI prints.
+ */
+import { RecordCursor } from './decode';
+import { Kind } from './layout';
+import { connectResult, stateName, TcpState } from './tcp';
+
+export interface EventBase {
+  /** Wall-clock time, milliseconds since the Unix epoch (microsecond fraction). */
+  ts: number;
+  cpu: number;
+  /** Socket cookie: one per socket, never reused while the system runs. */
+  sock: number;
+  netns: number;
+  /** Owner; null while none is known (e.g. a passive socket before accept). */
+  pid: number | null;
+  tid: number | null;
+  uid: number | null;
+  comm: string | null;
+  cgroup: number | null;
+  family: 4 | 6;
+  /** Local side. */
+  saddr: string;
+  sport: number;
+  /** Remote side. */
+  daddr: string;
+  dport: number;
+}
+
+export interface StateEvent extends EventBase {
+  type: 'state';
+  old: TcpState;
+  new: TcpState;
+  /** Time spent in `old`; null when the socket was first seen here. */
+  old_us: number | null;
+}
+
+export interface ConnectEvent extends EventBase {
+  type: 'connect';
+  /** ok, refused, timeout, or the errno name (e.g. EHOSTUNREACH). */
+  result: string;
+  /** SYN_SENT to ESTABLISHED or to failure. */
+  latency_us: number;
+}
+
+export interface AcceptEvent extends EventBase {
+  type: 'accept';
+  /** Time the connection waited in the accept queue. */
+  queued_us: number;
+}
+
+export interface CloseEvent extends EventBase {
+  type: 'close';
+  /** State the socket left for CLOSE. */
+  old: TcpState;
+  /** Lifetime from the first transition seen; null if the socket predates tracing. */
+  duration_us: number | null;
+  /** Bytes acknowledged by the peer (tcp_sock.bytes_acked). */
+  tx_bytes: number;
+  /** Bytes received (tcp_sock.bytes_received). */
+  rx_bytes: number;
+  segs_out: number;
+  segs_in: number;
+  retrans: number;
+  srtt_us: number;
+}
+
+export type NettraceEvent = StateEvent | ConnectEvent | AcceptEvent | CloseEvent;
+export type EventType = NettraceEvent['type'];
+
+/** Maps CLOCK_MONOTONIC ns to wall-clock ms, fixed once per process. */
+export class Clock {
+  private readonly offsetMs: number;
+  constructor() {
+    this.offsetMs = Date.now() - Number(process.hrtime.bigint()) / 1e6;
+  }
+  wallMs(monoNs: number): number {
+    return Math.round((monoNs / 1e6 + this.offsetMs) * 1000) / 1000;
+  }
+}
+
+const us = (ns: number): number => Math.round(ns / 1000);
+
+export function toEvent(c: RecordCursor, clock: Clock): NettraceEvent {
+  const owned = c.hasOwner;
+  const base: EventBase = {
+    ts: clock.wallMs(c.tsNs),
+    cpu: c.cpu,
+    sock: c.cookie,
+    netns: c.netns,
+    pid: owned ? c.pid : null,
+    tid: owned ? c.tid : null,
+    uid: owned ? c.uid : null,
+    comm: owned ? c.comm : null,
+    cgroup: owned ? c.cgroup : null,
+    family: c.family,
+    saddr: c.saddr,
+    sport: c.sport,
+    daddr: c.daddr,
+    dport: c.dport,
+  };
+  switch (c.kind) {
+    case Kind.State: {
+      const inOld = c.inOldNs;
+      return { type: 'state', ...base, old: stateName(c.oldState), new: stateName(c.newState), old_us: inOld ? us(inOld) : null };
+    }
+    case Kind.Connect:
+      return { type: 'connect', ...base, result: connectResult(c.err), latency_us: us(c.latencyNs) };
+    case Kind.Accept:
+      return { type: 'accept', ...base, queued_us: us(c.queuedNs) };
+    case Kind.Close: {
+      const life = c.lifetimeNs;
+      return {
+        type: 'close',
+        ...base,
+        old: stateName(c.oldState),
+        duration_us: life ? us(life) : null,
+        tx_bytes: c.txBytes,
+        rx_bytes: c.rxBytes,
+        segs_out: c.segsOut,
+        segs_in: c.segsIn,
+        retrans: c.retrans,
+        srtt_us: c.srttUs,
+      };
+    }
+    default:
+      throw new Error(`unknown record kind ${c.kind} at byte ${c.offset}`);
+  }
+}

@@ -1,0 +1,10 @@
+export { trace, Tracer } from './tracer';
+export type { TraceOptions, TracerStats, HookName } from './tracer';
+export { RecordCursor } from './decode';
+export { toEvent, Clock } from './events';
+export type { NettraceEvent, StateEvent, ConnectEvent, AcceptEvent, CloseEvent, EventType } from './events';
+export { NettraceError } from './errors';
+export type { ErrorCode } from './errors';
+export { Kind } from './layout';
+export { stateName, connectResult, TCP_STATES } from './tcp';
+export type { TcpState } from './tcp';

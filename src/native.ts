@@ -1,0 +1,52 @@
+/** The Rust addon, built by `npm run build:native` into native/. */
+import path from 'node:path';
+import { NettraceError } from './errors';
+
+export interface NativeHook {
+  name: string;
+  status: 'attached' | 'fallback' | 'disabled' | 'unavailable';
+  detail: string;
+}
+
+export interface NativeStats {
+  records: number;
+  bytes: number;
+  batches: number;
+  drops: number;
+}
+
+export interface NativeOptions {
+  ringBytes?: number;
+  flushMs?: number;
+  maxSockets?: number;
+  disable?: string[];
+}
+
+export interface NativeTracer {
+  stop(): void;
+  stats(): NativeStats;
+  readonly hooks: NativeHook[];
+}
+
+export interface NativeAddon {
+  NativeTracer: {
+    open(options: NativeOptions, onBatch: (args: [Buffer, boolean]) => void): NativeTracer;
+  };
+  recordLayout(): { name: string; offset: number; size: number }[];
+}
+
+let addon: NativeAddon | undefined;
+
+export function native(): NativeAddon {
+  if (!addon) {
+    const where = path.join(__dirname, '..', '..', 'native', 'index.js');
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      addon = require(where) as NativeAddon;
+    } catch (e) {
+      const why = e instanceof Error ? e.message.split('\n')[0] : String(e);
+      throw new NettraceError('ENATIVE', `the native addon is not built (run: npm run build): ${why}`);
+    }
+  }
+  return addon;
+}

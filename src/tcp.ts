@@ -1,0 +1,49 @@
+/** TCP state numbers as the kernel has them (include/net/tcp_states.h), named as ss and tcpstates print them. */
+export const TCP_STATES = [
+  'UNKNOWN',
+  'ESTABLISHED',
+  'SYN_SENT',
+  'SYN_RECV',
+  'FIN_WAIT1',
+  'FIN_WAIT2',
+  'TIME_WAIT',
+  'CLOSE',
+  'CLOSE_WAIT',
+  'LAST_ACK',
+  'LISTEN',
+  'CLOSING',
+  'NEW_SYN_RECV',
+  'BOUND_INACTIVE',
+] as const;
+export type TcpState = (typeof TCP_STATES)[number];
+
+export function stateName(n: number): TcpState {
+  return TCP_STATES[n] ?? 'UNKNOWN';
+}
+
+const ERRNO: Record<number, string> = {
+  1: 'EPERM',
+  4: 'EINTR',
+  11: 'EAGAIN',
+  13: 'EACCES',
+  22: 'EINVAL',
+  32: 'EPIPE',
+  98: 'EADDRINUSE',
+  99: 'EADDRNOTAVAIL',
+  100: 'ENETDOWN',
+  101: 'ENETUNREACH',
+  103: 'ECONNABORTED',
+  104: 'ECONNRESET',
+  110: 'ETIMEDOUT',
+  111: 'ECONNREFUSED',
+  112: 'EHOSTDOWN',
+  113: 'EHOSTUNREACH',
+};
+
+/** A connect's outcome: ok, refused, timeout, or the errno's name. */
+export function connectResult(err: number): string {
+  if (err === 0) return 'ok';
+  if (err === 111) return 'refused';
+  if (err === 110) return 'timeout';
+  return ERRNO[err] ?? `errno ${err}`;
+}
