@@ -22,10 +22,16 @@ export interface NativeOptions {
   disable?: string[];
 }
 
+export interface KernelIds {
+  programs: number[];
+  links: number[];
+}
+
 export interface NativeTracer {
   stop(): void;
   stats(): NativeStats;
   readonly hooks: NativeHook[];
+  readonly kernelIds: KernelIds;
 }
 
 export interface NativeAddon {

@@ -6,7 +6,7 @@
 import { RecordCursor } from './decode';
 import { fromNative, NettraceError } from './errors';
 import { Clock, NettraceEvent, toEvent } from './events';
-import { native, NativeHook, NativeStats, NativeTracer } from './native';
+import { KernelIds, native, NativeHook, NativeStats, NativeTracer } from './native';
 
 export type HookName = 'accept';
 
@@ -73,6 +73,11 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
   /** What each hook attached to, or why it did not. */
   get hooks(): NativeHook[] {
     return this.handle.hooks;
+  }
+
+  /** Ids of the BPF programs and links this tracer attached (see `bpftool prog show`). */
+  get kernelIds(): KernelIds {
+    return this.handle.kernelIds;
   }
 
   /**

@@ -45,6 +45,13 @@ pub struct NativeHook {
     pub detail: String,
 }
 
+/// Kernel object ids of what this tracer attached, as `bpftool prog/link show` lists them.
+#[napi(object)]
+pub struct KernelIds {
+    pub programs: Vec<u32>,
+    pub links: Vec<u32>,
+}
+
 #[napi(object)]
 pub struct LayoutRow {
     pub name: String,
@@ -68,6 +75,7 @@ pub struct NativeTracer {
     drain: Option<Drain>,
     counters: Arc<Counters>,
     hooks: Vec<NativeHook>,
+    kernel_ids: Vec<(u32, u32)>,
 }
 
 #[napi]
@@ -96,10 +104,11 @@ impl NativeTracer {
             .iter()
             .map(|h| NativeHook { name: h.name.into(), status: h.status.into(), detail: h.detail.clone() })
             .collect();
+        let kernel_ids = loaded.kernel_ids.clone();
         let counters = Arc::new(Counters::default());
         let drain = Drain::spawn(loaded, ring_bytes, Duration::from_millis(flush_ms as u64), counters.clone(), JsSink(tsfn))
             .map_err(|e| NtError::new(Code::Kernel, format!("cannot start draining the ring buffer: {e}")))?;
-        Ok(NativeTracer { drain: Some(drain), counters, hooks })
+        Ok(NativeTracer { drain: Some(drain), counters, hooks, kernel_ids })
     }
 
     /// Detaches everything; the last batch arrives with `last` set. Safe to call twice.
@@ -118,6 +127,14 @@ impl NativeTracer {
             bytes: c.bytes.load(Ordering::Relaxed) as f64,
             batches: c.batches.load(Ordering::Relaxed) as f64,
             drops: c.drops.load(Ordering::Relaxed) as f64,
+        }
+    }
+
+    #[napi(getter)]
+    pub fn kernel_ids(&self) -> KernelIds {
+        KernelIds {
+            programs: self.kernel_ids.iter().map(|(_, p)| *p).collect(),
+            links: self.kernel_ids.iter().map(|(l, _)| *l).collect(),
         }
     }
 

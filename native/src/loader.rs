@@ -29,6 +29,8 @@ pub struct Loaded {
     pub object: Object,
     pub links: Vec<Link>,
     pub hooks: Vec<Hook>,
+    /// (link id, program id) of each attachment, as bpftool shows them.
+    pub kernel_ids: Vec<(u32, u32)>,
 }
 
 /// How accepted sockets get their owner.
@@ -74,7 +76,8 @@ pub fn load(opts: &Options) -> Result<Loaded, NtError> {
                     AcceptVia::Off => Hook { name: "accept", status: "disabled", detail: "turned off by option".into() },
                 };
                 let state = Hook { name: "state", status: "attached", detail: "tp_btf/inet_sock_set_state".into() };
-                return Ok(Loaded { object, links, hooks: vec![state, accept] });
+                let kernel_ids = links.iter().filter_map(|l| l.info().ok()).map(|i| (i.id, i.prog_id)).collect();
+                return Ok(Loaded { object, links, hooks: vec![state, accept], kernel_ids });
             }
             Err(failure) if via == AcceptVia::Fexit && failure.program.as_deref() == Some("on_accept_fexit") => {
                 fexit_failure = failure.error.message;

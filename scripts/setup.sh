@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs what nettrace needs on a fresh Debian machine and builds it.
+# Safe to run again: it installs only what is missing and rebuilds incrementally.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+if [ "$(id -u)" -ne 0 ]; then
+  say "run as root: nettrace loads BPF programs, and installing packages needs root too"
+  exit 1
+fi
+
+# libelf/zlib/pkg-config build the vendored libbpf; clang/llvm rebuild bpf/*.bpf.o;
+# bpftool, iproute2 and gcc are used by the tests.
+packages=(build-essential pkg-config libelf-dev zlib1g-dev clang llvm bpftool iproute2 util-linux)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  say "installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+command -v node >/dev/null || { say "Node.js 20 or later is needed (apt-get install nodejs npm)"; exit 1; }
+if ! command -v cargo >/dev/null; then
+  if [ -x "$HOME/.cargo/bin/cargo" ]; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+  else
+    say "Rust (cargo) is needed to build the addon: install it with rustup, or apt-get install cargo"
+    exit 1
+  fi
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "installing npm packages"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+say "building the addon and the TypeScript"
+npm run --silent build >/dev/null
