@@ -79,6 +79,7 @@ still_loaded() {
 
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+trap 'echo "bench: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 
 # Other tracers on the same hooks would slow every variant alike and hide the
 # difference between them: say so, and record it.
@@ -142,7 +143,8 @@ stop_pid() {
 # Exited children are included through their parents' cutime/cstime.
 # Kernel threads are left out: ksoftirqd and kworkers do the churn's own work.
 other_ticks() {
-	cat /proc/[0-9]*/stat 2>/dev/null | sed 's/^\([0-9]*\) .*) /\1 /' |
+	# processes come and go while cat reads: a vanished one is not an error
+	{ cat /proc/[0-9]*/stat 2>/dev/null || true; } | sed 's/^\([0-9]*\) .*) /\1 /' |
 		awk -v ours=" $$ $* " '$1 != 2 && $3 != 2 && !index(ours, " " $1 " ") {s += $13 + $14 + $15 + $16}
 			END {print s + 0}'
 }

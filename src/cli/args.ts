@@ -64,7 +64,7 @@ export function parseCli(argv: string[]): CliOptions {
     });
   } catch (e) {
     // parseArgs explains itself in its first sentence; the rest is a hint about '--'
-    const msg = e instanceof Error ? e.message.split('. ')[0].replace(/\.$/, '') : String(e);
+    const msg = e instanceof Error ? e.message.split('\n')[0].split('. ')[0].replace(/\.$/, '') : String(e);
     throw new UsageError(msg);
   }
   const v = parsed.values;
