@@ -36,7 +36,9 @@ fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing npm packages"
-  npm ci --no-audit --no-fund --loglevel=error
+  # not `npm ci`: npm 11's lock leaves out optional platform packages of @napi-rs/cli's
+  # dependencies and then refuses its own lock; install still keeps the locked versions
+  npm install --no-audit --no-fund --loglevel=error
 fi
 
 say "building the addon and the TypeScript"
