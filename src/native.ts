@@ -12,7 +12,10 @@ export interface NativeStats {
   records: number;
   bytes: number;
   batches: number;
+  /** Records the ring buffer could not take. */
   drops: number;
+  /** Hook runs the kernel skipped because the hook was already running on that CPU. */
+  missed: number;
 }
 
 export interface NativeOptions {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use libbpf_rs::MapCore;
 
-use crate::loader::{read_percpu_sum, Loaded};
+use crate::loader::{read_missed, read_percpu_sum, Loaded};
 use crate::ring::Ring;
 
 /// A batch goes out once it holds this much, even before the timer.
@@ -23,6 +23,7 @@ pub struct Counters {
     pub bytes: AtomicU64,
     pub batches: AtomicU64,
     pub drops: AtomicU64,
+    pub missed: AtomicU64,
 }
 
 /// Hands a batch to JavaScript; `true` marks the last one, sent after every
@@ -103,7 +104,7 @@ fn run(loaded: Loaded, mut ring: Ring, epoll: OwnedFd, wake: OwnedFd, flush: Dur
         let n = ring.drain(&mut last, usize::MAX);
         count(&counters, n, last.len());
     }
-    counters.drops.store(read_percpu_sum(&object, "drops"), Ordering::Relaxed);
+    read_losses(&counters, &object);
     drop(ring);
     drop(object);
     if alive {
@@ -117,7 +118,7 @@ fn drain_all(ring: &mut Ring, counters: &Counters, sink: &impl Sink, object: &li
     loop {
         let mut batch = Vec::with_capacity(64 << 10);
         let n = ring.drain(&mut batch, MAX_BATCH);
-        counters.drops.store(read_percpu_sum(object, "drops"), Ordering::Relaxed);
+        read_losses(counters, object);
         if n == 0 {
             return true;
         }
@@ -131,6 +132,11 @@ fn drain_all(ring: &mut Ring, counters: &Counters, sink: &impl Sink, object: &li
             return true;
         }
     }
+}
+
+fn read_losses(counters: &Counters, object: &libbpf_rs::Object) {
+    counters.drops.store(read_percpu_sum(object, "drops"), Ordering::Relaxed);
+    counters.missed.store(read_missed(object), Ordering::Relaxed);
 }
 
 fn count(counters: &Counters, records: u64, bytes: usize) {

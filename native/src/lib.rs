@@ -36,6 +36,8 @@ pub struct NativeStats {
     pub bytes: f64,
     pub batches: f64,
     pub drops: f64,
+    /// Hook runs the kernel skipped because the hook was already running on that CPU.
+    pub missed: f64,
 }
 
 #[napi(object)]
@@ -127,6 +129,7 @@ impl NativeTracer {
             bytes: c.bytes.load(Ordering::Relaxed) as f64,
             batches: c.batches.load(Ordering::Relaxed) as f64,
             drops: c.drops.load(Ordering::Relaxed) as f64,
+            missed: c.missed.load(Ordering::Relaxed) as f64,
         }
     }
 

@@ -275,3 +275,22 @@ pub fn read_percpu_sum(object: &Object, map_name: &str) -> u64 {
         _ => 0,
     }
 }
+
+/// Hook runs the kernel skipped because the program was already running on
+/// that CPU (a softirq interrupting it): records that never existed, so they
+/// are counted beside the ring's drops.
+pub fn read_missed(object: &Object) -> u64 {
+    use std::os::fd::{AsFd, AsRawFd};
+    object
+        .progs()
+        .filter(|p| p.autoload())
+        .map(|p| {
+            let mut info = libbpf_rs::libbpf_sys::bpf_prog_info::default();
+            let mut len = std::mem::size_of_val(&info) as u32;
+            let ret = unsafe {
+                libbpf_rs::libbpf_sys::bpf_obj_get_info_by_fd(p.as_fd().as_raw_fd(), (&mut info as *mut libbpf_rs::libbpf_sys::bpf_prog_info).cast(), &mut len)
+            };
+            if ret == 0 { info.recursion_misses } else { 0 }
+        })
+        .sum()
+}

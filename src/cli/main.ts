@@ -66,7 +66,7 @@ export function main(argv = process.argv.slice(2)): void {
     flush();
     const s = tracer.stats();
     const kinds = [...byKind].map(([k, n]) => `${k} ${n}`).join(', ');
-    process.stderr.write(`nettrace: ${printed} events${kinds ? ` (${kinds})` : ''}, ${s.drops} dropped\n`);
+    process.stderr.write(`nettrace: ${printed} events${kinds ? ` (${kinds})` : ''}, ${s.drops} dropped${s.missed ? `, ${s.missed} missed by the kernel (hook re-entered)` : ''}\n`);
     process.exit(0);
   };
   const flush = (): void => {
