@@ -97,6 +97,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "consumer: load failed: %s\n", strerror(-err));
 		return 1;
 	}
+	/* everything nettrace attaches; an iter/ program, if the object has one,
+	 * only runs when read, so its link just sits idle here */
 	bpf_object__for_each_program(prog, obj) {
 		if (!bpf_program__autoload(prog))
 			continue;

@@ -45,6 +45,10 @@ for (const r of runs) {
     ...context,
     ratio: base ? r.churn.rate / base : null,
     records_per_conn: r.tracer.records / r.churn.conns,
+    // what the hooks should have delivered but did not: refused by a full
+    // buffer (drops) or never run because of recursion (missed)
+    lost_pct:
+      ((r.tracer.drops + r.bpf.recursion_misses) / (r.tracer.records + r.tracer.drops + r.bpf.recursion_misses)) * 100,
     bpf_ns_per_run: r.bpf.run_cnt ? r.bpf.run_time_ns / r.bpf.run_cnt : null,
     bpf_ns_per_conn: r.bpf.run_time_ns / r.churn.conns,
     bpf_cpu_pct: (r.bpf.run_time_ns / 1e9 / seconds) * 100,
@@ -68,6 +72,7 @@ const table = variants.map((variant) => {
     Object.assign(row, {
       ratio: pick((r) => r.derived.ratio),
       records_per_conn: pick((r) => r.derived.records_per_conn),
+      lost_pct: pick((r) => r.derived.lost_pct),
       drops_total: rs.reduce((n, r) => n + r.tracer.drops, 0),
       missed_total: rs.reduce((n, r) => n + r.bpf.recursion_misses, 0),
       bpf_ns_per_run: pick((r) => r.derived.bpf_ns_per_run),
@@ -85,7 +90,7 @@ fs.writeFileSync(outPath, JSON.stringify({ meta, summary: table, runs }, null, 2
 const fmt = (s, digits = 0, suffix = '') =>
   s ? `${s.median.toFixed(digits)}${suffix} [${s.min.toFixed(digits)}-${s.max.toFixed(digits)}]` : '-';
 const head = [
-  'variant', 'conns/s', 'vs untraced', 'records/conn', 'drops', 'missed', 'BPF ns/run', 'BPF ns/conn',
+  'variant', 'conns/s', 'vs untraced', 'records/conn', 'drops', 'missed', 'lost', 'BPF ns/run', 'BPF ns/conn',
   'consumer CPU', 'others CPU',
 ];
 const rows = table.map((t) => [
@@ -95,6 +100,7 @@ const rows = table.map((t) => [
   t.records_per_conn ? t.records_per_conn.median.toFixed(2) : '-',
   t.drops_total ?? '-',
   t.missed_total ?? '-',
+  t.lost_pct ? `${t.lost_pct.median.toPrecision(2)}%` : '-',
   t.bpf_ns_per_run ? fmt(t.bpf_ns_per_run) : '-',
   t.bpf_ns_per_conn ? t.bpf_ns_per_conn.median.toFixed(0) : '-',
   t.consumer_cpu_pct ? `${t.consumer_cpu_pct.median.toFixed(1)}%` : '-',
@@ -114,6 +120,7 @@ console.log(
   '\ndrops: records the tracer lost for lack of buffer space (nettrace/consumer: the drops map;' +
     '\n  bpftrace: program runs minus lines received). missed: program runs the kernel skipped' +
     '\n  because a BPF program was already running on that CPU (recursion_misses).' +
+    '\n  lost: (drops + missed) as a share of everything the hooks should have delivered.' +
     '\nBPF ns: run_time_ns over run_cnt with kernel.bpf_stats_enabled=1, which itself adds a little.' +
     `\nconsumer CPU: the tracer's user-space process during the churn, % of one CPU.` +
     `\nothers CPU: every other user-space process meanwhile (someone else's work), % of one CPU.` +
@@ -128,6 +135,13 @@ if (foreign.length) {
     `\nWARNING: ${foreign.length}/${runs.length} runs had BPF programs loaded that are not this bench's` +
       ` (ids ${[...new Set(foreign.flatMap((r) => r.context.foreign_bpf_progs))].join(',')}),` +
       ` costing a median ${ns.toFixed(0)} ns of BPF per connection in every variant, untraced included.`,
+  );
+}
+const busy = runs.filter((r) => r.derived.others_cpu_pct > 15);
+if (busy.length) {
+  console.log(
+    `\nWARNING: in ${busy.length}/${runs.length} runs other processes used more than 15% of a CPU` +
+      ` (rounds ${[...new Set(busy.map((r) => r.round))].join(',')}); those rates are not clean.`,
   );
 }
 const steal = median(runs.map((r) => r.derived.steal_pct));

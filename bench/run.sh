@@ -10,7 +10,7 @@
 #   sudo bash bench/run.sh            (or: npm run bench)
 # Environment:
 #   ROUNDS=5 SECONDS_PER_ROUND=5      rounds, and seconds of churn per variant
-#   CHURN_ARGS="-t 4 -a 2"            passed to churn (see bench/churn.c)
+#   CHURN_ARGS="-t 32 -a 8"           passed to churn (see bench/churn.c)
 #   VARIANTS="untraced nettrace consumer bpftrace"
 # Prints a table of medians and writes every measurement to
 # bench/results/latest.json.
@@ -19,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-5}
 SECS=${SECONDS_PER_ROUND:-5} # not SECONDS: bash keeps its own clock in that name
-CHURN_ARGS=${CHURN_ARGS:--t 4 -a 2}
+CHURN_ARGS=${CHURN_ARGS:--t 32 -a 8}
 VARIANTS=${VARIANTS:-untraced nettrace consumer bpftrace}
 BUILD=bench/build
 RESULTS=bench/results

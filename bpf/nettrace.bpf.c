@@ -121,12 +121,10 @@ static __always_inline int is_v4_mapped(const __u32 *a)
 	return a[0] == 0 && a[1] == 0 && a[2] == bpf_htonl(0x0000ffff);
 }
 
-/* sk must be a BTF pointer (tp_btf, fexit): fields are read directly. */
-static __always_inline void read_sock(struct nt_sock *s, const struct sock *sk)
+/* skc must be a BTF pointer (tp_btf, fexit, iter): fields are read directly. */
+static __always_inline void read_sock(struct nt_sock *s, const struct sock_common *skc)
 {
-	const struct sock_common *skc = &sk->__sk_common;
-
-	s->cookie = bpf_get_socket_cookie((void *)sk);
+	s->cookie = bpf_get_socket_cookie((void *)skc);
 	s->netns = skc->skc_net.net->ns.inum;
 	s->sport = skc->skc_num;
 	s->dport = bpf_ntohs(skc->skc_dport);
@@ -269,7 +267,7 @@ int BPF_PROG(on_state, const struct sock *sk, int old, int new)
 	r = reserve(sizeof(*r));
 	if (r) {
 		head(&r->h, NT_STATE, sizeof(*r), now);
-		read_sock(&r->h.sock, sk);
+		read_sock(&r->h.sock, &sk->__sk_common);
 		copy_owner(&r->h.owner, si);
 		r->in_old_ns = last_ns ? now - last_ns : 0;
 		r->old_state = old;
@@ -305,7 +303,7 @@ static __always_inline void emit_accept(__u64 key, const struct sock *btf_sk)
 		return;
 	head(&r->h, NT_ACCEPT, sizeof(*r), now);
 	if (btf_sk)
-		read_sock(&r->h.sock, btf_sk);
+		read_sock(&r->h.sock, &btf_sk->__sk_common);
 	else
 		__builtin_memcpy(&r->h.sock, &si->sock, sizeof(r->h.sock));
 	__builtin_memcpy(&r->h.owner, &si->owner, sizeof(r->h.owner));
@@ -374,4 +372,54 @@ SEC("tracepoint/syscalls/sys_exit_accept")
 int on_accept_exit(struct sys_exit_ctx *ctx)
 {
 	return accept_exit(ctx);
+}
+
+/*
+ * Every TCP socket on demand, for the flow table: sockets that predate
+ * nettrace, live byte counters, queues and RTT, all without per-packet hooks.
+ */
+SEC("iter/tcp")
+int dump_tcp(struct bpf_iter__tcp *ctx)
+{
+	struct sock_common *skc = ctx->sk_common;
+	struct tcp_sock *tp;
+	struct sock_info *si;
+	struct nt_flow f = {};
+	__u64 key;
+
+	if (!skc)
+		return 0;
+	key = (__u64)skc;
+	read_sock(&f.sock, skc);
+	f.state = skc->skc_state;
+	f.uid = ctx->uid;
+	si = bpf_map_lookup_elem(&socks, &key);
+	if (si)
+		__builtin_memcpy(&f.owner, &si->owner, sizeof(f.owner));
+	if (!f.sock.sport && si)
+		f.sock.sport = si->sock.sport;
+	/* TIME_WAIT and request sockets are not full sockets: addresses only */
+	tp = bpf_skc_to_tcp_sock(skc);
+	if (tp) {
+		const struct sock *sk = (const struct sock *)tp;
+
+		f.ino = BPF_CORE_READ(sk, sk_socket, file, f_inode, i_ino);
+		f.tx_bytes = data_acked(tp, si, f.state);
+		f.rx_bytes = data_received(tp, si, sk);
+		f.srtt_us = tp->srtt_us >> 3;
+		f.retrans = tp->total_retrans;
+		f.segs_out = tp->segs_out;
+		f.segs_in = tp->segs_in;
+		if (f.state == TCP_LISTEN) {
+			f.rx_queue = sk->sk_ack_backlog;
+			f.tx_queue = sk->sk_max_ack_backlog;
+		} else {
+			__s32 unread = tp->rcv_nxt - tp->copied_seq;
+
+			f.rx_queue = unread > 0 ? unread : 0;
+			f.tx_queue = tp->write_seq - tp->snd_una;
+		}
+	}
+	bpf_seq_write(ctx->meta->seq, &f, sizeof(f));
+	return 0;
 }

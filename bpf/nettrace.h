@@ -85,4 +85,25 @@ struct nt_close {
 	__u8 _pad[7];
 };
 
+/*
+ * One socket as the iter/tcp snapshot sees it: what `ss -tani` shows. Not a
+ * ring record (no nt_head): the iterator writes these back to back.
+ */
+struct nt_flow {
+	struct nt_sock sock;
+	struct nt_owner owner; /* known when nettrace saw it connect, listen or accept */
+	__u64 tx_bytes;    /* data bytes acknowledged so far */
+	__u64 rx_bytes;    /* data bytes received so far */
+	__u32 uid;         /* the socket's uid */
+	__u32 ino;         /* the socket's inode, as /proc/PID/fd shows it */
+	__u32 rx_queue;    /* Recv-Q: unread bytes; for LISTEN, connections awaiting accept */
+	__u32 tx_queue;    /* Send-Q: unacknowledged bytes; for LISTEN, the accept backlog */
+	__u32 srtt_us;
+	__u32 retrans;
+	__u32 segs_out;
+	__u32 segs_in;
+	__u8 state;        /* TCP_* as the kernel numbers them */
+	__u8 _pad[7];
+};
+
 #endif /* NETTRACE_H */

@@ -12,29 +12,22 @@ export type KindCode = (typeof Kind)[keyof typeof Kind];
 
 export const COMM_LEN = 16;
 
+/** struct nt_sock and struct nt_owner, relative to where they start. */
+const SOCK = { cookie: 0, netns: 8, sport: 12, dport: 14, family: 16, saddr: 24, daddr: 40 } as const;
+const OWNER = { cgroup: 0, pid: 8, tid: 12, uid: 16, known: 20, comm: 24 } as const;
+type Shifted<T> = { readonly [K in keyof T]: number };
+function at<T extends Record<string, number>>(fields: T, base: number): Shifted<T> {
+  return Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, v + base])) as Shifted<T>;
+}
+
 /** struct nt_head, which starts every record. */
 export const Head = {
   kind: 0,
   size: 2,
   cpu: 4,
   ts: 8,
-  sock: {
-    cookie: 16,
-    netns: 24,
-    sport: 28,
-    dport: 30,
-    family: 32,
-    saddr: 40,
-    daddr: 56,
-  },
-  owner: {
-    cgroup: 72,
-    pid: 80,
-    tid: 84,
-    uid: 88,
-    known: 92,
-    comm: 96,
-  },
+  sock: at(SOCK, 16),
+  owner: at(OWNER, 72),
   SIZE: 112,
 } as const;
 
@@ -51,4 +44,22 @@ export const Close = {
   srtt_us: 148,
   old_state: 152,
   SIZE: 160,
+} as const;
+
+/** struct nt_flow: one socket of the iter/tcp snapshot. */
+export const Flow = {
+  sock: at(SOCK, 0),
+  owner: at(OWNER, 56),
+  tx_bytes: 96,
+  rx_bytes: 104,
+  uid: 112,
+  ino: 116,
+  rx_queue: 120,
+  tx_queue: 124,
+  srtt_us: 128,
+  retrans: 132,
+  segs_out: 136,
+  segs_in: 140,
+  state: 144,
+  SIZE: 152,
 } as const;

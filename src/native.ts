@@ -32,6 +32,7 @@ export interface KernelIds {
 
 export interface NativeTracer {
   stop(): void;
+  snapshot(): Buffer;
   stats(): NativeStats;
   readonly hooks: NativeHook[];
   readonly kernelIds: KernelIds;

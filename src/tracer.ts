@@ -89,6 +89,15 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
     return () => this.listeners.delete(fn);
   }
 
+  /** Every TCP socket of this network namespace now, as packed struct nt_flow (see flows/snapshot). */
+  snapshot(): Buffer {
+    try {
+      return this.handle.snapshot();
+    } catch (e) {
+      throw fromNative(e);
+    }
+  }
+
   stats(): TracerStats {
     return { ...this.handle.stats(), queueDrops: this.queueDrops };
   }

@@ -20,6 +20,7 @@ const C_STRUCT: Record<string, string> = {
   NtConnect: 'nt_connect',
   NtAccept: 'nt_accept',
   NtClose: 'nt_close',
+  NtFlow: 'nt_flow',
 };
 
 type Row = { name: string; offset: number; size: number };
@@ -62,7 +63,7 @@ function headerMembers(): string[] {
       const [type, name] = [decl.slice(0, decl.lastIndexOf(' ')), decl.slice(decl.lastIndexOf(' ') + 1)];
       if (name.startsWith('_pad')) return [];
       const sub = /^struct (nt_\w+)$/.exec(type);
-      if (sub && sub[1] === 'nt_head') return [];
+      if (sub && sub[1] === 'nt_head') return []; // the head's rows are NtHead's
       return sub ? expand(sub[1], `${prefix}${name}.`) : [`${prefix}${name}`];
     });
   return Object.entries(C_STRUCT).flatMap(([rust, c]) => expand(c, `${rust}.`));
@@ -80,6 +81,13 @@ const TS: Record<string, number> = {
   ...Object.fromEntries(Object.entries(L.Connect).map(([k, v]) => [k === 'SIZE' ? 'NtConnect' : `NtConnect.${k}`, v])),
   ...Object.fromEntries(Object.entries(L.Accept).map(([k, v]) => [k === 'SIZE' ? 'NtAccept' : `NtAccept.${k}`, v])),
   ...Object.fromEntries(Object.entries(L.Close).map(([k, v]) => [k === 'SIZE' ? 'NtClose' : `NtClose.${k}`, v])),
+  ...Object.fromEntries(
+    Object.entries(L.Flow).flatMap(([k, v]) =>
+      typeof v === 'number'
+        ? [[k === 'SIZE' ? 'NtFlow' : `NtFlow.${k}`, v]]
+        : Object.entries(v).map(([sub, off]) => [`NtFlow.${k}.${sub}`, off]),
+    ),
+  ),
 };
 
 test('Rust layout equals the C header', () => {

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use libbpf_rs::MapCore;
 
-use crate::loader::{read_missed, read_percpu_sum, Loaded};
+use libbpf_rs::{Link, Object};
+
+use crate::loader::{read_missed, read_percpu_sum};
 use crate::ring::Ring;
 
 /// A batch goes out once it holds this much, even before the timer.
@@ -38,12 +40,11 @@ pub struct Drain {
 }
 
 impl Drain {
-    pub fn spawn(loaded: Loaded, ring_bytes: u32, flush: Duration, counters: Arc<Counters>,
+    pub fn spawn(object: Object, links: Vec<Link>, ring_bytes: u32, flush: Duration, counters: Arc<Counters>,
                  sink: impl Sink) -> std::io::Result<Drain> {
         let wake = eventfd()?;
         let wake_thread = wake.try_clone()?;
-        let ring_fd = loaded
-            .object
+        let ring_fd = object
             .maps()
             .find(|m| m.name() == "events")
             .map(|m| m.as_fd().as_raw_fd())
@@ -52,7 +53,7 @@ impl Drain {
         let epoll = epoll_with(&wake_thread, ring_fd)?;
         std::thread::Builder::new()
             .name("nettrace-drain".into())
-            .spawn(move || run(loaded, ring, epoll, wake_thread, flush, counters, sink))?;
+            .spawn(move || run(object, links, ring, epoll, wake_thread, flush, counters, sink))?;
         Ok(Drain { wake })
     }
 
@@ -69,9 +70,9 @@ impl Drop for Drain {
     }
 }
 
-fn run(loaded: Loaded, mut ring: Ring, epoll: OwnedFd, wake: OwnedFd, flush: Duration,
+#[allow(clippy::too_many_arguments)]
+fn run(object: Object, links: Vec<Link>, mut ring: Ring, epoll: OwnedFd, wake: OwnedFd, flush: Duration,
        counters: Arc<Counters>, sink: impl Sink) {
-    let Loaded { object, links, .. } = loaded;
     let mut deadline = Instant::now() + flush;
     let mut alive = true;
     loop {

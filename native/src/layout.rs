@@ -77,6 +77,24 @@ pub struct NtClose {
 }
 
 
+#[repr(C)]
+pub struct NtFlow {
+    pub sock: NtSock,
+    pub owner: NtOwner,
+    pub tx_bytes: u64,
+    pub rx_bytes: u64,
+    pub uid: u32,
+    pub ino: u32,
+    pub rx_queue: u32,
+    pub tx_queue: u32,
+    pub srtt_us: u32,
+    pub retrans: u32,
+    pub segs_out: u32,
+    pub segs_in: u32,
+    pub state: u8,
+    pub _pad: [u8; 7],
+}
+
 /// One row: ("Struct.field.path", offset, size).
 macro_rules! field {
     ($ty:ident, $($f:ident).+, $fty:ty) => {
@@ -122,10 +140,35 @@ pub fn describe() -> Vec<(&'static str, usize, usize)> {
         field!(NtClose, retrans, u32),
         field!(NtClose, srtt_us, u32),
         field!(NtClose, old_state, u8),
+        field!(NtFlow, sock.cookie, u64),
+        field!(NtFlow, sock.netns, u32),
+        field!(NtFlow, sock.sport, u16),
+        field!(NtFlow, sock.dport, u16),
+        field!(NtFlow, sock.family, u8),
+        field!(NtFlow, sock.saddr, [u8; 16]),
+        field!(NtFlow, sock.daddr, [u8; 16]),
+        field!(NtFlow, owner.cgroup, u64),
+        field!(NtFlow, owner.pid, u32),
+        field!(NtFlow, owner.tid, u32),
+        field!(NtFlow, owner.uid, u32),
+        field!(NtFlow, owner.known, u32),
+        field!(NtFlow, owner.comm, [u8; NT_COMM_LEN]),
+        field!(NtFlow, tx_bytes, u64),
+        field!(NtFlow, rx_bytes, u64),
+        field!(NtFlow, uid, u32),
+        field!(NtFlow, ino, u32),
+        field!(NtFlow, rx_queue, u32),
+        field!(NtFlow, tx_queue, u32),
+        field!(NtFlow, srtt_us, u32),
+        field!(NtFlow, retrans, u32),
+        field!(NtFlow, segs_out, u32),
+        field!(NtFlow, segs_in, u32),
+        field!(NtFlow, state, u8),
         ("NtHead", 0, size_of::<NtHead>()),
         ("NtState", 0, size_of::<NtState>()),
         ("NtConnect", 0, size_of::<NtConnect>()),
         ("NtAccept", 0, size_of::<NtAccept>()),
         ("NtClose", 0, size_of::<NtClose>()),
+        ("NtFlow", 0, size_of::<NtFlow>()),
     ]
 }

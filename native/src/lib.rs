@@ -78,6 +78,7 @@ pub struct NativeTracer {
     counters: Arc<Counters>,
     hooks: Vec<NativeHook>,
     kernel_ids: Vec<(u32, u32)>,
+    snapshot: Option<libbpf_rs::Link>,
 }
 
 #[napi]
@@ -100,25 +101,39 @@ impl NativeTracer {
             .callee_handled::<false>()
             .max_queue_size::<4>()
             .build_callback(|ctx| Ok((Buffer::from(ctx.value.0), ctx.value.1)))?;
-        let loaded = loader::load(&opts)?;
-        let hooks = loaded
-            .hooks
+        let loader::Loaded { object, links, hooks, snapshot, kernel_ids } = loader::load(&opts)?;
+        let hooks = hooks
             .iter()
             .map(|h| NativeHook { name: h.name.into(), status: h.status.into(), detail: h.detail.clone() })
             .collect();
-        let kernel_ids = loaded.kernel_ids.clone();
         let counters = Arc::new(Counters::default());
-        let drain = Drain::spawn(loaded, ring_bytes, Duration::from_millis(flush_ms as u64), counters.clone(), JsSink(tsfn))
+        let drain = Drain::spawn(object, links, ring_bytes, Duration::from_millis(flush_ms as u64), counters.clone(), JsSink(tsfn))
             .map_err(|e| NtError::new(Code::Kernel, format!("cannot start draining the ring buffer: {e}")))?;
-        Ok(NativeTracer { drain: Some(drain), counters, hooks, kernel_ids })
+        Ok(NativeTracer { drain: Some(drain), counters, hooks, kernel_ids, snapshot: Some(snapshot) })
     }
 
     /// Detaches everything; the last batch arrives with `last` set. Safe to call twice.
     #[napi]
     pub fn stop(&mut self) {
+        self.snapshot.take();
         if let Some(drain) = self.drain.take() {
             drain.stop();
         }
+    }
+
+    /// Every TCP socket of this network namespace now, as packed `struct nt_flow` records.
+    #[napi]
+    pub fn snapshot(&self) -> Result<Buffer> {
+        use std::io::Read;
+        let link = self
+            .snapshot
+            .as_ref()
+            .ok_or_else(|| NtError::new(Code::Invalid, "the tracer is stopped"))?;
+        let mut out = Vec::new();
+        libbpf_rs::Iter::new(link)
+            .and_then(|mut it| it.read_to_end(&mut out).map_err(Into::into))
+            .map_err(|e| NtError::new(Code::Kernel, format!("cannot read the socket snapshot: {e}")))?;
+        Ok(out.into())
     }
 
     #[napi]

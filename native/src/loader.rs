@@ -29,6 +29,8 @@ pub struct Loaded {
     pub object: Object,
     pub links: Vec<Link>,
     pub hooks: Vec<Hook>,
+    /// The iter/tcp snapshot program's link: read on demand, not drained.
+    pub snapshot: Link,
     /// (link id, program id) of each attachment, as bpftool shows them.
     pub kernel_ids: Vec<(u32, u32)>,
 }
@@ -68,7 +70,7 @@ pub fn load(opts: &Options) -> Result<Loaded, NtError> {
     let mut fexit_failure = String::new();
     loop {
         match try_load(opts, via) {
-            Ok((object, links)) => {
+            Ok((object, mut links)) => {
                 let accept = match via {
                     AcceptVia::Fexit => Hook { name: "accept", status: "attached", detail: "fexit/inet_csk_accept".into() },
                     AcceptVia::Syscalls => Hook { name: "accept", status: "fallback",
@@ -77,7 +79,9 @@ pub fn load(opts: &Options) -> Result<Loaded, NtError> {
                 };
                 let state = Hook { name: "state", status: "attached", detail: "tp_btf/inet_sock_set_state".into() };
                 let kernel_ids = links.iter().filter_map(|l| l.info().ok()).map(|i| (i.id, i.prog_id)).collect();
-                return Ok(Loaded { object, links, hooks: vec![state, accept], kernel_ids });
+                // try_load attaches the iterator last
+                let snapshot = links.pop().expect("the snapshot iterator is attached");
+                return Ok(Loaded { object, links, hooks: vec![state, accept], snapshot, kernel_ids });
             }
             Err(failure) if via == AcceptVia::Fexit && failure.program.as_deref() == Some("on_accept_fexit") => {
                 fexit_failure = failure.error.message;
@@ -108,10 +112,10 @@ fn try_load(opts: &Options, via: AcceptVia) -> Result<(Object, Vec<Link>), Failu
     };
     drop(log);
     let mut links = Vec::new();
-    for prog in object.progs_mut() {
-        if !prog.autoload() {
-            continue;
-        }
+    let mut progs: Vec<_> = object.progs_mut().filter(|p| p.autoload()).collect();
+    // the snapshot iterator goes last, where load() expects it
+    progs.sort_by_key(|p| p.section().to_string_lossy().starts_with("iter/"));
+    for prog in progs {
         let name = prog.name().to_string_lossy().into_owned();
         if prog.section().to_string_lossy().starts_with("tracepoint/") {
             ensure_tracefs();

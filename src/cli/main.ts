@@ -1,10 +1,12 @@
-/** `nettrace`: the live stream. */
-import { RecordCursor } from '../decode';
+/** `nettrace [command]`: parses, starts the tracer, runs the command, exits with 0, 1 or 2. */
 import { NettraceError } from '../errors';
 import { Clock, toEvent } from '../events';
-import { Tracer } from '../tracer';
-import { CliOptions, parseCli, UsageError, USAGE } from './args';
+import { Tracer, TraceOptions } from '../tracer';
+import { USAGE } from './args';
+import { flowsCommand, FlowsOptions } from './flows';
+import { COMMON_HELP, CommonOptions, parseCommand, UsageError } from './options';
 import { HEADER, kindName, textLine } from './render';
+import { statesCommand } from './states';
 
 const VERSION: string = require('../../../package.json').version;
 
@@ -13,82 +15,130 @@ function fail(message: string, code: number): never {
   process.exit(code);
 }
 
-function filterFor(o: CliOptions): ((c: RecordCursor) => boolean) | undefined {
-  const tests: ((c: RecordCursor) => boolean)[] = [];
-  if (o.pid !== undefined) tests.push((c) => c.hasOwner && c.pid === o.pid);
-  if (o.comm !== undefined) {
-    const name = Buffer.from(o.comm, 'latin1');
-    tests.push((c) => c.hasOwner && c.commEquals(name));
-  }
-  if (o.port !== undefined) tests.push((c) => c.sport === o.port || c.dport === o.port);
-  if (o.families.length === 1) tests.push((c) => c.family === o.families[0]);
-  if (tests.length === 0) return undefined;
-  return (c) => tests.every((t) => t(c));
-}
+const FLOWS_USAGE = `Usage: nettrace flows [-l|-a] [options]
 
-export function main(argv = process.argv.slice(2)): void {
-  let opts: CliOptions;
-  try {
-    opts = parseCli(argv);
-  } catch (e) {
-    if (e instanceof UsageError) fail(`${e.message} (see nettrace --help)`, 2);
-    throw e;
-  }
-  if (opts.help) {
-    process.stdout.write(USAGE + '\n');
-    return;
-  }
-  if (opts.version) {
-    process.stdout.write(`nettrace ${VERSION}\n`);
-    return;
-  }
+Every TCP socket now, as ss -tanp shows them, with data bytes and RTT.
+Sockets that predate nettrace are included, their owners found in /proc.
 
-  let tracer: Tracer;
+Options:
+  -l, --listening     only listening sockets (Recv-Q: pending accepts, Send-Q: backlog)
+  -a, --all           listening and connected sockets
+${COMMON_HELP}`;
+
+const STATES_USAGE = `Usage: nettrace states [options]
+
+The TCP state histogram, live, with transitions per second between states.
+
+Options:
+  -i, --interval SEC  seconds between reports (default 1)
+  -c, --count N       stop after N reports
+  -d, --duration SEC  stop after SEC seconds
+${COMMON_HELP}`;
+
+function start(options: TraceOptions): Tracer {
   try {
-    tracer = Tracer.start({ filter: filterFor(opts) });
+    const tracer = Tracer.start(options);
+    // a fallback keeps the feature whole (tracer.hooks says which); only a missing one is news
+    for (const h of tracer.hooks) {
+      if (h.status === 'unavailable') process.stderr.write(`nettrace: ${h.name} events are unavailable: ${h.detail}\n`);
+    }
+    return tracer;
   } catch (e) {
     fail(e instanceof NettraceError ? e.message : String(e), 1);
   }
-  for (const h of tracer.hooks) {
-    if (h.status === 'fallback' || h.status === 'unavailable') {
-      process.stderr.write(`nettrace: ${h.name} events ${h.status === 'fallback' ? 'use a fallback' : 'are unavailable'}: ${h.detail}\n`);
-    }
-  }
+}
 
+/**
+ * Resolves on SIGINT, SIGTERM, SIGHUP, --duration or a closed stdout. Call it
+ * before loading anything, so a signal that arrives during start-up still
+ * stops cleanly instead of killing the process with its programs attached.
+ */
+function stopRequested(o: CommonOptions): Promise<void> {
+  return new Promise((resolve) => {
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => resolve());
+    if (o.durationMs !== undefined) setTimeout(resolve, o.durationMs).unref();
+    process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') resolve();
+    });
+  });
+}
+
+function summary(tracer: Tracer, printed: number, byKind: Map<string, number>): string {
+  const s = tracer.stats();
+  const kinds = [...byKind].map(([k, n]) => `${k} ${n}`).join(', ');
+  const missed = s.missed ? `, ${s.missed} missed by the kernel (hook re-entered)` : '';
+  return `nettrace: ${printed} events${kinds ? ` (${kinds})` : ''}, ${s.drops} dropped${missed}\n`;
+}
+
+function stream(o: CommonOptions): void {
+  const stop = stopRequested(o);
+  const tracer = start({ filter: o.recordFilter });
   const clock = new Clock();
   const byKind = new Map<string, number>();
   let printed = 0;
-  let out: string[] = [];
-  if (!opts.json) process.stdout.write(HEADER + '\n');
-
-  const finish = async (): Promise<void> => {
-    await tracer.stop();
-    flush();
-    const s = tracer.stats();
-    const kinds = [...byKind].map(([k, n]) => `${k} ${n}`).join(', ');
-    process.stderr.write(`nettrace: ${printed} events${kinds ? ` (${kinds})` : ''}, ${s.drops} dropped${s.missed ? `, ${s.missed} missed by the kernel (hook re-entered)` : ''}\n`);
-    process.exit(0);
-  };
-  const flush = (): void => {
-    if (out.length) process.stdout.write(out.join('\n') + '\n');
-    out = [];
-  };
-
+  if (!o.json) process.stdout.write(HEADER + '\n');
+  let finishing: Promise<void> | undefined;
+  const finish = (): Promise<void> =>
+    (finishing ??= tracer.stop().then(() => {
+      process.stderr.write(summary(tracer, printed, byKind));
+      process.exit(0);
+    }));
   tracer.onBatch((c) => {
+    const out: string[] = [];
     while (c.next()) {
-      if (opts.count !== undefined && printed >= opts.count) break;
-      out.push(opts.json ? JSON.stringify(toEvent(c, clock)) : textLine(c, clock));
+      if (o.count !== undefined && printed >= o.count) break;
+      out.push(o.json ? JSON.stringify(toEvent(c, clock)) : textLine(c, clock));
       const k = kindName(c.kind);
       byKind.set(k, (byKind.get(k) ?? 0) + 1);
       printed++;
     }
-    flush();
-    if (opts.count !== undefined && printed >= opts.count) void finish();
+    if (out.length) process.stdout.write(out.join('\n') + '\n');
+    if (o.count !== undefined && printed >= o.count) void finish();
   });
+  void stop.then(finish);
+}
 
-  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-    if (e.code === 'EPIPE') void tracer.stop().then(() => process.exit(0));
+function flows(argv: string[]): void {
+  const { common, values } = parseCommand(argv, {
+    listening: { type: 'boolean', short: 'l' },
+    all: { type: 'boolean', short: 'a' },
   });
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => void finish());
-  if (opts.durationMs !== undefined) setTimeout(() => void finish(), opts.durationMs).unref();
+  if (common.help) return void process.stdout.write(FLOWS_USAGE + '\n');
+  const o: FlowsOptions = { ...common, listening: (values.listening as boolean) ?? false, all: (values.all as boolean) ?? false };
+  const stop = stopRequested(common);
+  const tracer = start({});
+  void stop.then(() => tracer.stop().then(() => process.exit(0)));
+  flowsCommand(o, tracer).then(
+    () => process.exit(0),
+    (e) => fail(e instanceof Error ? e.message : String(e), 1),
+  );
+}
+
+function states(argv: string[]): void {
+  const { common, values } = parseCommand(argv, { interval: { type: 'string', short: 'i' } });
+  if (common.help) return void process.stdout.write(STATES_USAGE + '\n');
+  const interval = values.interval === undefined ? 1 : Number(values.interval);
+  if (values.interval !== undefined && !(/^\d+(\.\d+)?$/.test(String(values.interval)) && interval >= 0.1 && interval <= 3600)) {
+    throw new UsageError(`--interval must be a number of seconds from 0.1 to 3600, not '${values.interval}'`);
+  }
+  const stop = stopRequested(common);
+  const tracer = start({});
+  const done = (code: number): void => void tracer.stop().then(() => process.exit(code));
+  statesCommand({ ...common, intervalMs: interval * 1000 }, tracer, done);
+  void stop.then(() => done(0));
+}
+
+export function main(argv = process.argv.slice(2)): void {
+  try {
+    const [command, ...rest] = argv;
+    if (command === 'flows') return flows(rest);
+    if (command === 'states') return states(rest);
+    const { common } = parseCommand(argv);
+    if (common.help) return void process.stdout.write(USAGE + '\n');
+    if (common.version) return void process.stdout.write(`nettrace ${VERSION}\n`);
+    stream(common);
+  } catch (e) {
+    if (e instanceof UsageError) fail(`${e.message} (see nettrace --help)`, 2);
+    throw e;
+  }
 }

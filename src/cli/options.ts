@@ -1,0 +1,116 @@
+/** Options every command takes, parsed once; each command adds its own. */
+import { parseArgs, ParseArgsConfig } from 'node:util';
+import { RecordCursor } from '../decode';
+
+export class UsageError extends Error {}
+
+/** What a filter needs of a flow or a socket. */
+export interface Matchable {
+  family: 4 | 6;
+  sport: number;
+  dport: number;
+  pid: number | null;
+  comm: string | null;
+}
+
+export interface CommonOptions {
+  json: boolean;
+  pid?: number;
+  comm?: string;
+  port?: number;
+  families: (4 | 6)[];
+  durationMs?: number;
+  count?: number;
+  help: boolean;
+  version: boolean;
+  /** The filters, over a flow. */
+  match: (f: Matchable) => boolean;
+  /** The same filters over raw records, before any object is made; undefined when there are none. */
+  recordFilter?: (c: RecordCursor) => boolean;
+}
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+const COMMON: Options = {
+  json: { type: 'boolean' },
+  pid: { type: 'string', short: 'p' },
+  comm: { type: 'string' },
+  port: { type: 'string' },
+  ipv4: { type: 'boolean', short: '4' },
+  ipv6: { type: 'boolean', short: '6' },
+  duration: { type: 'string', short: 'd' },
+  count: { type: 'string', short: 'c' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'V' },
+};
+
+export const COMMON_HELP = `  --json              one JSON object per line
+  -p, --pid PID       only sockets owned by PID
+      --comm NAME     only sockets owned by processes named NAME
+      --port PORT     only sockets with PORT on either side
+  -4, --ipv4          only IPv4 (including v4-mapped IPv6)
+  -6, --ipv6          only IPv6
+  -h, --help          show this help`;
+
+export function integer(name: string, value: unknown, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  const s = String(value);
+  if (!/^\d+$/.test(s) || Number(s) < min || Number(s) > max) {
+    throw new UsageError(`${name} must be a whole number from ${min} to ${max}, not '${s}'`);
+  }
+  return Number(s);
+}
+
+export function seconds(name: string, value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  const s = String(value);
+  if (!/^\d+(\.\d+)?$/.test(s) || !(Number(s) > 0)) throw new UsageError(`${name} must be a positive number of seconds, not '${s}'`);
+  return Number(s) * 1000;
+}
+
+export function parseCommand(argv: string[], extra: Options = {}): { common: CommonOptions; values: Record<string, unknown> } {
+  let values: Record<string, unknown>;
+  try {
+    values = parseArgs({ args: argv, strict: true, allowPositionals: false, options: { ...COMMON, ...extra } }).values;
+  } catch (e) {
+    // parseArgs explains itself in its first sentence; the rest is a hint about '--'
+    const msg = e instanceof Error ? e.message.split('\n')[0].split('. ')[0].replace(/\.$/, '') : String(e);
+    throw new UsageError(msg);
+  }
+  const families: (4 | 6)[] = [];
+  if (values.ipv4) families.push(4);
+  if (values.ipv6) families.push(6);
+  const comm = values.comm as string | undefined;
+  if (comm !== undefined && (comm.length === 0 || Buffer.byteLength(comm, 'latin1') > 15)) {
+    throw new UsageError(`--comm takes a process name of 1 to 15 characters, as the kernel keeps them`);
+  }
+  const pid = integer('--pid', values.pid, 1, 4194304);
+  const port = integer('--port', values.port, 0, 65535);
+  const family = families.length === 1 ? families[0] : undefined;
+  const commBytes = comm === undefined ? undefined : Buffer.from(comm, 'latin1');
+  const any = pid !== undefined || comm !== undefined || port !== undefined || family !== undefined;
+  const common: CommonOptions = {
+    json: (values.json as boolean) ?? false,
+    pid,
+    comm,
+    port,
+    families,
+    durationMs: seconds('--duration', values.duration),
+    count: integer('--count', values.count, 1, Number.MAX_SAFE_INTEGER),
+    help: (values.help as boolean) ?? false,
+    version: (values.version as boolean) ?? false,
+    match: (f) =>
+      (pid === undefined || f.pid === pid) &&
+      (comm === undefined || f.comm === comm) &&
+      (port === undefined || f.sport === port || f.dport === port) &&
+      (family === undefined || f.family === family),
+    recordFilter: any
+      ? (c) =>
+          (pid === undefined || (c.hasOwner && c.pid === pid)) &&
+          (commBytes === undefined || (c.hasOwner && c.commEquals(commBytes))) &&
+          (port === undefined || c.sport === port || c.dport === port) &&
+          (family === undefined || c.family === family)
+      : undefined,
+  };
+  return { common, values };
+}
