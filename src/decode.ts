@@ -16,6 +16,11 @@ export class RecordCursor {
   offset = 0;
   private nextOffset = 0;
 
+  /** The batch being walked; the current record starts at `offset` in it. */
+  get batch(): Buffer {
+    return this.buf;
+  }
+
   /** Records `next()` skips; applied before anything is decoded. */
   filter: ((c: RecordCursor) => boolean) | undefined;
 

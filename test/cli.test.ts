@@ -67,7 +67,8 @@ test('bad usage: one line on stderr, exit 2, nothing loaded', async () => {
     [['--count', '0'], /^nettrace: --count must be a whole number/],
     [['--duration', '-1'], /^nettrace: Option '--duration' argument is ambiguous \(see nettrace --help\)\n$/],
     [['--comm', 'a-name-longer-than-15'], /^nettrace: --comm takes a process name of 1 to 15 characters/],
-    [['stray'], /^nettrace: Unexpected argument 'stray'/],
+    [['stray'], /^nettrace: filter: at column 1: expected a term .*, got 'stray' \(see nettrace --help\)\n$/],
+    [['flows', 'sport', '=', ':80', 'or'], /^nettrace: filter: at column 15: expected a term/],
   ];
   for (const [args, message] of cases) {
     const r = await fails(args);

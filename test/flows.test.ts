@@ -7,6 +7,9 @@ import net from 'node:net';
 import path from 'node:path';
 import { Flow, FlowMonitor, FlowTable, Clock, TraceOptions, Tracer } from '../src';
 import { CLI, close, FIXTURES, listen, runClient, waitFor } from './helpers';
+import fs from 'node:fs';
+
+const MY_COMM = fs.readFileSync('/proc/self/comm', 'utf8').trim();
 
 const started: Tracer[] = [];
 const children: ChildProcess[] = [];
@@ -207,4 +210,45 @@ test('the table stays at its cap under churn and counts every eviction', async (
   assert.equal(socks.size, 600);
   assert.equal(table.size, 50);
   assert.equal(table.evictions, 550);
+});
+
+test('filter expressions select the connections the test made', async () => {
+  const servers = [await listen('127.0.0.1', 1, 1), await listen('::1', 1, 1)];
+  const [a, b] = servers.map((s) => s.port);
+  const held: net.Socket[] = [];
+  for (const [host, port] of [
+    ['127.0.0.1', a],
+    ['127.0.0.1', a],
+    ['::1', b],
+  ] as const) {
+    const c = net.connect({ host, port });
+    await once(c, 'connect');
+    held.push(c);
+  }
+  const run = (...args: string[]): string[] =>
+    execFileSync(process.execPath, [CLI, 'flows', '-a', '--json', ...args], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => {
+        const f = JSON.parse(l) as Flow;
+        return `${f.state} ${f.sport === a || f.sport === b ? 'server' : 'client'} ${f.family}`;
+      })
+      .sort();
+  const mine = `( sport = :${a} or dport = :${a} or sport = :${b} or dport = :${b} )`;
+  const table: [string, string[]][] = [
+    [`${mine}`, ['ESTABLISHED client 4', 'ESTABLISHED client 4', 'ESTABLISHED client 6', 'ESTABLISHED server 4', 'ESTABLISHED server 4', 'ESTABLISHED server 6', 'LISTEN server 4', 'LISTEN server 6']],
+    [`${mine} and state listening`, ['LISTEN server 4', 'LISTEN server 6']],
+    [`${mine} and state connected and src [::1]`, ['ESTABLISHED client 6', 'ESTABLISHED server 6']],
+    [`dport = :${a}`, ['ESTABLISHED client 4', 'ESTABLISHED client 4']],
+    [`${mine} and not dst 127.0.0.0/8 and not dst [::1]`, ['LISTEN server 4', 'LISTEN server 6']],
+    [`sport = :${b} and pid ${process.pid} and comm ${MY_COMM}`, ['ESTABLISHED server 6', 'LISTEN server 6']],
+    [`sport = :${b} and pid 1`, []],
+    [`${mine} and sport >= :${Math.min(a, b)} and sport <= :${Math.max(a, b)} and state established and not dport = :${a} and not dport = :${b}`, ['ESTABLISHED server 4', 'ESTABLISHED server 4', 'ESTABLISHED server 6']],
+  ];
+  for (const [expr, expected] of table) {
+    assert.deepEqual(run(expr), expected, expr);
+  }
+  held.forEach((c) => c.destroy());
+  await Promise.all(servers.map(close));
 });

@@ -1,9 +1,9 @@
 /** `nettrace` with no command: the live stream's usage. */
 import { COMMON_HELP } from './options';
 
-export const USAGE = `Usage: nettrace [options]
-       nettrace flows [-l|-a] [options]
-       nettrace states [options]
+export const USAGE = `Usage: nettrace [options] [FILTER]
+       nettrace flows [-l|-a] [options] [FILTER]
+       nettrace states [options] [FILTER]
 
 Streams every TCP connect, accept, state change and close on this machine,
 one line each, attributed to the process that owns the socket.

@@ -15,7 +15,7 @@ function fail(message: string, code: number): never {
   process.exit(code);
 }
 
-const FLOWS_USAGE = `Usage: nettrace flows [-l|-a] [options]
+const FLOWS_USAGE = `Usage: nettrace flows [-l|-a] [options] [FILTER]
 
 Every TCP socket now, as ss -tanp shows them, with data bytes and RTT.
 Sockets that predate nettrace are included, their owners found in /proc.
@@ -25,7 +25,7 @@ Options:
   -a, --all           listening and connected sockets
 ${COMMON_HELP}`;
 
-const STATES_USAGE = `Usage: nettrace states [options]
+const STATES_USAGE = `Usage: nettrace states [options] [FILTER]
 
 The TCP state histogram, live, with transitions per second between states.
 

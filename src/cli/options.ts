@@ -1,16 +1,22 @@
 /** Options every command takes, parsed once; each command adds its own. */
 import { parseArgs, ParseArgsConfig } from 'node:util';
 import { RecordCursor } from '../decode';
+import { compile, cursorFilter, FilterPredicate, FilterSyntaxError, parseFilter, subjectOf } from '../filter';
+import { TCP_STATES, TcpState } from '../tcp';
 
 export class UsageError extends Error {}
 
 /** What a filter needs of a flow or a socket. */
 export interface Matchable {
   family: 4 | 6;
+  state: TcpState;
+  saddr: string;
   sport: number;
+  daddr: string;
   dport: number;
   pid: number | null;
   comm: string | null;
+  cgroup: number | null;
 }
 
 export interface CommonOptions {
@@ -50,7 +56,10 @@ export const COMMON_HELP = `  --json              one JSON object per line
       --port PORT     only sockets with PORT on either side
   -4, --ipv4          only IPv4 (including v4-mapped IPv6)
   -6, --ipv6          only IPv6
-  -h, --help          show this help`;
+  -h, --help          show this help
+
+FILTER is ss's filter grammar, e.g. state established '( dport = :443 or dport = :80 )',
+dst 10.0.0.0/8, not src [::1], plus pid N, comm NAME and cgroup ID.`;
 
 export function integer(name: string, value: unknown, min: number, max: number): number | undefined {
   if (value === undefined) return undefined;
@@ -70,8 +79,9 @@ export function seconds(name: string, value: unknown): number | undefined {
 
 export function parseCommand(argv: string[], extra: Options = {}): { common: CommonOptions; values: Record<string, unknown> } {
   let values: Record<string, unknown>;
+  let positionals: string[];
   try {
-    values = parseArgs({ args: argv, strict: true, allowPositionals: false, options: { ...COMMON, ...extra } }).values;
+    ({ values, positionals } = parseArgs({ args: argv, strict: true, allowPositionals: true, options: { ...COMMON, ...extra } }));
   } catch (e) {
     // parseArgs explains itself in its first sentence; the rest is a hint about '--'
     const msg = e instanceof Error ? e.message.split('\n')[0].split('. ')[0].replace(/\.$/, '') : String(e);
@@ -88,7 +98,9 @@ export function parseCommand(argv: string[], extra: Options = {}): { common: Com
   const port = integer('--port', values.port, 0, 65535);
   const family = families.length === 1 ? families[0] : undefined;
   const commBytes = comm === undefined ? undefined : Buffer.from(comm, 'latin1');
-  const any = pid !== undefined || comm !== undefined || port !== undefined || family !== undefined;
+  const expr = filterExpression(positionals.join(' '));
+  const onRecords = expr && cursorFilter(expr);
+  const any = pid !== undefined || comm !== undefined || port !== undefined || family !== undefined || expr !== undefined;
   const common: CommonOptions = {
     json: (values.json as boolean) ?? false,
     pid,
@@ -103,14 +115,27 @@ export function parseCommand(argv: string[], extra: Options = {}): { common: Com
       (pid === undefined || f.pid === pid) &&
       (comm === undefined || f.comm === comm) &&
       (port === undefined || f.sport === port || f.dport === port) &&
-      (family === undefined || f.family === family),
+      (family === undefined || f.family === family) &&
+      (expr === undefined || expr(subjectOf({ ...f, state: TCP_STATES.indexOf(f.state) }))),
     recordFilter: any
       ? (c) =>
           (pid === undefined || (c.hasOwner && c.pid === pid)) &&
           (commBytes === undefined || (c.hasOwner && c.commEquals(commBytes))) &&
           (port === undefined || c.sport === port || c.dport === port) &&
-          (family === undefined || c.family === family)
+          (family === undefined || c.family === family) &&
+          (onRecords === undefined || onRecords(c))
       : undefined,
   };
   return { common, values };
+}
+
+/** The positional words as one ss filter; a syntax error is a usage error naming the column. */
+function filterExpression(text: string): FilterPredicate | undefined {
+  if (text.trim() === '') return undefined;
+  try {
+    return compile(parseFilter(text));
+  } catch (e) {
+    if (e instanceof FilterSyntaxError) throw new UsageError(e.message.replace(/^filter: /, 'filter: '));
+    throw e;
+  }
 }
