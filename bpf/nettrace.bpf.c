@@ -61,6 +61,53 @@ struct {
 	__type(value, struct sock_info);
 } socks SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct nt_filter);
+} filter SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u8);
+} filter_pids SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u16);
+	__type(value, __u8);
+} filter_ports SEC(".maps");
+
+/* Whether a filled-in record passes what the kernel was told of the user's filter. */
+static __always_inline int wanted(const struct nt_head *h)
+{
+	__u32 zero = 0;
+	struct nt_filter *f = bpf_map_lookup_elem(&filter, &zero);
+	__u16 sport, dport;
+	__u32 pid;
+
+	if (!f || !f->flags)
+		return 1;
+	if ((f->flags & NT_FILTER_FAMILY) && h->sock.family != f->family)
+		return 0;
+	if (f->flags & NT_FILTER_PID) {
+		pid = h->owner.pid;
+		if (!h->owner.known || !bpf_map_lookup_elem(&filter_pids, &pid))
+			return 0;
+	}
+	if (f->flags & NT_FILTER_PORT) {
+		sport = h->sock.sport;
+		dport = h->sock.dport;
+		if (!bpf_map_lookup_elem(&filter_ports, &sport) && !bpf_map_lookup_elem(&filter_ports, &dport))
+			return 0;
+	}
+	return 1;
+}
+
 static __always_inline void *reserve(__u32 size)
 {
 	void *rec = bpf_ringbuf_reserve(&events, size, 0);
@@ -277,6 +324,10 @@ int BPF_PROG(on_state, const struct sock *sk, int old, int new)
 			__builtin_memcpy(&si->sock, &r->h.sock, sizeof(si->sock));
 		else if (si && !r->h.sock.sport)
 			r->h.sock.sport = si->sock.sport; /* CLOSE: the port is already released */
+		if (!wanted(&r->h)) {
+			bpf_ringbuf_discard(r, BPF_RB_NO_WAKEUP);
+			goto out;
+		}
 		/* connect and close copy the head before the state record goes */
 		if (old == TCP_SYN_SENT)
 			emit_connect(r, sk, si);
@@ -284,6 +335,7 @@ int BPF_PROG(on_state, const struct sock *sk, int old, int new)
 			emit_close(r, sk, si);
 		submit(r);
 	}
+out:
 	if (new == TCP_CLOSE)
 		bpf_map_delete_elem(&socks, &key);
 	return 0;
@@ -308,6 +360,10 @@ static __always_inline void emit_accept(__u64 key, const struct sock *btf_sk)
 		__builtin_memcpy(&r->h.sock, &si->sock, sizeof(r->h.sock));
 	__builtin_memcpy(&r->h.owner, &si->owner, sizeof(r->h.owner));
 	r->queued_ns = si->mark_ns ? now - si->mark_ns : 0;
+	if (!wanted(&r->h)) {
+		bpf_ringbuf_discard(r, BPF_RB_NO_WAKEUP);
+		return;
+	}
 	submit(r);
 }
 

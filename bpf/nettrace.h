@@ -106,4 +106,18 @@ struct nt_flow {
 	__u8 _pad[7];
 };
 
+/*
+ * What the kernel side can decide of the user's filter, so filtered-out
+ * sockets never reach the ring. Necessary conditions only: user space still
+ * applies the whole filter. Ports and pids are sets in their own maps.
+ */
+#define NT_FILTER_FAMILY 1 /* family must equal nt_filter.family */
+#define NT_FILTER_PID 2    /* the owner's pid must be in filter_pids */
+#define NT_FILTER_PORT 4   /* the local or the remote port must be in filter_ports */
+
+struct nt_filter {
+	__u32 flags;       /* NT_FILTER_* */
+	__u32 family;      /* 4 or 6 */
+};
+
 #endif /* NETTRACE_H */

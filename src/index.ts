@@ -15,3 +15,4 @@ export { decodeSnapshot } from './flows/snapshot';
 export type { SocketRow } from './flows/snapshot';
 export { rollup } from './flows/rollup';
 export type { Rollup } from './flows/rollup';
+export type { KernelFilter, KernelIds } from './native';

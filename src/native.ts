@@ -18,7 +18,14 @@ export interface NativeStats {
   missed: number;
 }
 
+export interface KernelFilter {
+  family?: 4 | 6;
+  pids?: number[];
+  ports?: number[];
+}
+
 export interface NativeOptions {
+  kernelFilter?: KernelFilter;
   ringBytes?: number;
   flushMs?: number;
   maxSockets?: number;

@@ -6,7 +6,7 @@
 import { RecordCursor } from './decode';
 import { fromNative, NettraceError } from './errors';
 import { Clock, NettraceEvent, toEvent } from './events';
-import { KernelIds, native, NativeHook, NativeStats, NativeTracer } from './native';
+import { KernelFilter, KernelIds, native, NativeHook, NativeStats, NativeTracer } from './native';
 
 export type HookName = 'accept';
 
@@ -19,6 +19,12 @@ export interface TraceOptions {
   maxSockets?: number;
   /** Hooks to leave off. */
   disable?: HookName[];
+  /**
+   * Conditions every wanted record meets, checked in the kernel so that other
+   * sockets never reach the ring: family, owner pids (at most 1024), ports on
+   * either side (at most 1024). A record with no known owner fails a pid condition.
+   */
+  kernelFilter?: KernelFilter;
   /** Keep only records this accepts; it sees the cursor, before any object exists. */
   filter?: (c: RecordCursor) => boolean;
   /**
@@ -55,9 +61,9 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
   private constructor(private readonly options: TraceOptions) {
     this.maxQueued = options.maxQueuedBatches ?? 64;
     this.cursor.filter = options.filter;
-    const { ringBytes, flushMs, maxSockets, disable } = options;
+    const { ringBytes, flushMs, maxSockets, disable, kernelFilter } = options;
     try {
-      this.handle = native().NativeTracer.open({ ringBytes, flushMs, maxSockets, disable }, ([batch, last]) =>
+      this.handle = native().NativeTracer.open({ ringBytes, flushMs, maxSockets, disable, kernelFilter }, ([batch, last]) =>
         this.receive(batch, last),
       );
     } catch (e) {

@@ -229,3 +229,36 @@ test('bad options are refused with one sentence and a code', () => {
   assert.throws(() => Tracer.start({ ringBytes: 3 << 20 }));
   assert.deepEqual(nettracePrograms().filter((id) => !before.has(id)), [], 'a refused start leaves nothing loaded');
 });
+
+test('a kernel filter keeps other sockets out of the ring entirely', async () => {
+  const wanted = await listen('127.0.0.1', 5, 5);
+  const other = await listen('127.0.0.1', 5, 5);
+  const tracer = start({ kernelFilter: { ports: [wanted.port], family: 4 } });
+  let records = 0;
+  tracer.onBatch((c) => {
+    while (c.next()) {
+      assert.ok(c.sport === wanted.port || c.dport === wanted.port, `a record for port ${c.sport}>${c.dport} came through`);
+      records++;
+    }
+  });
+  await Promise.all([runClient('127.0.0.1', wanted.port, 20, 5, 5), runClient('127.0.0.1', other.port, 50, 5, 5)]);
+  await waitFor(() => records >= 20 * 14, 5000, "the wanted port's records");
+  await tracer.stop();
+  await Promise.all([close(wanted), close(other)]);
+  assert.equal(records, 20 * 14);
+  assert.equal(tracer.stats().records, 20 * 14, 'the ring carried nothing else, though the machine churned more');
+});
+
+test('a kernel pid filter passes only records with that owner', async () => {
+  const server = await listen('127.0.0.1', 5, 5);
+  const tracer = start({ kernelFilter: { pids: [process.pid] } });
+  const events = collect(tracer);
+  await runClient('127.0.0.1', server.port, 5, 5, 5);
+  await waitFor(() => events.filter((e) => e.type === 'close').length >= 5, 5000, 'the server side closes');
+  await tracer.stop();
+  await close(server);
+  // the accepted side is this process's once accept() returns: accept, 3 transitions, close per connection
+  const mine = events.filter((e) => e.dport !== 0 && e.sport === server.port);
+  assert.equal(mine.length, 5 * 5);
+  assert.ok(events.every((e) => e.pid === process.pid));
+});

@@ -95,6 +95,12 @@ pub struct NtFlow {
     pub _pad: [u8; 7],
 }
 
+#[repr(C)]
+pub struct NtFilter {
+    pub flags: u32,
+    pub family: u32,
+}
+
 /// One row: ("Struct.field.path", offset, size).
 macro_rules! field {
     ($ty:ident, $($f:ident).+, $fty:ty) => {
@@ -164,11 +170,14 @@ pub fn describe() -> Vec<(&'static str, usize, usize)> {
         field!(NtFlow, segs_out, u32),
         field!(NtFlow, segs_in, u32),
         field!(NtFlow, state, u8),
+        field!(NtFilter, flags, u32),
+        field!(NtFilter, family, u32),
         ("NtHead", 0, size_of::<NtHead>()),
         ("NtState", 0, size_of::<NtState>()),
         ("NtConnect", 0, size_of::<NtConnect>()),
         ("NtAccept", 0, size_of::<NtAccept>()),
         ("NtClose", 0, size_of::<NtClose>()),
         ("NtFlow", 0, size_of::<NtFlow>()),
+        ("NtFilter", 0, size_of::<NtFilter>()),
     ]
 }

@@ -18,8 +18,20 @@ use napi_derive::napi;
 use crate::drain::{Counters, Drain, Sink};
 use crate::errors::{Code, NtError};
 
+/// What the kernel checks before sending a record: each given field must hold.
+#[napi(object)]
+pub struct NativeKernelFilter {
+    /// 4 or 6.
+    pub family: Option<u32>,
+    /// The owner's pid is one of these (records with no known owner fail).
+    pub pids: Option<Vec<u32>>,
+    /// The local or the remote port is one of these.
+    pub ports: Option<Vec<u32>>,
+}
+
 #[napi(object)]
 pub struct NativeOptions {
+    pub kernel_filter: Option<NativeKernelFilter>,
     /// Ring buffer bytes: a power of two, at least 4096. Default 16 MiB.
     pub ring_bytes: Option<u32>,
     /// How often the drain thread delivers, 1 to 50 ms. Default 10.
@@ -91,7 +103,17 @@ impl NativeTracer {
         if !(1..=50).contains(&flush_ms) {
             return Err(NtError::new(Code::Invalid, format!("flush interval {flush_ms} ms is outside 1..50 ms")).into());
         }
+        let kf = options.kernel_filter.unwrap_or(NativeKernelFilter { family: None, pids: None, ports: None });
+        let ports = match kf.ports {
+            Some(p) => Some(
+                p.into_iter()
+                    .map(|p| u16::try_from(p).map_err(|_| NtError::new(Code::Invalid, format!("port {p} is out of range"))))
+                    .collect::<std::result::Result<Vec<_>, _>>()?,
+            ),
+            None => None,
+        };
         let opts = loader::Options {
+            kernel_filter: loader::KernelFilter { family: kf.family, pids: kf.pids, ports },
             ring_bytes,
             max_sockets: options.max_sockets.unwrap_or(65536),
             disabled: options.disable.unwrap_or_default(),

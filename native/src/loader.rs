@@ -11,7 +11,16 @@ use crate::errors::{Code, NtError};
 
 static OBJECT: &[u8] = include_bytes!("../../bpf/nettrace.bpf.o");
 
+/// Necessary conditions of the user's filter that the kernel checks before a record is sent.
+#[derive(Default)]
+pub struct KernelFilter {
+    pub family: Option<u32>,
+    pub pids: Option<Vec<u32>>,
+    pub ports: Option<Vec<u16>>,
+}
+
 pub struct Options {
+    pub kernel_filter: KernelFilter,
     pub ring_bytes: u32,
     pub max_sockets: u32,
     /// Hooks the caller turned off ("accept").
@@ -58,6 +67,10 @@ pub fn load(opts: &Options) -> Result<Loaded, NtError> {
     }
     if opts.max_sockets == 0 {
         return Err(NtError::new(Code::Invalid, "the socket table needs room for at least one socket"));
+    }
+    let too_many = |n: Option<usize>| n.is_some_and(|n| n > 1024);
+    if too_many(opts.kernel_filter.pids.as_ref().map(Vec::len)) || too_many(opts.kernel_filter.ports.as_ref().map(Vec::len)) {
+        return Err(NtError::new(Code::Invalid, "the kernel filter takes at most 1024 pids and 1024 ports"));
     }
     for name in &opts.disabled {
         if name != "accept" {
@@ -111,6 +124,7 @@ fn try_load(opts: &Options, via: AcceptVia) -> Result<(Object, Vec<Link>), Failu
         }
     };
     drop(log);
+    set_kernel_filter(&object, &opts.kernel_filter).map_err(|error| Failure { program: None, error })?;
     let mut links = Vec::new();
     let mut progs: Vec<_> = object.progs_mut().filter(|p| p.autoload()).collect();
     // the snapshot iterator goes last, where load() expects it
@@ -155,6 +169,41 @@ fn configure(open: &mut OpenObject, opts: &Options, via: AcceptVia) -> Result<()
             true
         };
         prog.set_autoload(wanted);
+    }
+    Ok(())
+}
+
+/// Filled in before anything is attached, so no record escapes it.
+fn set_kernel_filter(object: &Object, f: &KernelFilter) -> Result<(), NtError> {
+    const FAMILY: u32 = 1;
+    const PID: u32 = 2;
+    const PORT: u32 = 4;
+    let map = |name: &str| object.maps().find(|m| m.name() == name).expect("the object defines the filter maps");
+    let fail = |e: libbpf_rs::Error| NtError::new(Code::Kernel, format!("cannot set the kernel filter: {e}"));
+    let mut flags = 0;
+    if let Some(family) = f.family {
+        if family != 4 && family != 6 {
+            return Err(NtError::new(Code::Invalid, format!("family {family} is neither 4 nor 6")));
+        }
+        flags |= FAMILY;
+    }
+    if let Some(pids) = &f.pids {
+        for pid in pids {
+            map("filter_pids").update(&pid.to_ne_bytes(), &[1], libbpf_rs::MapFlags::ANY).map_err(fail)?;
+        }
+        flags |= PID;
+    }
+    if let Some(ports) = &f.ports {
+        for port in ports {
+            map("filter_ports").update(&port.to_ne_bytes(), &[1], libbpf_rs::MapFlags::ANY).map_err(fail)?;
+        }
+        flags |= PORT;
+    }
+    if flags != 0 {
+        let mut cfg = [0u8; 8];
+        cfg[..4].copy_from_slice(&flags.to_ne_bytes());
+        cfg[4..].copy_from_slice(&f.family.unwrap_or(0).to_ne_bytes());
+        map("filter").update(&0u32.to_ne_bytes(), &cfg, libbpf_rs::MapFlags::ANY).map_err(fail)?;
     }
     Ok(())
 }

@@ -72,7 +72,7 @@ function summary(tracer: Tracer, printed: number, byKind: Map<string, number>): 
 
 function stream(o: CommonOptions): void {
   const stop = stopRequested(o);
-  const tracer = start({ filter: o.recordFilter });
+  const tracer = start({ filter: o.recordFilter, kernelFilter: o.kernelFilter });
   const clock = new Clock();
   const byKind = new Map<string, number>();
   let printed = 0;
@@ -106,7 +106,7 @@ function flows(argv: string[]): void {
   if (common.help) return void process.stdout.write(FLOWS_USAGE + '\n');
   const o: FlowsOptions = { ...common, listening: (values.listening as boolean) ?? false, all: (values.all as boolean) ?? false };
   const stop = stopRequested(common);
-  const tracer = start({});
+  const tracer = start({ filter: common.recordFilter, kernelFilter: common.kernelFilter });
   void stop.then(() => tracer.stop().then(() => process.exit(0)));
   flowsCommand(o, tracer).then(
     () => process.exit(0),
@@ -122,7 +122,7 @@ function states(argv: string[]): void {
     throw new UsageError(`--interval must be a number of seconds from 0.1 to 3600, not '${values.interval}'`);
   }
   const stop = stopRequested(common);
-  const tracer = start({});
+  const tracer = start({ filter: common.recordFilter, kernelFilter: common.kernelFilter });
   const done = (code: number): void => void tracer.stop().then(() => process.exit(code));
   statesCommand({ ...common, intervalMs: interval * 1000 }, tracer, done);
   void stop.then(() => done(0));

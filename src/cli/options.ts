@@ -1,7 +1,8 @@
 /** Options every command takes, parsed once; each command adds its own. */
 import { parseArgs, ParseArgsConfig } from 'node:util';
 import { RecordCursor } from '../decode';
-import { compile, cursorFilter, FilterPredicate, FilterSyntaxError, parseFilter, subjectOf } from '../filter';
+import { compile, cursorFilter, FilterNode, FilterSyntaxError, kernelHints, parseFilter, subjectOf } from '../filter';
+import { KernelFilter } from '../native';
 import { TCP_STATES, TcpState } from '../tcp';
 
 export class UsageError extends Error {}
@@ -33,6 +34,8 @@ export interface CommonOptions {
   match: (f: Matchable) => boolean;
   /** The same filters over raw records, before any object is made; undefined when there are none. */
   recordFilter?: (c: RecordCursor) => boolean;
+  /** What of them the kernel checks, so other sockets never reach the ring. */
+  kernelFilter?: KernelFilter;
 }
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -98,7 +101,8 @@ export function parseCommand(argv: string[], extra: Options = {}): { common: Com
   const port = integer('--port', values.port, 0, 65535);
   const family = families.length === 1 ? families[0] : undefined;
   const commBytes = comm === undefined ? undefined : Buffer.from(comm, 'latin1');
-  const expr = filterExpression(positionals.join(' '));
+  const ast = filterExpression(positionals.join(' '));
+  const expr = ast && compile(ast);
   const onRecords = expr && cursorFilter(expr);
   const any = pid !== undefined || comm !== undefined || port !== undefined || family !== undefined || expr !== undefined;
   const common: CommonOptions = {
@@ -125,15 +129,33 @@ export function parseCommand(argv: string[], extra: Options = {}): { common: Com
           (family === undefined || c.family === family) &&
           (onRecords === undefined || onRecords(c))
       : undefined,
+    kernelFilter: kernelFilterOf(ast, { pid, port, family }),
   };
   return { common, values };
 }
 
+/**
+ * The flags' conditions and what the expression necessarily implies, in the
+ * form the kernel takes. The kernel holds one set of "either side" ports, so
+ * sport and dport hints join it (weaker, still never losing a match).
+ */
+function kernelFilterOf(ast: FilterNode | undefined, flags: { pid?: number; port?: number; family?: 4 | 6 }): KernelFilter | undefined {
+  const h = ast ? kernelHints(ast) : null;
+  const small = (v: number[] | undefined) => (v !== undefined && v.length <= 1024 ? v : undefined);
+  const hintedPorts = h && (h.ports || h.sports || h.dports) ? [...new Set([...(h.ports ?? []), ...(h.sports ?? []), ...(h.dports ?? [])])] : undefined;
+  const kf: KernelFilter = {
+    family: flags.family ?? (h?.families?.length === 1 ? h.families[0] : undefined),
+    pids: flags.pid !== undefined ? [flags.pid] : small(h?.pids),
+    ports: flags.port !== undefined ? [flags.port] : small(hintedPorts),
+  };
+  return kf.family === undefined && kf.pids === undefined && kf.ports === undefined ? undefined : kf;
+}
+
 /** The positional words as one ss filter; a syntax error is a usage error naming the column. */
-function filterExpression(text: string): FilterPredicate | undefined {
+function filterExpression(text: string): FilterNode | undefined {
   if (text.trim() === '') return undefined;
   try {
-    return compile(parseFilter(text));
+    return parseFilter(text);
   } catch (e) {
     if (e instanceof FilterSyntaxError) throw new UsageError(e.message.replace(/^filter: /, 'filter: '));
     throw e;
