@@ -61,6 +61,26 @@ struct {
 	__type(value, struct sock_info);
 } socks SEC(".maps");
 
+/*
+ * Entries put into and deleted from socks, per CPU. The kernel does not count
+ * LRU evictions; user space derives them: inserted - deleted - live entries.
+ */
+enum { SOCK_INSERTS, SOCK_DELETES };
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u64);
+} sock_counts SEC(".maps");
+
+static __always_inline void count_sock(__u32 which)
+{
+	__u64 *n = bpf_map_lookup_elem(&sock_counts, &which);
+
+	if (n)
+		*n += 1;
+}
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -285,7 +305,8 @@ int BPF_PROG(on_state, const struct sock *sk, int old, int new)
 	if (!si && new != TCP_CLOSE) {
 		struct sock_info fresh = {};
 
-		bpf_map_update_elem(&socks, &key, &fresh, BPF_NOEXIST);
+		if (!bpf_map_update_elem(&socks, &key, &fresh, BPF_NOEXIST))
+			count_sock(SOCK_INSERTS);
 		si = bpf_map_lookup_elem(&socks, &key);
 	}
 	if (si) {
@@ -336,8 +357,8 @@ int BPF_PROG(on_state, const struct sock *sk, int old, int new)
 		submit(r);
 	}
 out:
-	if (new == TCP_CLOSE)
-		bpf_map_delete_elem(&socks, &key);
+	if (new == TCP_CLOSE && !bpf_map_delete_elem(&socks, &key))
+		count_sock(SOCK_DELETES);
 	return 0;
 }
 

@@ -16,6 +16,8 @@ export interface NativeStats {
   drops: number;
   /** Hook runs the kernel skipped because the hook was already running on that CPU. */
   missed: number;
+  /** Sockets the kernel-side table (LRU, maxSockets) dropped to make room; their later records lack an owner. */
+  evictions: number;
 }
 
 export interface KernelFilter {

@@ -262,3 +262,35 @@ test('a kernel pid filter passes only records with that owner', async () => {
   assert.equal(mine.length, 5 * 5);
   assert.ok(events.every((e) => e.pid === process.pid));
 });
+
+test('the kernel-side socket table stays at its cap and counts what it evicts', async () => {
+  const N = 100;
+  const accepted: net.Socket[] = [];
+  const server = net.createServer((s) => accepted.push(s));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as net.AddressInfo).port;
+  const tracer = start({ maxSockets: 64, filter: onPort(port) });
+  const held: net.Socket[] = [];
+  for (let i = 0; i < N; i++) {
+    const c = net.connect(port, '127.0.0.1');
+    await once(c, 'connect');
+    held.push(c);
+  }
+  await waitFor(() => accepted.length === N, 3000, 'every accept');
+  await tracer.stop();
+  // 2N sockets entered a table of 64 while all stayed open
+  const { evictions } = tracer.stats();
+  assert.ok(evictions >= 2 * N - 64 && evictions <= 2 * N, `evictions ${evictions}`);
+  for (const s of [...held, ...accepted]) s.destroy();
+  await new Promise<void>((r) => server.close(() => r()));
+});
+
+test('nothing is evicted below the cap', async () => {
+  const server = await listen('127.0.0.1', 5, 5);
+  const tracer = start({ filter: onPort(server.port) });
+  await runClient('127.0.0.1', server.port, 50, 5, 5);
+  await tracer.stop();
+  await close(server);
+  assert.equal(tracer.stats().evictions, 0);
+});

@@ -13,7 +13,7 @@ use libbpf_rs::MapCore;
 
 use libbpf_rs::{Link, Object};
 
-use crate::loader::{read_missed, read_percpu_sum};
+use crate::loader::{read_evictions, read_missed, read_percpu_sum};
 use crate::ring::Ring;
 
 /// A batch goes out once it holds this much, even before the timer.
@@ -26,6 +26,7 @@ pub struct Counters {
     pub batches: AtomicU64,
     pub drops: AtomicU64,
     pub missed: AtomicU64,
+    pub evictions: AtomicU64,
 }
 
 /// Hands a batch to JavaScript; `true` marks the last one, sent after every
@@ -40,7 +41,7 @@ pub struct Drain {
 }
 
 impl Drain {
-    pub fn spawn(object: Object, links: Vec<Link>, ring_bytes: u32, flush: Duration, counters: Arc<Counters>,
+    pub fn spawn(object: Object, links: Vec<Link>, ring_bytes: u32, max_sockets: u32, flush: Duration, counters: Arc<Counters>,
                  sink: impl Sink) -> std::io::Result<Drain> {
         let wake = eventfd()?;
         let wake_thread = wake.try_clone()?;
@@ -53,7 +54,7 @@ impl Drain {
         let epoll = epoll_with(&wake_thread, ring_fd)?;
         std::thread::Builder::new()
             .name("nettrace-drain".into())
-            .spawn(move || run(object, links, ring, epoll, wake_thread, flush, counters, sink))?;
+            .spawn(move || run(object, links, ring, epoll, wake_thread, max_sockets, flush, counters, sink))?;
         Ok(Drain { wake })
     }
 
@@ -71,9 +72,10 @@ impl Drop for Drain {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn run(object: Object, links: Vec<Link>, mut ring: Ring, epoll: OwnedFd, wake: OwnedFd, flush: Duration,
+fn run(object: Object, links: Vec<Link>, mut ring: Ring, epoll: OwnedFd, wake: OwnedFd, max_sockets: u32, flush: Duration,
        counters: Arc<Counters>, sink: impl Sink) {
     let mut deadline = Instant::now() + flush;
+    let mut last_evictions = Instant::now();
     let mut alive = true;
     loop {
         let timeout = deadline.saturating_duration_since(Instant::now());
@@ -92,6 +94,10 @@ fn run(object: Object, links: Vec<Link>, mut ring: Ring, epoll: OwnedFd, wake: O
         if alive {
             alive = drain_all(&mut ring, &counters, &sink, &object);
         }
+        if last_evictions.elapsed() >= Duration::from_secs(1) {
+            read_evictions_now(&counters, &object, max_sockets);
+            last_evictions = Instant::now();
+        }
         if !alive {
             break; // JavaScript went away: stop tracing
         }
@@ -106,6 +112,7 @@ fn run(object: Object, links: Vec<Link>, mut ring: Ring, epoll: OwnedFd, wake: O
         count(&counters, n, last.len());
     }
     read_losses(&counters, &object);
+    read_evictions_now(&counters, &object, max_sockets);
     drop(ring);
     drop(object);
     if alive {
@@ -136,8 +143,15 @@ fn drain_all(ring: &mut Ring, counters: &Counters, sink: &impl Sink, object: &li
 }
 
 fn read_losses(counters: &Counters, object: &libbpf_rs::Object) {
-    counters.drops.store(read_percpu_sum(object, "drops"), Ordering::Relaxed);
+    counters.drops.store(read_percpu_sum(object, "drops", 0), Ordering::Relaxed);
     counters.missed.store(read_missed(object), Ordering::Relaxed);
+}
+
+/// Evictions need a walk of the socket map once it is near full: at most once a second.
+fn read_evictions_now(counters: &Counters, object: &libbpf_rs::Object, max_sockets: u32) {
+    if let Some(n) = read_evictions(object, max_sockets) {
+        counters.evictions.store(n, Ordering::Relaxed);
+    }
 }
 
 fn count(counters: &Counters, records: u64, bytes: usize) {

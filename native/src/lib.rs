@@ -50,6 +50,8 @@ pub struct NativeStats {
     pub drops: f64,
     /// Hook runs the kernel skipped because the hook was already running on that CPU.
     pub missed: f64,
+    /// Sockets the kernel's socket table (LRU, `maxSockets`) forgot to make room: their later records lack an owner.
+    pub evictions: f64,
 }
 
 #[napi(object)]
@@ -129,7 +131,7 @@ impl NativeTracer {
             .map(|h| NativeHook { name: h.name.into(), status: h.status.into(), detail: h.detail.clone() })
             .collect();
         let counters = Arc::new(Counters::default());
-        let drain = Drain::spawn(object, links, ring_bytes, Duration::from_millis(flush_ms as u64), counters.clone(), JsSink(tsfn))
+        let drain = Drain::spawn(object, links, ring_bytes, opts.max_sockets, Duration::from_millis(flush_ms as u64), counters.clone(), JsSink(tsfn))
             .map_err(|e| NtError::new(Code::Kernel, format!("cannot start draining the ring buffer: {e}")))?;
         Ok(NativeTracer { drain: Some(drain), counters, hooks, kernel_ids, snapshot: Some(snapshot) })
     }
@@ -167,6 +169,7 @@ impl NativeTracer {
             batches: c.batches.load(Ordering::Relaxed) as f64,
             drops: c.drops.load(Ordering::Relaxed) as f64,
             missed: c.missed.load(Ordering::Relaxed) as f64,
+            evictions: c.evictions.load(Ordering::Relaxed) as f64,
         }
     }
 

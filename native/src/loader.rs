@@ -316,10 +316,10 @@ impl Drop for LogCapture {
     }
 }
 
-/// Sum of a per-CPU u64 counter at key 0.
-pub fn read_percpu_sum(object: &Object, map_name: &str) -> u64 {
+/// Sum over CPUs of a per-CPU u64 counter.
+pub fn read_percpu_sum(object: &Object, map_name: &str, key: u32) -> u64 {
     let Some(map) = object.maps().find(|m| m.name() == map_name) else { return 0 };
-    let key = 0u32.to_ne_bytes();
+    let key = key.to_ne_bytes();
     match map.lookup_percpu(&key, libbpf_rs::MapFlags::ANY) {
         Ok(Some(values)) => values
             .iter()
@@ -346,4 +346,20 @@ pub fn read_missed(object: &Object) -> u64 {
             if ret == 0 { info.recursion_misses } else { 0 }
         })
         .sum()
+}
+
+/// Entries of the socks map the kernel's LRU pushed out: inserted - deleted - live.
+/// Counting live entries walks the map, so it is done only once the map could be
+/// full: the LRU keeps up to 128 free entries per CPU aside and evicts before
+/// the last ones are used.
+pub fn read_evictions(object: &Object, max_sockets: u32) -> Option<u64> {
+    let inserted = read_percpu_sum(object, "sock_counts", 0);
+    let deleted = read_percpu_sum(object, "sock_counts", 1);
+    let cpus = libbpf_rs::num_possible_cpus().unwrap_or(1) as u64;
+    if inserted.saturating_sub(deleted) + 128 * cpus < max_sockets as u64 {
+        return Some(0);
+    }
+    let map = object.maps().find(|m| m.name() == "socks")?;
+    let live = map.keys().count() as u64;
+    Some(inserted.saturating_sub(deleted).saturating_sub(live))
 }

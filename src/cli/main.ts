@@ -67,7 +67,8 @@ function summary(tracer: Tracer, printed: number, byKind: Map<string, number>): 
   const s = tracer.stats();
   const kinds = [...byKind].map(([k, n]) => `${k} ${n}`).join(', ');
   const missed = s.missed ? `, ${s.missed} missed by the kernel (hook re-entered)` : '';
-  return `nettrace: ${printed} events${kinds ? ` (${kinds})` : ''}, ${s.drops} dropped${missed}\n`;
+  const evicted = s.evictions ? `, ${s.evictions} sockets evicted from the kernel's table (owner lost)` : '';
+  return `nettrace: ${printed} events${kinds ? ` (${kinds})` : ''}, ${s.drops} dropped${missed}${evicted}\n`;
 }
 
 function stream(o: CommonOptions): void {
