@@ -102,8 +102,11 @@ struct {
 	__type(value, __u8);
 } filter_ports SEC(".maps");
 
-/* Whether a filled-in record passes what the kernel was told of the user's filter. */
-static __always_inline int wanted(const struct nt_head *h)
+/*
+ * Whether a socket passes what the kernel was told of the user's filter.
+ * Asked before reserving, so a full ring counts only drops the user wanted.
+ */
+static __always_inline int wanted(const struct nt_sock *s, const struct nt_owner *o)
 {
 	__u32 zero = 0;
 	struct nt_filter *f = bpf_map_lookup_elem(&filter, &zero);
@@ -112,33 +115,37 @@ static __always_inline int wanted(const struct nt_head *h)
 
 	if (!f || !f->flags)
 		return 1;
-	if ((f->flags & NT_FILTER_FAMILY) && h->sock.family != f->family)
+	if ((f->flags & NT_FILTER_FAMILY) && s->family != f->family)
 		return 0;
 	if (f->flags & NT_FILTER_PID) {
-		pid = h->owner.pid;
-		if (!h->owner.known || !bpf_map_lookup_elem(&filter_pids, &pid))
+		pid = o ? o->pid : 0;
+		if (!o || !o->known || !bpf_map_lookup_elem(&filter_pids, &pid))
 			return 0;
 	}
 	if (f->flags & NT_FILTER_PORT) {
-		sport = h->sock.sport;
-		dport = h->sock.dport;
+		sport = s->sport;
+		dport = s->dport;
 		if (!bpf_map_lookup_elem(&filter_ports, &sport) && !bpf_map_lookup_elem(&filter_ports, &dport))
 			return 0;
 	}
 	return 1;
 }
 
+static __always_inline void count_drops(__u64 records)
+{
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(&drops, &zero);
+
+	if (n)
+		__sync_fetch_and_add(n, records); /* tasks can preempt each other mid-program */
+}
+
 static __always_inline void *reserve(__u32 size)
 {
 	void *rec = bpf_ringbuf_reserve(&events, size, 0);
 
-	if (!rec) {
-		__u32 zero = 0;
-		__u64 *n = bpf_map_lookup_elem(&drops, &zero);
-
-		if (n)
-			*n += 1;
-	}
+	if (!rec)
+		count_drops(1);
 	return rec;
 }
 
@@ -296,6 +303,7 @@ int BPF_PROG(on_state, const struct sock *sk, int old, int new)
 {
 	__u64 key = (__u64)sk, now, last_ns = 0;
 	struct sock_info *si;
+	struct nt_sock tuple;
 	struct nt_state *r;
 
 	if (sk->sk_protocol != IPPROTO_TCP)
@@ -329,33 +337,40 @@ int BPF_PROG(on_state, const struct sock *sk, int old, int new)
 				si->rcvd_base = tp->bytes_received;
 			}
 		}
+		/* kept whether or not the ring has room for this record */
+		if (new == TCP_ESTABLISHED || new == TCP_LISTEN)
+			read_sock(&si->sock, &sk->__sk_common);
 		si->last_ns = now;
 	}
 
+	if (si && (new == TCP_ESTABLISHED || new == TCP_LISTEN))
+		__builtin_memcpy(&tuple, &si->sock, sizeof(tuple));
+	else
+		read_sock(&tuple, &sk->__sk_common);
+	if (si && !tuple.sport)
+		tuple.sport = si->sock.sport; /* CLOSE: the port is already released */
+	if (!wanted(&tuple, si ? &si->owner : 0))
+		goto out;
+
 	r = reserve(sizeof(*r));
-	if (r) {
-		head(&r->h, NT_STATE, sizeof(*r), now);
-		read_sock(&r->h.sock, &sk->__sk_common);
-		copy_owner(&r->h.owner, si);
-		r->in_old_ns = last_ns ? now - last_ns : 0;
-		r->old_state = old;
-		r->new_state = new;
-		__builtin_memset(r->_pad, 0, sizeof(r->_pad));
-		if (si && (new == TCP_ESTABLISHED || new == TCP_LISTEN))
-			__builtin_memcpy(&si->sock, &r->h.sock, sizeof(si->sock));
-		else if (si && !r->h.sock.sport)
-			r->h.sock.sport = si->sock.sport; /* CLOSE: the port is already released */
-		if (!wanted(&r->h)) {
-			bpf_ringbuf_discard(r, BPF_RB_NO_WAKEUP);
-			goto out;
-		}
-		/* connect and close copy the head before the state record goes */
-		if (old == TCP_SYN_SENT)
-			emit_connect(r, sk, si);
-		if (new == TCP_CLOSE && old != TCP_LISTEN)
-			emit_close(r, sk, si);
-		submit(r);
+	if (!r) {
+		/* the connect and close records made from it are lost with it */
+		count_drops((old == TCP_SYN_SENT) + (new == TCP_CLOSE && old != TCP_LISTEN));
+		goto out;
 	}
+	head(&r->h, NT_STATE, sizeof(*r), now);
+	__builtin_memcpy(&r->h.sock, &tuple, sizeof(r->h.sock));
+	copy_owner(&r->h.owner, si);
+	r->in_old_ns = last_ns ? now - last_ns : 0;
+	r->old_state = old;
+	r->new_state = new;
+	__builtin_memset(r->_pad, 0, sizeof(r->_pad));
+	/* connect and close copy the head before the state record goes */
+	if (old == TCP_SYN_SENT)
+		emit_connect(r, sk, si);
+	if (new == TCP_CLOSE && old != TCP_LISTEN)
+		emit_close(r, sk, si);
+	submit(r);
 out:
 	if (new == TCP_CLOSE && !bpf_map_delete_elem(&socks, &key))
 		count_sock(SOCK_DELETES);
@@ -365,26 +380,26 @@ out:
 static __always_inline void emit_accept(__u64 key, const struct sock *btf_sk)
 {
 	struct sock_info *si = bpf_map_lookup_elem(&socks, &key);
+	struct nt_sock tuple;
 	struct nt_accept *r;
 	__u64 now = bpf_ktime_get_ns();
 
 	if (!si)
 		return; /* not TCP, or established before tracing began */
 	capture_owner(&si->owner);
+	if (btf_sk)
+		read_sock(&tuple, &btf_sk->__sk_common);
+	else
+		__builtin_memcpy(&tuple, &si->sock, sizeof(tuple));
+	if (!wanted(&tuple, &si->owner))
+		return;
 	r = reserve(sizeof(*r));
 	if (!r)
 		return;
 	head(&r->h, NT_ACCEPT, sizeof(*r), now);
-	if (btf_sk)
-		read_sock(&r->h.sock, &btf_sk->__sk_common);
-	else
-		__builtin_memcpy(&r->h.sock, &si->sock, sizeof(r->h.sock));
+	__builtin_memcpy(&r->h.sock, &tuple, sizeof(r->h.sock));
 	__builtin_memcpy(&r->h.owner, &si->owner, sizeof(r->h.owner));
 	r->queued_ns = si->mark_ns ? now - si->mark_ns : 0;
-	if (!wanted(&r->h)) {
-		bpf_ringbuf_discard(r, BPF_RB_NO_WAKEUP);
-		return;
-	}
 	submit(r);
 }
 

@@ -294,3 +294,42 @@ test('nothing is evicted below the cap', async () => {
   await close(server);
   assert.equal(tracer.stats().evictions, 0);
 });
+
+test('a burst larger than the ring: every record is delivered or counted, and tracing recovers', async () => {
+  const server = net.createServer((s) => s.end());
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as net.AddressInfo).port;
+  const tracer = start({ ringBytes: 4096, flushMs: 50, kernelFilter: { ports: [port] } });
+  let delivered = 0;
+  tracer.onBatch((c) => {
+    while (c.next()) delivered++;
+  });
+  const connect = () =>
+    new Promise<void>((resolve) => {
+      const c = net.connect(port, '127.0.0.1');
+      c.on('data', () => {});
+      c.on('end', () => c.end());
+      c.on('close', () => resolve());
+    });
+  server.unref();
+  await Promise.all(Array.from({ length: 200 }, connect));
+  await new Promise((r) => setTimeout(r, 200));
+  const burst = tracer.stats();
+  assert.ok(burst.drops > 0, 'the burst overflowed the ring');
+  // 14 records a connection: each one reached us, or the kernel counted it
+  assert.equal(delivered + burst.drops + burst.missed, 200 * 14);
+
+  // one connection's 14 records (1.9 KB) fit the 4 KB ring: spaced past the flush, none should drop
+  const before = delivered;
+  for (let i = 0; i < 5; i++) {
+    await connect();
+    await new Promise((r) => setTimeout(r, 120));
+  }
+  await waitFor(() => delivered - before >= 5 * 14, 3000, 'records after the burst')
+    .catch((e) => assert.fail(`${e.message}: ${delivered - before} arrived, stats ${JSON.stringify(tracer.stats())} burst ${JSON.stringify(burst)}`))
+    .finally(() => server.close());
+  await tracer.stop();
+  assert.equal(delivered - before, 5 * 14);
+  assert.equal(tracer.stats().drops, burst.drops, 'no drops once the burst is over');
+});
