@@ -13,7 +13,7 @@ fi
 
 # libelf/zlib/pkg-config build the vendored libbpf; clang/llvm rebuild bpf/*.bpf.o;
 # bpftool, iproute2 and gcc are used by the tests.
-packages=(build-essential pkg-config libelf-dev zlib1g-dev clang llvm bpftool iproute2 util-linux)
+packages=(build-essential pkg-config libelf-dev zlib1g-dev clang llvm bpftool iproute2 util-linux tmux)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

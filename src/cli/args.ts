@@ -4,6 +4,7 @@ import { COMMON_HELP } from './options';
 export const USAGE = `Usage: nettrace [options] [FILTER]
        nettrace flows [-l|-a] [options] [FILTER]
        nettrace states [options] [FILTER]
+       nettrace top [options] [FILTER]
 
 Streams every TCP connect, accept, state change and close on this machine,
 one line each, attributed to the process that owns the socket.
@@ -11,6 +12,7 @@ one line each, attributed to the process that owns the socket.
 Commands:
   flows               every TCP socket now, as ss -tanp shows them (see nettrace flows --help)
   states              the TCP state histogram and transitions per second, live (see nettrace states --help)
+  top                 network use per process, remote host and connection, live (see nettrace top --help)
 
 Options:
 ${COMMON_HELP}

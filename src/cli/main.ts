@@ -7,6 +7,7 @@ import { flowsCommand, FlowsOptions } from './flows';
 import { COMMON_HELP, CommonOptions, parseCommand, UsageError } from './options';
 import { HEADER, kindName, textLine } from './render';
 import { statesCommand } from './states';
+import { TOP_OPTIONS, topCommand, topOptions } from './top';
 
 const VERSION: string = require('../../../package.json').version;
 
@@ -32,6 +33,22 @@ The TCP state histogram, live, with transitions per second between states.
 Options:
   -i, --interval SEC  seconds between reports (default 1)
   -c, --count N       stop after N reports
+  -d, --duration SEC  stop after SEC seconds
+${COMMON_HELP}`;
+
+const TOP_USAGE = `Usage: nettrace top [options] [FILTER]
+
+Network use per process, per remote host and per connection, live and
+full-screen like bandwhich, sorted by throughput. Listening sockets are left
+out; closed connections stay dimmed for a few seconds. When stdout is not a
+terminal, or with --json, prints one snapshot per interval instead.
+
+Keys: q or Ctrl-C quit, tab or 1/2/3 switch pane, s sort (rate, bytes, name),
+/ filter in the FILTER grammar (Enter applies, Esc cancels), p pause.
+
+Options:
+  -i, --interval SEC  seconds between refreshes (default 1)
+  -c, --count N       stop after N refreshes
   -d, --duration SEC  stop after SEC seconds
 ${COMMON_HELP}`;
 
@@ -129,11 +146,22 @@ function states(argv: string[]): void {
   void stop.then(() => done(0));
 }
 
+function top(argv: string[]): void {
+  const { common, values } = parseCommand(argv, TOP_OPTIONS);
+  if (common.help) return void process.stdout.write(TOP_USAGE + '\n');
+  const o = topOptions(common, values);
+  const stop = stopRequested(common);
+  const tracer = start({ filter: common.recordFilter, kernelFilter: common.kernelFilter });
+  const view = topCommand(o, tracer, (code) => void tracer.stop().then(() => process.exit(code)));
+  void stop.then(() => view.quit(0));
+}
+
 export function main(argv = process.argv.slice(2)): void {
   try {
     const [command, ...rest] = argv;
     if (command === 'flows') return flows(rest);
     if (command === 'states') return states(rest);
+    if (command === 'top') return top(rest);
     const { common } = parseCommand(argv);
     if (common.help) return void process.stdout.write(USAGE + '\n');
     if (common.version) return void process.stdout.write(`nettrace ${VERSION}\n`);

@@ -1,0 +1,78 @@
+/** What `nettrace top` shows, derived from a frozen copy of the flow table: the three views and their totals. */
+import { Flow } from '../../flows/table';
+import { rollup, Rollup } from '../../flows/rollup';
+
+export type SortKey = 'rate' | 'bytes' | 'name';
+export const SORT_KEYS: readonly SortKey[] = ['rate', 'bytes', 'name'];
+
+export interface Totals {
+  /** Bytes per second, summed over the connections shown. */
+  up: number;
+  down: number;
+  flows: number;
+}
+
+export interface TopModel {
+  processes: Rollup[];
+  hosts: Rollup[];
+  connections: Flow[];
+  totals: Totals;
+}
+
+/**
+ * Listeners carry no bytes, and a socket in CLOSE that never closed is only
+ * bound: neither is traffic. A flow that did close stays for its grace period.
+ */
+export function carriesTraffic(f: Flow): boolean {
+  return f.state !== 'LISTEN' && !(f.state === 'CLOSE' && f.closed === null);
+}
+
+interface Sortable {
+  tx_rate: number;
+  rx_rate: number;
+  tx_bytes: number;
+  rx_bytes: number;
+}
+
+const byRate = (a: Sortable, b: Sortable): number => b.tx_rate + b.rx_rate - (a.tx_rate + a.rx_rate);
+const byBytes = (a: Sortable, b: Sortable): number => b.tx_bytes + b.rx_bytes - (a.tx_bytes + a.rx_bytes);
+const text = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/** Throughput first, so what moves bytes now is on top; the name breaks ties so rows do not jump between frames. */
+function order<T extends Sortable>(rows: T[], sort: SortKey, name: (r: T) => string): T[] {
+  const cmp =
+    sort === 'rate'
+      ? (a: T, b: T) => byRate(a, b) || byBytes(a, b) || text(name(a), name(b))
+      : sort === 'bytes'
+        ? (a: T, b: T) => byBytes(a, b) || byRate(a, b) || text(name(a), name(b))
+        : (a: T, b: T) => text(name(a), name(b)) || byRate(a, b) || byBytes(a, b);
+  return [...rows].sort(cmp);
+}
+
+const processName = (r: { comm: string | null; pid: number | null }): string =>
+  r.pid === null ? '\uffff' : `${r.comm ?? ''}\u0000${String(r.pid).padStart(10, '0')}`;
+
+/** Hosts compare by their numeric form, so 10.0.0.9 comes before 10.0.0.10. */
+function hostName(addr: string | null): string {
+  if (addr === null) return '';
+  const v4 = /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(addr);
+  if (v4) return '4' + v4.slice(1).map((n) => n.padStart(3, '0')).join('.');
+  return '6' + addr;
+}
+
+const connectionName = (f: Flow): string => `${processName(f)}\u0000${hostName(f.daddr)}\u0000${String(f.dport).padStart(5, '0')}\u0000${String(f.sport).padStart(5, '0')}`;
+
+export function buildModel(flows: Flow[], match: (f: Flow) => boolean, sort: SortKey): TopModel {
+  const shown = flows.filter((f) => carriesTraffic(f) && match(f));
+  const totals: Totals = { up: 0, down: 0, flows: shown.length };
+  for (const f of shown) {
+    totals.up += f.tx_rate;
+    totals.down += f.rx_rate;
+  }
+  return {
+    processes: order(rollup(shown, 'process'), sort, processName),
+    hosts: order(rollup(shown, 'host'), sort, (r) => hostName(r.host)),
+    connections: order(shown, sort, connectionName),
+    totals,
+  };
+}

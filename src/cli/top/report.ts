@@ -1,0 +1,67 @@
+/** `nettrace top` when stdout is not a terminal: one plain snapshot per interval, no escape sequences. */
+import { FlowMonitor } from '../../flows/monitor';
+import { Tracer } from '../../tracer';
+import { printable } from '../render';
+import { table } from '../table';
+import { Column } from './columns';
+import { buildModel, TopModel } from './model';
+import { CONNECTION_COLUMNS, HOST_COLUMNS, PANE_TITLES, PROCESS_COLUMNS, rate } from './panes';
+import { messageOf, TopIo, TopOptions, TopSession } from './session';
+
+export interface TopReport {
+  ts: number;
+  processes: TopModel['processes'];
+  hosts: TopModel['hosts'];
+  connections: TopModel['connections'];
+}
+
+export function reportJson(ts: number, model: TopModel): TopReport {
+  return { ts, processes: model.processes, hosts: model.hosts, connections: model.connections };
+}
+
+function section<T>(title: string, columns: Column<T>[], rows: T[]): string {
+  return `${title}\n${table(
+    columns.map((c) => c.title),
+    rows.map((r) => columns.map((c) => printable(c.cell(r)))),
+  )}`;
+}
+
+export function reportText(ts: number, model: TopModel, stats: { drops: number; missed: number }): string {
+  const t = model.totals;
+  return [
+    `${new Date(ts).toISOString()}  up ${rate(t.up)}  down ${rate(t.down)}  ${t.flows} flows  drops ${stats.drops}  missed ${stats.missed}`,
+    section(PANE_TITLES.processes, PROCESS_COLUMNS, model.processes),
+    section(PANE_TITLES.hosts, HOST_COLUMNS, model.hosts),
+    section(PANE_TITLES.connections, CONNECTION_COLUMNS, model.connections),
+  ].join('\n\n');
+}
+
+export function runReports(o: TopOptions, tracer: Tracer, done: (code: number) => void, io: TopIo): TopSession {
+  const monitor = new FlowMonitor(tracer);
+  // the first refresh only sets the baseline, so every report has rates over a whole interval
+  monitor.refresh();
+  let reports = 0;
+  let ended = false;
+  const session: TopSession = {
+    quit(code, message) {
+      if (ended) return;
+      ended = true;
+      clearInterval(timer);
+      monitor.close();
+      if (message) io.errors.write(`nettrace: ${message}\n`);
+      done(code);
+    },
+  };
+  const timer = setInterval(() => {
+    try {
+      const now = Date.now();
+      monitor.refresh(now);
+      const model = buildModel(monitor.table.flows(), o.match, 'rate');
+      io.output.write(o.json ? JSON.stringify(reportJson(now, model)) + '\n' : reportText(now, model, tracer.stats()) + '\n\n');
+      if (o.count !== undefined && ++reports >= o.count) session.quit(0);
+    } catch (e) {
+      session.quit(1, messageOf(e));
+    }
+  }, o.intervalMs);
+  return session;
+}

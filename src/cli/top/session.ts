@@ -1,0 +1,22 @@
+/** What every form of `nettrace top` shares: its options, its streams, and how it ends. */
+import { CommonOptions } from '../options';
+
+export interface TopOptions extends CommonOptions {
+  intervalMs: number;
+}
+
+/** Where the view reads keys and writes: the process's own streams, or a test's stand-ins. */
+export interface TopIo {
+  output: NodeJS.WriteStream;
+  input: NodeJS.ReadStream;
+  errors: NodeJS.WritableStream;
+}
+
+/** A running view; quit() ends it (restoring the terminal first, if it took it) and then calls the command's `done`. */
+export interface TopSession {
+  quit(code: number, message?: string): void;
+}
+
+export function messageOf(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
