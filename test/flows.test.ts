@@ -5,7 +5,7 @@ import { execFileSync, spawn, ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
 import path from 'node:path';
-import { Flow, FlowMonitor, FlowTable, Clock, TraceOptions, Tracer } from '../src';
+import { Flow, FlowMonitor, FlowTable, Clock, rollup, TraceOptions, Tracer } from '../src';
 import { CLI, close, FIXTURES, listen, runClient, waitFor } from './helpers';
 import fs from 'node:fs';
 
@@ -70,6 +70,16 @@ test('bytes in the flow table equal the bytes exchanged, during the connection a
   assert.deepEqual([c.tx_bytes, c.rx_bytes], [1050000, 7123], 'live, before close');
   assert.ok(c.tx_rate > 0 && c.rx_rate > 0, 'throughput over the interval');
   assert.ok(c.srtt_us !== null && c.srtt_us > 0);
+  // both ends are this process: per process and per (process, host) the two directions add up
+  const mine = monitor.table.flows().filter((f) => f.state !== 'LISTEN' && (f.sport === port || f.dport === port));
+  const byProcess = rollup(mine, 'process').find((r) => r.pid === process.pid);
+  assert.deepEqual([byProcess?.flows, byProcess?.tx_bytes, byProcess?.rx_bytes], [2, 1057123, 1057123]);
+  const byPair = rollup(mine, 'process_host');
+  assert.deepEqual(
+    byPair.map((r) => [r.key, r.flows, r.tx_bytes]),
+    [[`${process.pid}/${MY_COMM} > 127.0.0.1`, 2, 1057123]],
+  );
+  assert.deepEqual(rollup(mine, 'host').map((r) => [r.host, r.flows]), [['127.0.0.1', 2]]);
 
   const localPort = client.localPort!;
   client.end();

@@ -112,26 +112,34 @@ macro_rules! field {
     };
 }
 
+/// The rows of the `sock` and `owner` sub-structs of a record type.
+macro_rules! sock_and_owner {
+    ($ty:ident) => {
+        [
+            field!($ty, sock.cookie, u64),
+            field!($ty, sock.netns, u32),
+            field!($ty, sock.sport, u16),
+            field!($ty, sock.dport, u16),
+            field!($ty, sock.family, u8),
+            field!($ty, sock.saddr, [u8; 16]),
+            field!($ty, sock.daddr, [u8; 16]),
+            field!($ty, owner.cgroup, u64),
+            field!($ty, owner.pid, u32),
+            field!($ty, owner.tid, u32),
+            field!($ty, owner.uid, u32),
+            field!($ty, owner.known, u32),
+            field!($ty, owner.comm, [u8; NT_COMM_LEN]),
+        ]
+    };
+}
+
 /// Every field the decoders read, and each record's total size as a ("Struct", 0, size) row.
 pub fn describe() -> Vec<(&'static str, usize, usize)> {
-    vec![
+    let mut rows = vec![
         field!(NtHead, kind, u16),
         field!(NtHead, size, u16),
         field!(NtHead, cpu, u16),
         field!(NtHead, ts, u64),
-        field!(NtHead, sock.cookie, u64),
-        field!(NtHead, sock.netns, u32),
-        field!(NtHead, sock.sport, u16),
-        field!(NtHead, sock.dport, u16),
-        field!(NtHead, sock.family, u8),
-        field!(NtHead, sock.saddr, [u8; 16]),
-        field!(NtHead, sock.daddr, [u8; 16]),
-        field!(NtHead, owner.cgroup, u64),
-        field!(NtHead, owner.pid, u32),
-        field!(NtHead, owner.tid, u32),
-        field!(NtHead, owner.uid, u32),
-        field!(NtHead, owner.known, u32),
-        field!(NtHead, owner.comm, [u8; NT_COMM_LEN]),
         field!(NtState, in_old_ns, u64),
         field!(NtState, old_state, u8),
         field!(NtState, new_state, u8),
@@ -146,19 +154,6 @@ pub fn describe() -> Vec<(&'static str, usize, usize)> {
         field!(NtClose, retrans, u32),
         field!(NtClose, srtt_us, u32),
         field!(NtClose, old_state, u8),
-        field!(NtFlow, sock.cookie, u64),
-        field!(NtFlow, sock.netns, u32),
-        field!(NtFlow, sock.sport, u16),
-        field!(NtFlow, sock.dport, u16),
-        field!(NtFlow, sock.family, u8),
-        field!(NtFlow, sock.saddr, [u8; 16]),
-        field!(NtFlow, sock.daddr, [u8; 16]),
-        field!(NtFlow, owner.cgroup, u64),
-        field!(NtFlow, owner.pid, u32),
-        field!(NtFlow, owner.tid, u32),
-        field!(NtFlow, owner.uid, u32),
-        field!(NtFlow, owner.known, u32),
-        field!(NtFlow, owner.comm, [u8; NT_COMM_LEN]),
         field!(NtFlow, tx_bytes, u64),
         field!(NtFlow, rx_bytes, u64),
         field!(NtFlow, uid, u32),
@@ -179,5 +174,8 @@ pub fn describe() -> Vec<(&'static str, usize, usize)> {
         ("NtClose", 0, size_of::<NtClose>()),
         ("NtFlow", 0, size_of::<NtFlow>()),
         ("NtFilter", 0, size_of::<NtFilter>()),
-    ]
+    ];
+    rows.extend(sock_and_owner!(NtHead));
+    rows.extend(sock_and_owner!(NtFlow));
+    rows
 }
