@@ -30,6 +30,28 @@ export interface Flow extends SocketIdent, SocketOwner {
   closed: number | null;
 }
 
+/** A flow nothing is known of yet but which socket it is, first seen at `now`. */
+export function newFlow(ident: SocketIdent, now: number): Flow {
+  return {
+    ...ident,
+    state: 'UNKNOWN',
+    pid: null,
+    comm: null,
+    cgroup: null,
+    tx_bytes: 0,
+    rx_bytes: 0,
+    tx_rate: 0,
+    rx_rate: 0,
+    srtt_us: null,
+    retrans: 0,
+    rx_queue: 0,
+    tx_queue: 0,
+    opened: null,
+    first_seen: now,
+    closed: null,
+  };
+}
+
 export interface FlowTableOptions {
   /** Most flows held at once (default 65536). */
   cap?: number;
@@ -191,24 +213,7 @@ export class FlowTable {
       return e;
     }
     e = {
-      flow: {
-        ...ident(),
-        state: 'UNKNOWN',
-        pid: null,
-        comm: null,
-        cgroup: null,
-        tx_bytes: 0,
-        rx_bytes: 0,
-        tx_rate: 0,
-        rx_rate: 0,
-        srtt_us: null,
-        retrans: 0,
-        rx_queue: 0,
-        tx_queue: 0,
-        opened: null,
-        first_seen: now,
-        closed: null,
-      },
+      flow: newFlow(ident(), now),
       sampledTx: 0,
       sampledRx: 0,
       missing: 0,
