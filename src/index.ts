@@ -1,5 +1,5 @@
 export { trace, Tracer } from './tracer';
-export type { TraceOptions, TracerStats, HookName } from './tracer';
+export type { TraceOptions, TracerStats, HookName, SnapshotOptions } from './tracer';
 export { RecordCursor } from './decode';
 export { toEvent, Clock } from './events';
 export type { NettraceEvent, StateEvent, ConnectEvent, AcceptEvent, CloseEvent, EventType } from './events';
@@ -13,6 +13,9 @@ export type { Flow, FlowTableOptions } from './flows/table';
 export { FlowMonitor } from './flows/monitor';
 export { decodeSnapshot } from './flows/snapshot';
 export type { SocketRow } from './flows/snapshot';
-export { rollup } from './flows/rollup';
-export type { Rollup } from './flows/rollup';
+export { rollup, flowSnapshot } from './flows/rollup';
+export type { Rollup, FlowSnapshot } from './flows/rollup';
+export { encodeItems, decodeAll, StreamDecoder, DecodeError, MAX_FRAME } from './proto/stream';
+export { FORMAT_VERSION } from './proto/codec';
+export type { StreamItem, StreamHeader, StatsRecord, SteeringRecord } from './proto/codec';
 export type { KernelFilter, KernelIds } from './native';

@@ -32,6 +32,7 @@ export interface NativeOptions {
   flushMs?: number;
   maxSockets?: number;
   disable?: string[];
+  batchBytes?: number;
 }
 
 export interface KernelIds {

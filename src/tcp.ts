@@ -47,3 +47,15 @@ export function connectResult(err: number): string {
   if (err === 110) return 'timeout';
   return ERRNO[err] ?? `errno ${err}`;
 }
+
+/** The errno behind a connect result: the inverse of connectResult. */
+export function connectErrno(result: string): number {
+  if (result === 'ok') return 0;
+  if (result === 'refused') return 111;
+  if (result === 'timeout') return 110;
+  const named = Object.entries(ERRNO).find(([, name]) => name === result);
+  if (named) return Number(named[0]);
+  const m = /^errno (-?\d+)$/.exec(result);
+  if (m) return Number(m[1]);
+  throw new Error(`'${result}' is not a connect result`);
+}

@@ -6,6 +6,9 @@
 import { RecordCursor } from './decode';
 import { fromNative, NettraceError } from './errors';
 import { Clock, NettraceEvent, toEvent } from './events';
+import { FlowMonitor } from './flows/monitor';
+import { FlowSnapshot, flowSnapshot } from './flows/rollup';
+import { Flow, FlowTableOptions } from './flows/table';
 import { KernelFilter, KernelIds, native, NativeHook, NativeStats, NativeTracer } from './native';
 
 export type HookName = 'accept';
@@ -15,6 +18,8 @@ export interface TraceOptions {
   ringBytes?: number;
   /** Longest a record waits before delivery, 1 to 50 ms (default 10). */
   flushMs?: number;
+  /** A batch is delivered once it holds this many bytes, even before flushMs: 4 KiB to 64 MiB (default 4 MiB). */
+  batchBytes?: number;
   /** Sockets the kernel side tracks at once (default 65536, LRU beyond). */
   maxSockets?: number;
   /** Hooks to leave off. */
@@ -30,14 +35,25 @@ export interface TraceOptions {
   /**
    * Batches the async iterator holds for a consumer that is behind. Past it,
    * new batches are dropped and their records counted in stats().queueDrops,
-   * so memory stays bounded. Default 64 (a batch is at most 4 MiB).
+   * so memory stays bounded. Default 64 (a batch is at most batchBytes plus one record).
    */
   maxQueuedBatches?: number;
+}
+
+export interface SnapshotOptions extends FlowTableOptions {
+  /** Milliseconds between snapshots, at least 100 (default 1000). */
+  intervalMs?: number;
+  /** Keep only the flows this accepts (rollups are over the kept flows). */
+  filter?: (f: Flow) => boolean;
 }
 
 export interface TracerStats extends NativeStats {
   /** Records the iterator dropped because its consumer was behind. */
   queueDrops: number;
+  /** Snapshots replaced by a newer one before a slow consumer took them. */
+  snapshotDrops: number;
+  /** Flows the snapshots' flow tables dropped to stay within their cap. */
+  flowEvictions: number;
 }
 
 type BatchListener = (records: RecordCursor) => void;
@@ -52,6 +68,9 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
   private iterating = false;
   private wakeIterator: (() => void) | undefined;
   private queueDrops = 0;
+  private snapshotDrops = 0;
+  private readonly monitors = new Set<FlowMonitor>();
+  private retiredEvictions = 0;
   private finished = false;
   private failure: unknown;
   private stopping: Promise<void> | undefined;
@@ -61,9 +80,9 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
   private constructor(private readonly options: TraceOptions) {
     this.maxQueued = options.maxQueuedBatches ?? 64;
     this.cursor.filter = options.filter;
-    const { ringBytes, flushMs, maxSockets, disable, kernelFilter } = options;
+    const { ringBytes, flushMs, batchBytes, maxSockets, disable, kernelFilter } = options;
     try {
-      this.handle = native().NativeTracer.open({ ringBytes, flushMs, maxSockets, disable, kernelFilter }, ([batch, last]) =>
+      this.handle = native().NativeTracer.open({ ringBytes, flushMs, batchBytes, maxSockets, disable, kernelFilter }, ([batch, last]) =>
         this.receive(batch, last),
       );
     } catch (e) {
@@ -105,7 +124,63 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
   }
 
   stats(): TracerStats {
-    return { ...this.handle.stats(), queueDrops: this.queueDrops };
+    let flowEvictions = this.retiredEvictions;
+    for (const m of this.monitors) flowEvictions += m.table.evictions;
+    return { ...this.handle.stats(), queueDrops: this.queueDrops, snapshotDrops: this.snapshotDrops, flowEvictions };
+  }
+
+  /**
+   * The flow table every `intervalMs`, with rollups per process, remote host and both: one flow per
+   * socket, kept from this tracer's events and a kernel snapshot of every socket at each interval.
+   * A consumer that is behind gets the newest snapshot; the ones it missed count in stats().snapshotDrops.
+   * Ends when the tracer stops.
+   */
+  async *snapshots(options: SnapshotOptions = {}): AsyncGenerator<FlowSnapshot> {
+    const intervalMs = options.intervalMs ?? 1000;
+    if (!(intervalMs >= 100)) throw new NettraceError('EINVAL', `snapshot interval ${intervalMs} ms is below 100 ms`);
+    const monitor = new FlowMonitor(this, options);
+    this.monitors.add(monitor);
+    let latest: FlowSnapshot | undefined;
+    let wake: (() => void) | undefined;
+    const take = (): void => {
+      if (this.stopping) return;
+      const now = Date.now();
+      monitor.refresh(now);
+      const flows = monitor.table.flows();
+      if (latest) this.snapshotDrops++;
+      latest = flowSnapshot(options.filter ? flows.filter(options.filter) : flows, now);
+      wake?.();
+    };
+    monitor.refresh(); // the baseline: every snapshot has rates over a whole interval
+    const timer = setInterval(() => {
+      try {
+        take();
+      } catch (e) {
+        this.failure ??= e;
+        void this.stop();
+      }
+    }, intervalMs);
+    const ended = this.stopped.then(() => wake?.());
+    try {
+      for (;;) {
+        if (latest) {
+          const s = latest;
+          latest = undefined;
+          yield s;
+          continue;
+        }
+        if (this.failure) throw this.failure;
+        if (this.finished || this.stopping) return;
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+      }
+    } finally {
+      clearInterval(timer);
+      void ended;
+      monitor.close();
+      this.monitors.delete(monitor);
+      this.retiredEvictions += monitor.table.evictions;
+    }
   }
 
   /** Detaches everything and resolves once the last batch is delivered. Safe to call twice. */

@@ -16,8 +16,8 @@ use libbpf_rs::{Link, Object};
 use crate::loader::{read_evictions, read_missed, read_percpu_sum};
 use crate::ring::Ring;
 
-/// A batch goes out once it holds this much, even before the timer.
-const MAX_BATCH: usize = 4 << 20;
+/// By default a batch goes out once it holds this much, even before the timer.
+pub const DEFAULT_BATCH_BYTES: u32 = 4 << 20;
 
 #[derive(Default)]
 pub struct Counters {
@@ -41,8 +41,9 @@ pub struct Drain {
 }
 
 impl Drain {
-    pub fn spawn(object: Object, links: Vec<Link>, ring_bytes: u32, max_sockets: u32, flush: Duration, counters: Arc<Counters>,
-                 sink: impl Sink) -> std::io::Result<Drain> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn spawn(object: Object, links: Vec<Link>, ring_bytes: u32, max_sockets: u32, flush: Duration, batch_bytes: u32,
+                 counters: Arc<Counters>, sink: impl Sink) -> std::io::Result<Drain> {
         let wake = eventfd()?;
         let wake_thread = wake.try_clone()?;
         let ring_fd = object
@@ -54,7 +55,7 @@ impl Drain {
         let epoll = epoll_with(&wake_thread, ring_fd)?;
         std::thread::Builder::new()
             .name("nettrace-drain".into())
-            .spawn(move || run(object, links, ring, epoll, wake_thread, max_sockets, flush, counters, sink))?;
+            .spawn(move || run(object, links, ring, epoll, wake_thread, max_sockets, flush, batch_bytes as usize, counters, sink))?;
         Ok(Drain { wake })
     }
 
@@ -73,7 +74,7 @@ impl Drop for Drain {
 
 #[allow(clippy::too_many_arguments)]
 fn run(object: Object, links: Vec<Link>, mut ring: Ring, epoll: OwnedFd, wake: OwnedFd, max_sockets: u32, flush: Duration,
-       counters: Arc<Counters>, sink: impl Sink) {
+       max_batch: usize, counters: Arc<Counters>, sink: impl Sink) {
     let mut deadline = Instant::now() + flush;
     let mut last_evictions = Instant::now();
     let mut alive = true;
@@ -92,7 +93,7 @@ fn run(object: Object, links: Vec<Link>, mut ring: Ring, epoll: OwnedFd, wake: O
         }
         deadline = Instant::now() + flush;
         if alive {
-            alive = drain_all(&mut ring, &counters, &sink, &object);
+            alive = drain_all(&mut ring, max_batch, &counters, &sink, &object);
         }
         if last_evictions.elapsed() >= Duration::from_secs(1) {
             read_evictions_now(&counters, &object, max_sockets);
@@ -107,7 +108,7 @@ fn run(object: Object, links: Vec<Link>, mut ring: Ring, epoll: OwnedFd, wake: O
     drop(links);
     let mut last = Vec::new();
     if alive {
-        drain_all(&mut ring, &counters, &sink, &object);
+        drain_all(&mut ring, max_batch, &counters, &sink, &object);
         let n = ring.drain(&mut last, usize::MAX);
         count(&counters, n, last.len());
     }
@@ -122,15 +123,15 @@ fn run(object: Object, links: Vec<Link>, mut ring: Ring, epoll: OwnedFd, wake: O
 }
 
 /// Sends full batches while the ring has more than one batch's worth.
-fn drain_all(ring: &mut Ring, counters: &Counters, sink: &impl Sink, object: &libbpf_rs::Object) -> bool {
+fn drain_all(ring: &mut Ring, max_batch: usize, counters: &Counters, sink: &impl Sink, object: &libbpf_rs::Object) -> bool {
     loop {
-        let mut batch = Vec::with_capacity(64 << 10);
-        let n = ring.drain(&mut batch, MAX_BATCH);
+        let mut batch = Vec::with_capacity(max_batch.min(64 << 10));
+        let n = ring.drain(&mut batch, max_batch);
         read_losses(counters, object);
         if n == 0 {
             return true;
         }
-        let full = batch.len() >= MAX_BATCH;
+        let full = batch.len() >= max_batch;
         count(counters, n, batch.len());
         counters.batches.fetch_add(1, Ordering::Relaxed);
         if !sink.send(batch, false) {

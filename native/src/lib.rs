@@ -40,6 +40,8 @@ pub struct NativeOptions {
     pub max_sockets: Option<u32>,
     /// Hooks to leave off: "accept".
     pub disable: Option<Vec<String>>,
+    /// A batch goes to JavaScript once it holds this many bytes, before the timer: 4 KiB to 64 MiB. Default 4 MiB.
+    pub batch_bytes: Option<u32>,
 }
 
 #[napi(object)]
@@ -105,6 +107,10 @@ impl NativeTracer {
         if !(1..=50).contains(&flush_ms) {
             return Err(NtError::new(Code::Invalid, format!("flush interval {flush_ms} ms is outside 1..50 ms")).into());
         }
+        let batch_bytes = options.batch_bytes.unwrap_or(drain::DEFAULT_BATCH_BYTES);
+        if !(4096..=64 << 20).contains(&batch_bytes) {
+            return Err(NtError::new(Code::Invalid, format!("batch size {batch_bytes} bytes is outside 4 KiB..64 MiB")).into());
+        }
         let kf = options.kernel_filter.unwrap_or(NativeKernelFilter { family: None, pids: None, ports: None });
         let ports = match kf.ports {
             Some(p) => Some(
@@ -131,7 +137,7 @@ impl NativeTracer {
             .map(|h| NativeHook { name: h.name.into(), status: h.status.into(), detail: h.detail.clone() })
             .collect();
         let counters = Arc::new(Counters::default());
-        let drain = Drain::spawn(object, links, ring_bytes, opts.max_sockets, Duration::from_millis(flush_ms as u64), counters.clone(), JsSink(tsfn))
+        let drain = Drain::spawn(object, links, ring_bytes, opts.max_sockets, Duration::from_millis(flush_ms as u64), batch_bytes, counters.clone(), JsSink(tsfn))
             .map_err(|e| NtError::new(Code::Kernel, format!("cannot start draining the ring buffer: {e}")))?;
         Ok(NativeTracer { drain: Some(drain), counters, hooks, kernel_ids, snapshot: Some(snapshot) })
     }

@@ -1,5 +1,9 @@
 /** `nettrace flows`: every TCP socket now, as `ss -tanp` shows them, with bytes and RTT. */
 import { FlowMonitor } from '../flows/monitor';
+import { flowSnapshot } from '../flows/rollup';
+import { encodeItems } from '../proto/stream';
+import { Output } from './output';
+import { statsRecord, streamHeader } from './protobuf';
 import { Flow } from '../flows/table';
 import { Tracer } from '../tracer';
 import { printable } from './render';
@@ -34,11 +38,14 @@ export function renderFlows(flows: Flow[], listening: boolean): string {
   return table(header, rows);
 }
 
-export async function flowsCommand(o: FlowsOptions, tracer: Tracer): Promise<void> {
+export async function flowsCommand(o: FlowsOptions, tracer: Tracer, out: Output): Promise<void> {
   const monitor = new FlowMonitor(tracer);
-  monitor.refresh();
+  const now = Date.now();
+  monitor.refresh(now);
   const flows = selectFlows(monitor.table.flows(), o);
   await tracer.stop();
-  if (o.json) process.stdout.write(flows.map((f) => JSON.stringify(f)).join('\n') + (flows.length ? '\n' : ''));
-  else process.stdout.write(renderFlows(flows, o.listening) + '\n');
+  if (o.format === 'protobuf') out.write(encodeItems([streamHeader('flows'), flowSnapshot(flows, now), statsRecord(tracer)]));
+  else if (o.json) out.write(flows.map((f) => JSON.stringify(f)).join('\n') + (flows.length ? '\n' : ''));
+  else out.write(renderFlows(flows, o.listening) + '\n');
+  await out.close();
 }

@@ -1,9 +1,14 @@
 /** `nettrace [command]`: parses, starts the tracer, runs the command, exits with 0, 1 or 2. */
 import { NettraceError } from '../errors';
-import { Clock, toEvent } from '../events';
+import { Clock, NettraceEvent, toEvent } from '../events';
 import { Tracer, TraceOptions } from '../tracer';
 import { USAGE } from './args';
+import { DECODE_USAGE, decodeStream, openInput } from './decode';
 import { flowsCommand, FlowsOptions } from './flows';
+import { openOutput, Output } from './output';
+import { streamHeader, statsRecord } from './protobuf';
+import { encodeItems } from '../proto/stream';
+import { parseArgs } from 'node:util';
 import { COMMON_HELP, CommonOptions, parseCommand, UsageError } from './options';
 import { HEADER, kindName, textLine } from './render';
 import { statesCommand } from './states';
@@ -90,30 +95,43 @@ function summary(tracer: Tracer, printed: number, byKind: Map<string, number>): 
 
 function stream(o: CommonOptions): void {
   const stop = stopRequested(o);
+  openOutput(o.output).then(
+    (out) => streamTo(o, out, stop),
+    (e) => fail(e instanceof Error ? e.message : String(e), 1),
+  );
+}
+
+function streamTo(o: CommonOptions, out: Output, stop: Promise<void>): void {
   const tracer = start({ filter: o.recordFilter, kernelFilter: o.kernelFilter });
   const clock = new Clock();
   const byKind = new Map<string, number>();
   let printed = 0;
-  if (!o.json) process.stdout.write(HEADER + '\n');
+  if (o.format === 'text') out.write(HEADER + '\n');
+  if (o.format === 'protobuf') out.write(encodeItems([streamHeader('stream')]));
   let finishing: Promise<void> | undefined;
   const finish = (): Promise<void> =>
-    (finishing ??= tracer.stop().then(() => {
+    (finishing ??= tracer.stop().then(async () => {
+      if (o.format === 'protobuf') out.write(encodeItems([statsRecord(tracer)]));
+      await out.close();
       process.stderr.write(summary(tracer, printed, byKind));
       process.exit(0);
     }));
   tracer.onBatch((c) => {
-    const out: string[] = [];
+    const lines: string[] = [];
+    const events: NettraceEvent[] = [];
     while (c.next()) {
       if (o.count !== undefined && printed >= o.count) break;
-      out.push(o.json ? JSON.stringify(toEvent(c, clock)) : textLine(c, clock));
+      if (o.format === 'protobuf') events.push(toEvent(c, clock));
+      else lines.push(o.format === 'json' ? JSON.stringify(toEvent(c, clock)) : textLine(c, clock));
       const k = kindName(c.kind);
       byKind.set(k, (byKind.get(k) ?? 0) + 1);
       printed++;
     }
-    if (out.length) process.stdout.write(out.join('\n') + '\n');
+    if (lines.length) out.write(lines.join('\n') + '\n');
+    if (events.length) out.write(encodeItems(events));
     if (o.count !== undefined && printed >= o.count) void finish();
   });
-  void stop.then(finish);
+  void Promise.race([stop, out.gone]).then(finish);
 }
 
 function flows(argv: string[]): void {
@@ -124,17 +142,48 @@ function flows(argv: string[]): void {
   if (common.help) return void process.stdout.write(FLOWS_USAGE + '\n');
   const o: FlowsOptions = { ...common, listening: (values.listening as boolean) ?? false, all: (values.all as boolean) ?? false };
   const stop = stopRequested(common);
+  const output = openOutput(common.output);
   const tracer = start({ filter: common.recordFilter, kernelFilter: common.kernelFilter });
   void stop.then(() => tracer.stop().then(() => process.exit(0)));
-  flowsCommand(o, tracer).then(
+  output.then((out) => flowsCommand(o, tracer, out)).then(
     () => process.exit(0),
     (e) => fail(e instanceof Error ? e.message : String(e), 1),
   );
 }
 
+/** For the commands that print only to stdout as text or JSON. */
+function textOrJsonOnly(command: string, o: CommonOptions): void {
+  if (o.format === 'protobuf') throw new UsageError(`nettrace ${command} prints text or JSON; --format protobuf is for the stream and nettrace flows`);
+  if (o.output !== undefined) throw new UsageError(`nettrace ${command} prints to stdout; --output is for the stream and nettrace flows`);
+}
+
+function decode(argv: string[]): void {
+  let values: { json?: boolean; help?: boolean };
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }));
+  } catch (e) {
+    throw new UsageError((e instanceof Error ? e.message : String(e)).split('\n')[0].split('. ')[0]);
+  }
+  if (values.help) return void process.stdout.write(DECODE_USAGE + '\n');
+  if (positionals.length > 1) throw new UsageError(`decode reads one stream, not ${positionals.length}`);
+  let input;
+  try {
+    input = openInput(positionals[0]);
+  } catch (e) {
+    fail(e instanceof Error ? e.message : String(e), 2);
+  }
+  process.stdout.on('error', () => process.exit(0)); // the reader went away: nothing left to do
+  void decodeStream(input, (text) => process.stdout.write(text), values.json ?? false).then(({ code, message }) => {
+    if (message) process.stderr.write(`nettrace: decode: ${message}\n`);
+    process.stdout.write('', () => process.exit(code));
+  });
+}
+
 function states(argv: string[]): void {
   const { common, values } = parseCommand(argv, { interval: { type: 'string', short: 'i' } });
   if (common.help) return void process.stdout.write(STATES_USAGE + '\n');
+  textOrJsonOnly('states', common);
   const interval = values.interval === undefined ? 1 : Number(values.interval);
   if (values.interval !== undefined && !(/^\d+(\.\d+)?$/.test(String(values.interval)) && interval >= 0.1 && interval <= 3600)) {
     throw new UsageError(`--interval must be a number of seconds from 0.1 to 3600, not '${values.interval}'`);
@@ -149,6 +198,7 @@ function states(argv: string[]): void {
 function top(argv: string[]): void {
   const { common, values } = parseCommand(argv, TOP_OPTIONS);
   if (common.help) return void process.stdout.write(TOP_USAGE + '\n');
+  textOrJsonOnly('top', common);
   const o = topOptions(common, values);
   const stop = stopRequested(common);
   const tracer = start({ filter: common.recordFilter, kernelFilter: common.kernelFilter });
@@ -162,6 +212,7 @@ export function main(argv = process.argv.slice(2)): void {
     if (command === 'flows') return flows(rest);
     if (command === 'states') return states(rest);
     if (command === 'top') return top(rest);
+    if (command === 'decode') return decode(rest);
     const { common } = parseCommand(argv);
     if (common.help) return void process.stdout.write(USAGE + '\n');
     if (common.version) return void process.stdout.write(`nettrace ${VERSION}\n`);

@@ -20,8 +20,14 @@ export interface Matchable {
   cgroup: number | null;
 }
 
+export type Format = 'text' | 'json' | 'protobuf';
+
 export interface CommonOptions {
   json: boolean;
+  /** --format; --json is --format json. */
+  format: Format;
+  /** --output: a file, or unix:PATH for a Unix stream socket; undefined for stdout. */
+  output?: string;
   pid?: number;
   comm?: string;
   port?: number;
@@ -42,6 +48,8 @@ type Options = NonNullable<ParseArgsConfig['options']>;
 
 const COMMON: Options = {
   json: { type: 'boolean' },
+  format: { type: 'string', short: 'f' },
+  output: { type: 'string', short: 'o' },
   pid: { type: 'string', short: 'p' },
   comm: { type: 'string' },
   port: { type: 'string' },
@@ -54,6 +62,8 @@ const COMMON: Options = {
 };
 
 export const COMMON_HELP = `  --json              one JSON object per line
+  -f, --format FMT    text, json or protobuf (length-delimited nettrace.v1.Frame, see proto/)
+  -o, --output DEST   write to the file DEST, or to the Unix socket PATH with unix:PATH
   -p, --pid PID       only sockets owned by PID
       --comm NAME     only sockets owned by processes named NAME
       --port PORT     only sockets with PORT on either side
@@ -105,8 +115,13 @@ export function parseCommand(argv: string[], extra: Options = {}): { common: Com
   const expr = ast && compile(ast);
   const onRecords = expr && cursorFilter(expr);
   const any = pid !== undefined || comm !== undefined || port !== undefined || family !== undefined || expr !== undefined;
+  const format = formatOf(values.format, (values.json as boolean) ?? false);
+  const output = values.output as string | undefined;
+  if (output !== undefined && (output === '' || output === 'unix:')) throw new UsageError('--output takes a file or unix:PATH');
   const common: CommonOptions = {
-    json: (values.json as boolean) ?? false,
+    json: format === 'json',
+    format,
+    output,
     pid,
     comm,
     port,
@@ -132,6 +147,15 @@ export function parseCommand(argv: string[], extra: Options = {}): { common: Com
     kernelFilter: kernelFilterOf(ast, { pid, port, family }),
   };
   return { common, values };
+}
+
+function formatOf(value: unknown, json: boolean): Format {
+  if (value === undefined) return json ? 'json' : 'text';
+  if (value !== 'text' && value !== 'json' && value !== 'protobuf') {
+    throw new UsageError(`--format takes text, json or protobuf, not '${String(value)}'`);
+  }
+  if (json && value !== 'json') throw new UsageError(`--json and --format ${value} contradict each other`);
+  return value;
 }
 
 /**

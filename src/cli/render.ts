@@ -1,6 +1,6 @@
 /** One aligned line per record, like tcpstates and tcplife but in one view. */
 import { RecordCursor } from '../decode';
-import { Clock } from '../events';
+import { Clock, NettraceEvent } from '../events';
 import { Kind } from '../layout';
 import { connectResult, stateName } from '../tcp';
 
@@ -50,6 +50,35 @@ function time(ms: number): string {
   return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
 }
 
+interface LineFields {
+  ms: number;
+  pid: number | null;
+  comm: string | null;
+  kind: string;
+  family: 4 | 6;
+  saddr: string;
+  sport: number;
+  daddr: string;
+  dport: number;
+  detail: string;
+  durNs: number;
+  bytes: string;
+}
+
+function line(f: LineFields): string {
+  const cells = [
+    time(f.ms),
+    f.pid === null ? '-' : String(f.pid),
+    f.comm === null ? '-' : printable(f.comm),
+    f.kind,
+    endpoint(f.saddr, f.sport, f.family),
+    endpoint(f.daddr, f.dport, f.family),
+    f.detail,
+    duration(f.durNs),
+  ];
+  return cells.map((cell, i) => cell.padEnd(COLUMNS[i][1])).join(' ') + (f.bytes ? ` ${f.bytes}` : '');
+}
+
 export function textLine(c: RecordCursor, clock: Clock): string {
   let detail: string;
   let dur: number;
@@ -77,15 +106,20 @@ export function textLine(c: RecordCursor, clock: Clock): string {
       dur = 0;
   }
   const owned = c.hasOwner;
-  const cells = [
-    time(clock.wallMs(c.tsNs)),
-    owned ? String(c.pid) : '-',
-    owned ? printable(c.comm) : '-',
-    kindName(c.kind),
-    endpoint(c.saddr, c.sport, c.family),
-    endpoint(c.daddr, c.dport, c.family),
-    detail,
-    duration(dur),
-  ];
-  return cells.map((cell, i) => cell.padEnd(COLUMNS[i][1])).join(' ') + (bytes ? ` ${bytes}` : '');
+  const { family, saddr, sport, daddr, dport } = c;
+  const who = { pid: owned ? c.pid : null, comm: owned ? c.comm : null };
+  return line({ ms: clock.wallMs(c.tsNs), ...who, kind: kindName(c.kind), family, saddr, sport, daddr, dport, detail, durNs: dur, bytes });
+}
+
+/** The same line for an event object (e.g. one read back from a protobuf stream). */
+export function eventLine(e: NettraceEvent): string {
+  const [detail, us, bytes] =
+    e.type === 'state'
+      ? [`${e.old}>${e.new}`, e.old_us ?? 0, '']
+      : e.type === 'connect'
+        ? [e.result, e.latency_us, '']
+        : e.type === 'accept'
+          ? ['queued', e.queued_us, '']
+          : [`${e.old}>CLOSE`, e.duration_us ?? 0, `tx ${e.tx_bytes} rx ${e.rx_bytes}`];
+  return line({ ...e, ms: e.ts, kind: e.type, detail, durNs: us * 1000, bytes });
 }

@@ -41,3 +41,18 @@ export function rollup(flows: Flow[], by: By): Rollup[] {
   }
   return [...out.values()].sort((a, b) => b.tx_rate + b.rx_rate - (a.tx_rate + a.rx_rate) || b.tx_bytes + b.rx_bytes - (a.tx_bytes + a.rx_bytes));
 }
+
+/** The flow table at one moment, with its rollups. */
+export interface FlowSnapshot {
+  type: 'snapshot';
+  /** Wall clock, ms since the epoch. */
+  ts: number;
+  flows: Flow[];
+  processes: Rollup[];
+  hosts: Rollup[];
+  process_hosts: Rollup[];
+}
+
+export function flowSnapshot(flows: Flow[], ts: number): FlowSnapshot {
+  return { type: 'snapshot', ts, flows, processes: rollup(flows, 'process'), hosts: rollup(flows, 'host'), process_hosts: rollup(flows, 'process_host') };
+}

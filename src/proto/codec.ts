@@ -1,0 +1,345 @@
+/**
+ * The one mapping between nettrace's TypeScript objects and proto/nettrace.proto's messages, both ways.
+ * A new field is a line in each direction here (and one in the .proto).
+ */
+import { formatAddr } from '../decode';
+import { EventBase, NettraceEvent } from '../events';
+import { parseIp } from '../filter/addr';
+import { FlowSnapshot, Rollup } from '../flows/rollup';
+import { SocketIdent, SocketOwner } from '../flows/snapshot';
+import { Flow } from '../flows/table';
+import { connectErrno, connectResult, TCP_STATES, TcpState } from '../tcp';
+import { TracerStats } from '../tracer';
+import { nettrace } from './nettrace.pb';
+import pb = nettrace.v1;
+
+export const MAGIC = 'nettrace';
+export const FORMAT_VERSION = 1;
+
+/** The first frame: who wrote the stream, where and when. */
+export interface StreamHeader {
+  type: 'header';
+  version: number;
+  producer: string;
+  hostname: string;
+  /** Wall clock, ms since the epoch. */
+  started: number;
+  command: string;
+}
+
+export interface StatsRecord extends TracerStats {
+  type: 'stats';
+  /** Wall clock, ms since the epoch. */
+  ts: number;
+}
+
+/** A flow whose segments are processed on other CPUs than its reader's (RPS/RFS, see the .proto). */
+export interface SteeringRecord extends SocketIdent, SocketOwner {
+  type: 'steering';
+  ts: number;
+  processed_cpus: number[];
+  read_cpus: number[];
+  /** Share of received segments processed on the reader's CPU, 0 to 1. */
+  locality: number;
+}
+
+/** Everything a stream carries. */
+export type StreamItem = StreamHeader | NettraceEvent | FlowSnapshot | StatsRecord | SteeringRecord;
+
+/** A frame that decodes as protobuf but does not make sense as nettrace's (wrong address length, ...). */
+export class InvalidFrame extends Error {}
+
+type Long = { toNumber(): number };
+type U64 = number | Long | null | undefined;
+
+function num(v: U64): number {
+  if (v === null || v === undefined) return 0;
+  return typeof v === 'number' ? v : v.toNumber();
+}
+
+const msToUs = (ms: number): number => Math.round(ms * 1000);
+const usToMs = (us: U64): number => num(us) / 1000;
+const optional = <T, U>(v: T | null | undefined, f: (v: T) => U): U | undefined => (v === null || v === undefined ? undefined : f(v));
+const nullable = <T, U>(v: T | null | undefined, f: (v: T) => U): U | null => (v === null || v === undefined ? null : f(v));
+
+// --- to protobuf ---
+
+function addrBytes(text: string): Uint8Array {
+  const ip = parseIp(text);
+  if (!ip) throw new InvalidFrame(`'${text}' is not an IP address`);
+  return ip.bytes;
+}
+
+function socketOf(s: SocketIdent): pb.Socket.$Properties {
+  return { sock: s.sock, netns: s.netns, family: s.family, saddr: addrBytes(s.saddr), sport: s.sport, daddr: addrBytes(s.daddr), dport: s.dport };
+}
+
+function ownerOf(o: SocketOwner & { tid?: number | null; uid?: number | null }): pb.Owner.$Properties | undefined {
+  if (o.pid === null) return undefined;
+  return { pid: o.pid, comm: o.comm ?? '', tid: o.tid ?? undefined, uid: o.uid ?? undefined, cgroup: o.cgroup ?? undefined };
+}
+
+const stateNumber = (s: TcpState): number => TCP_STATES.indexOf(s);
+
+function eventOf(e: NettraceEvent): pb.Event.$Properties {
+  const out: pb.Event.$Properties = { ts_us: msToUs(e.ts), cpu: e.cpu, socket: socketOf(e), owner: ownerOf(e) };
+  switch (e.type) {
+    case 'state':
+      out.state = { old_state: stateNumber(e.old), new_state: stateNumber(e.new), old_us: e.old_us ?? undefined };
+      break;
+    case 'connect':
+      out.connect = { error: connectErrno(e.result), latency_us: e.latency_us };
+      break;
+    case 'accept':
+      out.accept = { queued_us: e.queued_us };
+      break;
+    case 'close':
+      out.close = {
+        old_state: stateNumber(e.old),
+        duration_us: e.duration_us ?? undefined,
+        tx_bytes: e.tx_bytes,
+        rx_bytes: e.rx_bytes,
+        segs_out: e.segs_out,
+        segs_in: e.segs_in,
+        retrans: e.retrans,
+        srtt_us: e.srtt_us,
+      };
+      break;
+  }
+  return out;
+}
+
+function flowOf(f: Flow): pb.Flow.$Properties {
+  return {
+    socket: socketOf(f),
+    owner: ownerOf(f),
+    state: stateNumber(f.state),
+    tx_bytes: f.tx_bytes,
+    rx_bytes: f.rx_bytes,
+    tx_rate: f.tx_rate,
+    rx_rate: f.rx_rate,
+    srtt_us: f.srtt_us ?? undefined,
+    retrans: f.retrans,
+    rx_queue: f.rx_queue,
+    tx_queue: f.tx_queue,
+    opened_us: optional(f.opened, msToUs),
+    first_seen_us: msToUs(f.first_seen),
+    closed_us: optional(f.closed, msToUs),
+  };
+}
+
+function rollupOf(r: Rollup): pb.Rollup.$Properties {
+  const { key, flows, tx_bytes, rx_bytes, tx_rate, rx_rate } = r;
+  return { key, pid: r.pid ?? undefined, comm: r.comm ?? undefined, host: r.host ?? undefined, flows, tx_bytes, rx_bytes, tx_rate, rx_rate };
+}
+
+/** The frame that carries `item`. */
+export function toFrame(item: StreamItem): pb.Frame.$Properties {
+  switch (item.type) {
+    case 'header':
+      return {
+        header: { magic: MAGIC, version: item.version, producer: item.producer, hostname: item.hostname, started_us: msToUs(item.started), command: item.command },
+      };
+    case 'snapshot':
+      return {
+        snapshot: {
+          ts_us: msToUs(item.ts),
+          flows: item.flows.map(flowOf),
+          processes: item.processes.map(rollupOf),
+          hosts: item.hosts.map(rollupOf),
+          process_hosts: item.process_hosts.map(rollupOf),
+        },
+      };
+    case 'stats': {
+      const { records, bytes, batches, drops, missed, evictions } = item;
+      const more = { queue_drops: item.queueDrops, snapshot_drops: item.snapshotDrops, flow_evictions: item.flowEvictions };
+      return { stats: { ts_us: msToUs(item.ts), records, bytes, batches, drops, missed, evictions, ...more } };
+    }
+    case 'steering':
+      return {
+        steering: {
+          ts_us: msToUs(item.ts),
+          socket: socketOf(item),
+          owner: ownerOf(item),
+          processed_cpus: item.processed_cpus,
+          read_cpus: item.read_cpus,
+          locality: item.locality,
+        },
+      };
+    default:
+      return { event: eventOf(item) };
+  }
+}
+
+// --- from protobuf ---
+
+function addrText(bytes: Uint8Array | null | undefined, family: 4 | 6, what: string): string {
+  const want = family === 4 ? 4 : 16;
+  if (!bytes || bytes.length !== want) throw new InvalidFrame(`${what} has ${bytes?.length ?? 0} bytes, IPv${family} needs ${want}`);
+  return formatAddr(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length), 0, family);
+}
+
+function identOf(s: pb.Socket.$Properties | null | undefined): SocketIdent {
+  if (!s) throw new InvalidFrame('no socket');
+  if (s.family !== 4 && s.family !== 6) throw new InvalidFrame(`family ${s.family ?? 0} is neither 4 nor 6`);
+  const family = s.family;
+  return {
+    sock: num(s.sock),
+    netns: s.netns ?? 0,
+    family,
+    saddr: addrText(s.saddr, family, 'the local address'),
+    sport: port(s.sport),
+    daddr: addrText(s.daddr, family, 'the remote address'),
+    dport: port(s.dport),
+  };
+}
+
+function port(p: number | null | undefined): number {
+  if ((p ?? 0) > 65535) throw new InvalidFrame(`port ${p} is out of range`);
+  return p ?? 0;
+}
+
+function stateOf(n: number | null | undefined): TcpState {
+  const s = TCP_STATES[n ?? 0];
+  if (s === undefined) throw new InvalidFrame(`TCP state ${n} is unknown`);
+  return s;
+}
+
+function ownerFields(o: pb.Owner.$Properties | null | undefined): SocketOwner {
+  return o ? { pid: o.pid ?? 0, comm: o.comm ?? '', cgroup: nullable(o.cgroup, num) } : { pid: null, comm: null, cgroup: null };
+}
+
+function eventFrom(e: pb.Event): NettraceEvent {
+  const s = identOf(e.socket);
+  const o = e.owner;
+  const base: EventBase = {
+    ts: usToMs(e.ts_us),
+    cpu: e.cpu,
+    sock: s.sock,
+    netns: s.netns,
+    pid: o ? (o.pid ?? 0) : null,
+    tid: o ? (o.tid ?? 0) : null,
+    uid: o ? (o.uid ?? 0) : null,
+    comm: o ? (o.comm ?? '') : null,
+    cgroup: o ? num(o.cgroup) : null,
+    family: s.family,
+    saddr: s.saddr,
+    sport: s.sport,
+    daddr: s.daddr,
+    dport: s.dport,
+  };
+  switch (e.kind) {
+    case 'state': {
+      const k = e.state!;
+      return { type: 'state', ...base, old: stateOf(k.old_state), new: stateOf(k.new_state), old_us: nullable(k.old_us, num) };
+    }
+    case 'connect':
+      return { type: 'connect', ...base, result: connectResult(e.connect!.error ?? 0), latency_us: num(e.connect!.latency_us) };
+    case 'accept':
+      return { type: 'accept', ...base, queued_us: num(e.accept!.queued_us) };
+    case 'close': {
+      const k = e.close!;
+      return {
+        type: 'close',
+        ...base,
+        old: stateOf(k.old_state),
+        duration_us: nullable(k.duration_us, num),
+        tx_bytes: num(k.tx_bytes),
+        rx_bytes: num(k.rx_bytes),
+        segs_out: k.segs_out ?? 0,
+        segs_in: k.segs_in ?? 0,
+        retrans: k.retrans ?? 0,
+        srtt_us: k.srtt_us ?? 0,
+      };
+    }
+    default:
+      throw new InvalidFrame('event of no known kind');
+  }
+}
+
+function flowFrom(f: pb.Flow.$Properties): Flow {
+  return {
+    ...identOf(f.socket),
+    ...ownerFields(f.owner),
+    state: stateOf(f.state),
+    tx_bytes: num(f.tx_bytes),
+    rx_bytes: num(f.rx_bytes),
+    tx_rate: f.tx_rate ?? 0,
+    rx_rate: f.rx_rate ?? 0,
+    srtt_us: f.srtt_us ?? null,
+    retrans: f.retrans ?? 0,
+    rx_queue: f.rx_queue ?? 0,
+    tx_queue: f.tx_queue ?? 0,
+    opened: nullable(f.opened_us, usToMs),
+    first_seen: usToMs(f.first_seen_us),
+    closed: nullable(f.closed_us, usToMs),
+  };
+}
+
+function rollupFrom(r: pb.Rollup.$Properties): Rollup {
+  return {
+    key: r.key ?? '',
+    pid: r.pid ?? null,
+    comm: r.comm ?? null,
+    host: r.host ?? null,
+    flows: r.flows ?? 0,
+    tx_bytes: num(r.tx_bytes),
+    rx_bytes: num(r.rx_bytes),
+    tx_rate: r.tx_rate ?? 0,
+    rx_rate: r.rx_rate ?? 0,
+  };
+}
+
+/** The item a decoded frame carries; undefined for a frame kind this version does not know. */
+export function fromFrame(frame: pb.Frame): StreamItem | undefined {
+  switch (frame.body) {
+    case 'header': {
+      const h = frame.header!;
+      if (h.magic !== MAGIC) throw new InvalidFrame('the header is not nettrace\'s');
+      return { type: 'header', version: h.version ?? 0, producer: h.producer ?? '', hostname: h.hostname ?? '', started: usToMs(h.started_us), command: h.command ?? '' };
+    }
+    case 'event':
+      return eventFrom(frame.event as pb.Event);
+    case 'snapshot': {
+      const s = frame.snapshot!;
+      return {
+        type: 'snapshot',
+        ts: usToMs(s.ts_us),
+        flows: (s.flows ?? []).map(flowFrom),
+        processes: (s.processes ?? []).map(rollupFrom),
+        hosts: (s.hosts ?? []).map(rollupFrom),
+        process_hosts: (s.process_hosts ?? []).map(rollupFrom),
+      };
+    }
+    case 'stats': {
+      const s = frame.stats!;
+      return {
+        type: 'stats',
+        ts: usToMs(s.ts_us),
+        records: num(s.records),
+        bytes: num(s.bytes),
+        batches: num(s.batches),
+        drops: num(s.drops),
+        missed: num(s.missed),
+        evictions: num(s.evictions),
+        queueDrops: num(s.queue_drops),
+        snapshotDrops: num(s.snapshot_drops),
+        flowEvictions: num(s.flow_evictions),
+      };
+    }
+    case 'steering': {
+      const s = frame.steering!;
+      return {
+        type: 'steering',
+        ts: usToMs(s.ts_us),
+        ...identOf(s.socket),
+        ...ownerFields(s.owner),
+        processed_cpus: s.processed_cpus ?? [],
+        read_cpus: s.read_cpus ?? [],
+        locality: s.locality ?? 0,
+      };
+    }
+    default:
+      return undefined;
+  }
+}
