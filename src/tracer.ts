@@ -244,7 +244,10 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
       this.queue.push(batch);
       return;
     }
-    const c = new RecordCursor().reset(batch);
+    // count what the consumer lost: the records its filter would have passed
+    const c = new RecordCursor();
+    c.filter = this.options.filter;
+    c.reset(batch);
     while (c.next()) this.queueDrops++;
   }
 
