@@ -252,7 +252,7 @@ test('a truncated or corrupt stream: what came before is printed, then one line 
   assert.match(text.stderr, /^nettrace: decode: corrupt frame at byte 0: [^\n]+\n$/);
   const headless = await cli(['decode'], encodeItems([ev]));
   assert.deepEqual([headless.code, headless.stdout], [2, '']);
-  assert.equal(headless.stderr, 'nettrace: decode: not a nettrace stream: it does not begin with a nettrace header\n');
+  assert.equal(headless.stderr, 'nettrace: decode: not a nettrace stream: the first frame (at byte 0) is not a nettrace header\n');
   const empty = await cli(['decode']);
   assert.deepEqual([empty.code, empty.stderr], [2, 'nettrace: decode: not a nettrace stream: it is empty\n']);
   const missing = await cli(['decode', path.join(dir, 'nope.pb')]);

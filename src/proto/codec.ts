@@ -64,14 +64,18 @@ const nullable = <T, U>(v: T | null | undefined, f: (v: T) => U): U | null => (v
 
 // --- to protobuf ---
 
-function addrBytes(text: string): Uint8Array {
+/** The address's bytes for its family: parseIp reads ::ffff:a.b.c.d as IPv4, an IPv6 socket keeps all 16. */
+function addrBytes(text: string, family: 4 | 6): Uint8Array {
   const ip = parseIp(text);
   if (!ip) throw new InvalidFrame(`'${text}' is not an IP address`);
-  return ip.bytes;
+  if (ip.family === family) return ip.bytes;
+  if (family === 4) throw new InvalidFrame(`'${text}' is not an IPv4 address`);
+  return Uint8Array.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ...ip.bytes]);
 }
 
 function socketOf(s: SocketIdent): pb.Socket.$Properties {
-  return { sock: s.sock, netns: s.netns, family: s.family, saddr: addrBytes(s.saddr), sport: s.sport, daddr: addrBytes(s.daddr), dport: s.dport };
+  const { sock, netns, family, sport, dport } = s;
+  return { sock, netns, family, saddr: addrBytes(s.saddr, family), sport, daddr: addrBytes(s.daddr, family), dport };
 }
 
 function ownerOf(o: SocketOwner & { tid?: number | null; uid?: number | null }): pb.Owner.$Properties | undefined {

@@ -115,10 +115,10 @@ export class StreamDecoder {
       throw new DecodeError(at, `invalid frame at byte ${at}: ${oneLine(e)}`);
     }
     if (this.frames++ === 0 && item?.type !== 'header') {
-      throw new DecodeError(at, 'not a nettrace stream: it does not begin with a nettrace header');
+      throw new DecodeError(at, `not a nettrace stream: the first frame (at byte ${at}) is not a nettrace header`);
     }
     if (item?.type === 'header' && item.version > FORMAT_VERSION) {
-      throw new DecodeError(at, `the stream's format version ${item.version} is newer than this nettrace reads (${FORMAT_VERSION})`);
+      throw new DecodeError(at, `the header at byte ${at} is of format version ${item.version}, newer than this nettrace reads (${FORMAT_VERSION})`);
     }
     if (!item) this.skipped++;
     return item;
