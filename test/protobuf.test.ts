@@ -160,6 +160,7 @@ test('--output unix:PATH streams to a Unix socket; nettrace flows --format proto
   const peer = net.connect(server.port, '127.0.0.1');
   await once(peer, 'connect');
   const flows = await cli(['flows', '-a', '--format', 'protobuf', '--port', String(server.port)]);
+  const top = await cli(['top', '-c', '2', '-i', '0.2', '--format', 'protobuf', '--port', String(server.port)]);
   peer.destroy();
   sink.close();
   await close(server);
@@ -188,6 +189,21 @@ test('--output unix:PATH streams to a Unix socket; nettrace flows --format proto
   assert.equal(open.length, 2, 'both ends of the open connection');
   for (const f of open) assert.equal(f.pid, process.pid);
   assert.ok(snap.processes.some((r) => r.pid === process.pid && r.flows === 3));
+
+  // top without a terminal: one snapshot per interval
+  assert.equal(top.code, 0, top.stderr);
+  const reports = decodeAll(top.bytes);
+  assert.equal(reports.error, undefined);
+  assert.deepEqual(
+    reports.items.map((i) => i.type),
+    ['header', 'snapshot', 'snapshot', 'stats'],
+  );
+  for (const r of reports.items) {
+    if (r.type !== 'snapshot') continue;
+    assert.deepEqual(r.flows.filter((f) => f.state === 'ESTABLISHED').map((f) => f.pid), [process.pid, process.pid]);
+    // every flow but the listener goes to 127.0.0.1: the open pair and the client's earlier sockets in TIME_WAIT
+    assert.deepEqual(r.hosts.map((h) => [h.host, h.flows]), [['127.0.0.1', r.flows.filter((f) => f.state !== 'LISTEN').length]]);
+  }
 });
 
 test('a truncated or corrupt stream: what came before is printed, then one line with the byte offset, exit 2', async () => {
@@ -265,7 +281,7 @@ test('a truncated or corrupt stream: what came before is printed, then one line 
   assert.deepEqual([format.code, format.stderr], [2, "nettrace: --format takes text, json or protobuf, not 'xml' (see nettrace --help)\n"]);
   const states = await cli(['states', '--format', 'protobuf']);
   assert.equal(states.code, 2);
-  assert.match(states.stderr, /^nettrace: nettrace states prints text or JSON; --format protobuf is for the stream and nettrace flows/);
+  assert.match(states.stderr, /^nettrace: nettrace states prints text or JSON; --format protobuf is for the stream, flows and top/);
   const unix = await cli(['-f', 'protobuf', '-o', `unix:${path.join(dir, 'nobody.sock')}`]);
   assert.deepEqual([unix.code, unix.stderr], [1, `nettrace: cannot connect to the Unix socket ${path.join(dir, 'nobody.sock')}: ENOENT\n`]);
 });

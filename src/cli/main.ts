@@ -46,7 +46,8 @@ const TOP_USAGE = `Usage: nettrace top [options] [FILTER]
 Network use per process, per remote host and per connection, live and
 full-screen like bandwhich, sorted by throughput. Listening sockets are left
 out; closed connections stay dimmed for a few seconds. When stdout is not a
-terminal, or with --json, prints one snapshot per interval instead.
+terminal, or with --json, prints one snapshot per interval instead (with
+--format protobuf, one Snapshot frame of the matching flows and their rollups).
 
 Keys: q or Ctrl-C quit, tab or 1/2/3 switch pane, s sort (rate, bytes, name),
 / filter in the FILTER grammar (Enter applies, Esc cancels), p pause.
@@ -151,9 +152,11 @@ function flows(argv: string[]): void {
   );
 }
 
-/** For the commands that print only to stdout as text or JSON. */
-function textOrJsonOnly(command: string, o: CommonOptions): void {
-  if (o.format === 'protobuf') throw new UsageError(`nettrace ${command} prints text or JSON; --format protobuf is for the stream and nettrace flows`);
+/** For the commands that print only to stdout, and `states` only as text or JSON. */
+function stdoutOnly(command: string, o: CommonOptions): void {
+  if (o.format === 'protobuf' && command === 'states') {
+    throw new UsageError('nettrace states prints text or JSON; --format protobuf is for the stream, flows and top');
+  }
   if (o.output !== undefined) throw new UsageError(`nettrace ${command} prints to stdout; --output is for the stream and nettrace flows`);
 }
 
@@ -183,7 +186,7 @@ function decode(argv: string[]): void {
 function states(argv: string[]): void {
   const { common, values } = parseCommand(argv, { interval: { type: 'string', short: 'i' } });
   if (common.help) return void process.stdout.write(STATES_USAGE + '\n');
-  textOrJsonOnly('states', common);
+  stdoutOnly('states', common);
   const interval = values.interval === undefined ? 1 : Number(values.interval);
   if (values.interval !== undefined && !(/^\d+(\.\d+)?$/.test(String(values.interval)) && interval >= 0.1 && interval <= 3600)) {
     throw new UsageError(`--interval must be a number of seconds from 0.1 to 3600, not '${values.interval}'`);
@@ -198,7 +201,7 @@ function states(argv: string[]): void {
 function top(argv: string[]): void {
   const { common, values } = parseCommand(argv, TOP_OPTIONS);
   if (common.help) return void process.stdout.write(TOP_USAGE + '\n');
-  textOrJsonOnly('top', common);
+  stdoutOnly('top', common);
   const o = topOptions(common, values);
   const stop = stopRequested(common);
   const tracer = start({ filter: common.recordFilter, kernelFilter: common.kernelFilter });

@@ -27,5 +27,5 @@ const processIo = (): TopIo => ({ output: process.stdout, input: process.stdin, 
 
 /** Starts the view; `done(code)` is called once, after the terminal is given back. */
 export function topCommand(o: TopOptions, tracer: Tracer, done: (code: number) => void, io: TopIo = processIo()): TopSession {
-  return io.output.isTTY && !o.json ? runScreen(o, tracer, done, io) : runReports(o, tracer, done, io);
+  return io.output.isTTY && o.format === 'text' ? runScreen(o, tracer, done, io) : runReports(o, tracer, done, io);
 }

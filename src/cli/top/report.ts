@@ -1,5 +1,8 @@
 /** `nettrace top` when stdout is not a terminal: one plain snapshot per interval, no escape sequences. */
 import { FlowMonitor } from '../../flows/monitor';
+import { flowSnapshot } from '../../flows/rollup';
+import { encodeItems } from '../../proto/stream';
+import { statsRecord, streamHeader } from '../protobuf';
 import { Tracer } from '../../tracer';
 import { printable } from '../render';
 import { table } from '../table';
@@ -40,6 +43,8 @@ export function runReports(o: TopOptions, tracer: Tracer, done: (code: number) =
   const monitor = new FlowMonitor(tracer);
   // the first refresh only sets the baseline, so every report has rates over a whole interval
   monitor.refresh();
+  const protobuf = o.format === 'protobuf';
+  if (protobuf) io.output.write(encodeItems([streamHeader('top')]));
   let reports = 0;
   let ended = false;
   const session: TopSession = {
@@ -48,6 +53,7 @@ export function runReports(o: TopOptions, tracer: Tracer, done: (code: number) =
       ended = true;
       clearInterval(timer);
       monitor.close();
+      if (protobuf) io.output.write(encodeItems([statsRecord(tracer)]));
       if (message) io.errors.write(`nettrace: ${message}\n`);
       done(code);
     },
@@ -56,8 +62,11 @@ export function runReports(o: TopOptions, tracer: Tracer, done: (code: number) =
     try {
       const now = Date.now();
       monitor.refresh(now);
-      const model = buildModel(monitor.table.flows(), o.match, 'rate');
-      io.output.write(o.json ? JSON.stringify(reportJson(now, model)) + '\n' : reportText(now, model, tracer.stats()) + '\n\n');
+      if (protobuf) io.output.write(encodeItems([flowSnapshot(monitor.table.flows().filter(o.match), now)]));
+      else {
+        const model = buildModel(monitor.table.flows(), o.match, 'rate');
+        io.output.write(o.json ? JSON.stringify(reportJson(now, model)) + '\n' : reportText(now, model, tracer.stats()) + '\n\n');
+      }
       if (o.count !== undefined && ++reports >= o.count) session.quit(0);
     } catch (e) {
       session.quit(1, messageOf(e));
