@@ -5,6 +5,8 @@ export const USAGE = `Usage: nettrace [options] [FILTER]
        nettrace flows [-l|-a] [options] [FILTER]
        nettrace states [options] [FILTER]
        nettrace top [options] [FILTER]
+       nettrace route ADDR [options]
+       nettrace routes [-a] [options] [FILTER]
 
 Streams every TCP connect, accept, state change and close on this machine,
 one line each, attributed to the process that owns the socket.
@@ -13,6 +15,8 @@ Commands:
   flows               every TCP socket now, as ss -tanp shows them (see nettrace flows --help)
   states              the TCP state histogram and transitions per second, live (see nettrace states --help)
   top                 network use per process, remote host and connection, live (see nettrace top --help)
+  route ADDR          the route to ADDR as ip route get says it, and the flows taking it
+  routes              the routing table (ip route, route -n) with flows and bytes per route
 
 Options:
 ${COMMON_HELP}

@@ -1,11 +1,12 @@
 /** `nettrace top` when stdout is not a terminal: one plain snapshot per interval, no escape sequences. */
 import { FlowMonitor } from '../../flows/monitor';
+import { RouteResolver } from '../../flows/routes';
 import { Tracer } from '../../tracer';
 import { printable } from '../render';
 import { table } from '../table';
 import { Column } from './columns';
 import { buildModel, TopModel } from './model';
-import { CONNECTION_COLUMNS, HOST_COLUMNS, PANE_TITLES, PROCESS_COLUMNS, rate } from './panes';
+import { CONNECTION_COLUMNS, GATEWAY_COLUMNS, HOST_COLUMNS, INTERFACE_COLUMNS, PANE_TITLES, PROCESS_COLUMNS, rate } from './panes';
 import { messageOf, TopIo, TopOptions, TopSession } from './session';
 
 export interface TopReport {
@@ -13,10 +14,13 @@ export interface TopReport {
   processes: TopModel['processes'];
   hosts: TopModel['hosts'];
   connections: TopModel['connections'];
+  interfaces: TopModel['interfaces'];
+  gateways: TopModel['gateways'];
 }
 
 export function reportJson(ts: number, model: TopModel): TopReport {
-  return { ts, processes: model.processes, hosts: model.hosts, connections: model.connections };
+  const { processes, hosts, connections, interfaces, gateways } = model;
+  return { ts, processes, hosts, connections, interfaces, gateways };
 }
 
 function section<T>(title: string, columns: Column<T>[], rows: T[]): string {
@@ -33,11 +37,14 @@ export function reportText(ts: number, model: TopModel, stats: { drops: number; 
     section(PANE_TITLES.processes, PROCESS_COLUMNS, model.processes),
     section(PANE_TITLES.hosts, HOST_COLUMNS, model.hosts),
     section(PANE_TITLES.connections, CONNECTION_COLUMNS, model.connections),
+    section('Interfaces', INTERFACE_COLUMNS, model.interfaces),
+    section('Gateways', GATEWAY_COLUMNS, model.gateways),
   ].join('\n\n');
 }
 
 export function runReports(o: TopOptions, tracer: Tracer, done: (code: number) => void, io: TopIo): TopSession {
-  const monitor = new FlowMonitor(tracer);
+  const routes = new RouteResolver();
+  const monitor = new FlowMonitor(tracer, {}, routes);
   // the first refresh only sets the baseline, so every report has rates over a whole interval
   monitor.refresh();
   let reports = 0;
@@ -48,6 +55,7 @@ export function runReports(o: TopOptions, tracer: Tracer, done: (code: number) =
       ended = true;
       clearInterval(timer);
       monitor.close();
+      routes.close();
       if (message) io.errors.write(`nettrace: ${message}\n`);
       done(code);
     },
