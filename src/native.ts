@@ -85,6 +85,8 @@ export interface NativeRoutes {
   dump(netns: number, nsPaths: string[]): Promise<NativeRoute[]>;
   /** Grows whenever a watched namespace's routes, links, addresses or rules change. */
   readonly changes: number;
+  /** Destinations looked up in the kernel so far; every other answer came from a cache. */
+  readonly kernelLookups: number;
   readonly namespaces: number[];
   retain(netns: number[]): void;
   close(): void;

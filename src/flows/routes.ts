@@ -83,6 +83,11 @@ export class RouteResolver {
     return this.entries.get(f);
   }
 
+  /** How often the kernel's routes changed, and how many destinations were looked up there (cache misses). */
+  stats(): { changes: number; kernelLookups: number; namespaces: number } {
+    return { changes: this.kernel.changes, kernelLookups: this.kernel.kernelLookups, namespaces: this.kernel.namespaces.length };
+  }
+
   /** Stops the addon's namespace threads. */
   close(): void {
     this.kernel.close();

@@ -66,6 +66,8 @@ struct Registry {
     own_netns: u64,
     workers: Mutex<HashMap<u64, Arc<Worker>>>,
     changes: Arc<AtomicU64>,
+    /// Destinations the kernel was asked about (cache misses).
+    asked: Arc<AtomicU64>,
 }
 
 impl Registry {
@@ -75,7 +77,7 @@ impl Registry {
             return Ok(w.clone());
         }
         let fd = if netns == self.own_netns { None } else { Some(open_netns(netns, paths)?) };
-        let w = Arc::new(Worker::spawn(fd, self.changes.clone()).map_err(|e| format!("cannot watch the routes of network namespace {netns}: {e}"))?);
+        let w = Arc::new(Worker::spawn(fd, self.changes.clone(), self.asked.clone()).map_err(|e| format!("cannot watch the routes of network namespace {netns}: {e}"))?);
         // a change before the worker subscribed may have gone unseen by callers' caches
         self.changes.fetch_add(1, Ordering::Relaxed);
         Ok(self.workers.lock().unwrap().entry(netns).or_insert(w).clone())
@@ -207,7 +209,7 @@ impl NativeRoutes {
     pub fn new() -> Result<NativeRoutes> {
         let own = std::fs::metadata("/proc/self/ns/net").map_err(|e| Error::from_reason(format!("cannot read /proc/self/ns/net: {e}")))?;
         Ok(NativeRoutes {
-            registry: Arc::new(Registry { own_netns: own.ino(), workers: Mutex::new(HashMap::new()), changes: Arc::new(AtomicU64::new(0)) }),
+            registry: Arc::new(Registry { own_netns: own.ino(), workers: Mutex::new(HashMap::new()), changes: Arc::new(AtomicU64::new(0)), asked: Arc::new(AtomicU64::new(0)) }),
         })
     }
 
@@ -227,6 +229,12 @@ impl NativeRoutes {
     #[napi(getter)]
     pub fn changes(&self) -> f64 {
         self.registry.changes.load(Ordering::Relaxed) as f64
+    }
+
+    /// Destinations looked up in the kernel so far; every other answer came from a cache.
+    #[napi(getter)]
+    pub fn kernel_lookups(&self) -> f64 {
+        self.registry.asked.load(Ordering::Relaxed) as f64
     }
 
     /// Namespaces watched now.

@@ -48,7 +48,7 @@ const CHANGE_GROUPS: [u32; 7] = [
 impl Worker {
     /// Starts the thread; `netns` (an open /proc/PID/ns/net) is entered first, None stays in ours.
     /// `changes` is bumped on every invalidation, so callers know when to ask again.
-    pub fn spawn(netns: Option<OwnedFd>, changes: Arc<AtomicU64>) -> io::Result<Worker> {
+    pub fn spawn(netns: Option<OwnedFd>, changes: Arc<AtomicU64>, asked: Arc<AtomicU64>) -> io::Result<Worker> {
         let wake = Arc::new(eventfd()?);
         let (jobs, queue) = mpsc::channel();
         let (ready_tx, ready) = mpsc::channel();
@@ -66,7 +66,7 @@ impl Worker {
             match setup() {
                 Ok((notes, queries)) => {
                     let _ = ready_tx.send(Ok(()));
-                    serve(notes, queries, &wake2, queue, &changes);
+                    serve(notes, queries, &wake2, queue, &changes, &asked);
                 }
                 Err(e) => {
                     let _ = ready_tx.send(Err(e));
@@ -126,7 +126,7 @@ impl Cache {
     }
 }
 
-fn serve(mut notes: Socket, mut queries: Socket, wake: &OwnedFd, queue: Receiver<Job>, changes: &AtomicU64) {
+fn serve(mut notes: Socket, mut queries: Socket, wake: &OwnedFd, queue: Receiver<Job>, changes: &AtomicU64, asked: &AtomicU64) {
     let mut cache = Cache { routes: HashMap::new(), names: HashMap::new() };
     loop {
         let mut fds = [
@@ -146,7 +146,7 @@ fn serve(mut notes: Socket, mut queries: Socket, wake: &OwnedFd, queue: Receiver
             }
             match queue.try_recv() {
                 Ok(Job::Get(addrs, reply)) => {
-                    let answers = addrs.iter().map(|a| cached(&mut cache, &mut queries, *a)).collect();
+                    let answers = addrs.iter().map(|a| cached(&mut cache, &mut queries, *a, asked)).collect();
                     let _ = reply.send(answers);
                 }
                 Ok(Job::Dump(reply)) => {
@@ -159,10 +159,11 @@ fn serve(mut notes: Socket, mut queries: Socket, wake: &OwnedFd, queue: Receiver
     }
 }
 
-fn cached(cache: &mut Cache, sock: &mut Socket, addr: IpAddr) -> Answer {
+fn cached(cache: &mut Cache, sock: &mut Socket, addr: IpAddr, asked: &AtomicU64) -> Answer {
     if let Some(a) = cache.routes.get(&addr) {
         return a.clone();
     }
+    asked.fetch_add(1, Ordering::Relaxed);
     let answer = sock
         .get(addr, false)
         .and_then(|route| Ok((route, sock.get(addr, true)?)))
