@@ -20,6 +20,8 @@ const SEND = 1000;
 const VIA_DEFAULT = '10.210.0.1';
 const VIA_SPECIFIC = '10.220.0.1';
 const DIRECT = '10.201.2.1';
+/** Behind A's IPv6 default gateway (B's end of the first link). */
+const V6_VIA = 'fd71:99::1';
 
 const children: ChildProcess[] = [];
 let tracer: Tracer | undefined;
@@ -61,6 +63,10 @@ before(() => {
   ip('-n', B, 'addr', 'add', `${VIA_DEFAULT}/32`, 'dev', 'lo');
   ip('-n', B, 'addr', 'add', `${VIA_SPECIFIC}/32`, 'dev', 'lo');
   ip('-n', A, 'route', 'add', 'default', 'via', '10.201.1.1');
+  ip('-n', A, 'addr', 'add', 'fd71:1::2/64', 'dev', `${TAG}a1`, 'nodad');
+  ip('-n', B, 'addr', 'add', 'fd71:1::1/64', 'dev', `${TAG}b1`, 'nodad');
+  ip('-n', B, 'addr', 'add', `${V6_VIA}/128`, 'dev', 'lo');
+  ip('-n', A, '-6', 'route', 'add', 'default', 'via', 'fd71:1::1');
   ip('-n', A, 'route', 'add', '10.220.0.0/24', 'via', '10.201.2.1');
 });
 
@@ -125,11 +131,11 @@ test('flows in another namespace carry the interface, gateway, source and table 
   routes = new RouteResolver();
   monitor = new FlowMonitor(tracer, {}, routes);
   const server = await peer<{ pid: number }>(B, 'server', String(PORT), String(SEND));
-  const client = await peer<{ pid: number; ports: Record<string, number> }>(A, 'client', String(PORT), String(SEND), VIA_DEFAULT, VIA_SPECIFIC, DIRECT);
+  const client = await peer<{ pid: number; ports: Record<string, number> }>(A, 'client', String(PORT), String(SEND), VIA_DEFAULT, VIA_SPECIFIC, DIRECT, V6_VIA);
 
-  const flows = await connections(client.pid, 3);
+  const flows = await connections(client.pid, 4);
   const to = (addr: string) => flows.find((f) => f.daddr === addr)!;
-  assert.deepEqual(flows.map((f) => f.daddr).sort(), [DIRECT, VIA_DEFAULT, VIA_SPECIFIC]);
+  assert.deepEqual(flows.map((f) => f.daddr).sort(), [DIRECT, VIA_DEFAULT, VIA_SPECIFIC, V6_VIA]);
   for (const f of flows) {
     assert.equal(f.sport, client.ports[f.daddr]);
     assertRouteOf(f, A);
@@ -139,11 +145,12 @@ test('flows in another namespace carry the interface, gateway, source and table 
   assert.deepEqual([to(VIA_DEFAULT).ifname, to(VIA_DEFAULT).gateway, to(VIA_DEFAULT).route_src], [`${TAG}a1`, '10.201.1.1', '10.201.1.2']);
   assert.deepEqual([to(VIA_SPECIFIC).ifname, to(VIA_SPECIFIC).gateway, to(VIA_SPECIFIC).route_src], [`${TAG}a2`, '10.201.2.1', '10.201.2.2']);
   assert.deepEqual([to(DIRECT).ifname, to(DIRECT).gateway, to(DIRECT).route_src], [`${TAG}a2`, null, '10.201.2.2']);
+  assert.deepEqual([to(V6_VIA).ifname, to(V6_VIA).gateway, to(V6_VIA).route_src], [`${TAG}a1`, 'fd71:1::1', 'fd71:1::2']);
 
   // the accepting side, in the other namespace, is routed there
-  const accepted = await connections(server.pid, 3);
+  const accepted = await connections(server.pid, 4);
   for (const f of accepted) assertRouteOf(f, B);
-  assert.deepEqual(accepted.map((f) => f.ifname).sort(), [`${TAG}b1`, `${TAG}b2`, `${TAG}b2`]);
+  assert.deepEqual(accepted.map((f) => f.ifname).sort(), [`${TAG}b1`, `${TAG}b1`, `${TAG}b2`, `${TAG}b2`]);
   assert.equal(routes.stats().namespaces >= 2, true);
 
   // while nothing changes, look-ups are answered from the caches: the kernel is asked once per (namespace, destination)
@@ -154,7 +161,7 @@ test('flows in another namespace carry the interface, gateway, source and table 
       const copies = ours.map((f) => ({ ...f, ifname: null, gateway: null, route_src: null, route_table: null }));
       await cachedOnly.resolve(copies);
       assert.deepEqual(copies.map((c) => c.ifname), ours.map((f) => f.ifname));
-      assert.equal(cachedOnly.stats().kernelLookups, 5); // A: three destinations; B: the two client addresses
+      assert.equal(cachedOnly.stats().kernelLookups, 7); // A: four destinations; B: the three client addresses
     }
   } finally {
     cachedOnly.close();
@@ -235,6 +242,16 @@ test('nettrace routes lists the main table as ip route does, with flows and byte
     got.map((r) => sent(r.dst === 'default' ? [VIA_DEFAULT] : r.dst === '10.201.2.0/24' ? [DIRECT] : r.dst === '10.220.0.0/24' ? [VIA_SPECIFIC] : [])),
   );
   for (const f of flows) assert.ok(f.tx_bytes >= SEND && f.tx_bytes <= SEND + 1, `${f.daddr}:${f.dport} sent ${f.tx_bytes}`);
+  const v6 = runCli(A, 'routes', '-6', '--json')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { dst: string; gateway: string | null; dev: string; metric: number | null; flows: number });
+  const want6 = JSON.parse(ip('-j', '-6', '-n', A, 'route')) as IpRoute[];
+  assert.deepEqual(
+    v6.map((r) => [r.dst, r.gateway, r.dev, r.metric]),
+    want6.map((r) => [r.dst, r.gateway ?? null, r.dev, r.metric ?? null]),
+  );
+  assert.equal(v6.find((r) => r.dst === 'default')!.flows, 1);
   const text = runCli(A, 'routes', '-4');
   assert.match(text, /^Destination\s+Gateway\s+Iface/);
   assert.match(text, new RegExp(`\\n10\\.220\\.0\\.0/24\\s+10\\.201\\.1\\.1\\s+${TAG}a1\\s.*\\s2\\s+2\\.0K\\s+2B\\n`));

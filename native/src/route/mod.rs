@@ -251,10 +251,13 @@ impl NativeRoutes {
             let drop: Vec<u64> = w.keys().filter(|k| !netns.contains(&(**k as u32))).copied().collect();
             drop.iter().filter_map(|k| w.remove(k)).collect()
         };
-        drop(gone); // joins outside the lock
+        // a thread may be in the middle of a batch: let it finish off the JavaScript thread
+        if !gone.is_empty() {
+            std::thread::spawn(move || drop(gone));
+        }
     }
 
-    /// Stops every namespace thread.
+    /// Stops every namespace thread and waits for them to leave their namespaces.
     #[napi]
     pub fn close(&self) {
         let all: Vec<Arc<Worker>> = self.registry.workers.lock().unwrap().drain().map(|(_, w)| w).collect();

@@ -64,9 +64,13 @@ export function runReports(o: TopOptions, tracer: Tracer, done: (code: number) =
     try {
       const now = Date.now();
       monitor.refresh(now);
-      const model = buildModel(monitor.table.flows(), o.match, 'rate');
-      io.output.write(o.json ? JSON.stringify(reportJson(now, model)) + '\n' : reportText(now, model, tracer.stats()) + '\n\n');
-      if (o.count !== undefined && ++reports >= o.count) session.quit(0);
+      // each report carries the routes of its own flows (answered from caches, off this thread)
+      void monitor.routesSettled().then(() => {
+        if (ended) return;
+        const model = buildModel(monitor.table.flows(), o.match, 'rate');
+        io.output.write(o.json ? JSON.stringify(reportJson(now, model)) + '\n' : reportText(now, model, tracer.stats()) + '\n\n');
+        if (o.count !== undefined && ++reports >= o.count) session.quit(0);
+      });
     } catch (e) {
       session.quit(1, messageOf(e));
     }
