@@ -6,6 +6,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { Flow, FlowMonitor, Tracer } from '../src';
 import { RouteResolver } from '../src/flows/routes';
@@ -185,6 +186,19 @@ test('after a route changes, new flows show the new route: the change notificati
 function routesChanges(): number {
   return routes!.stats().changes;
 }
+
+test('a namespace whose flows have no living owner is entered through its ip netns name', async () => {
+  const fresh = new RouteResolver();
+  try {
+    const orphan = { netns: fs.statSync(`/run/netns/${A}`).ino, daddr: VIA_DEFAULT, pid: null, state: 'TIME_WAIT', closed: null };
+    const flow = { ...orphan, ifname: null, gateway: null, route_src: null, route_table: null };
+    await fresh.resolve([flow]);
+    const want = ipRouteGet(A, VIA_DEFAULT);
+    assert.deepEqual([flow.ifname, flow.gateway, flow.route_src], [want.dev, want.gateway, want.prefsrc]);
+  } finally {
+    fresh.close();
+  }
+});
 
 test('nettrace route ADDR answers as ip route get does, with the flows that take that route', () => {
   for (const addr of [VIA_DEFAULT, VIA_SPECIFIC, DIRECT]) {

@@ -60,7 +60,11 @@ export class RouteResolver {
     }
     this.kernel.retain([...new Set(flows.map((f) => f.netns))]);
     if (waiting.size === 0) return;
-    const queries = [...waiting.values()].map(([f]) => ({ netns: f.netns, daddr: f.daddr, nsPaths: [...(owners.get(f.netns) ?? [])] }));
+    const watched = new Set(this.kernel.namespaces);
+    let named: string[] | undefined;
+    const pathsOf = (netns: number): string[] =>
+      netns === this.netns || watched.has(netns) ? [] : [...(owners.get(netns) ?? []), ...(named ??= namedNamespaces())];
+    const queries = [...waiting.values()].map(([f]) => ({ netns: f.netns, daddr: f.daddr, nsPaths: pathsOf(f.netns) }));
     const answers = await this.kernel.lookup(queries);
     answers.forEach((a, i) => {
       for (const f of waiting.get(`${queries[i].netns}|${queries[i].daddr}`)!) this.apply(f, a, changes);
@@ -104,5 +108,14 @@ export class RouteResolver {
     else this.entries.delete(f);
     if (a.error && this.failures.size < 1024) this.failures.set(f.daddr, a.error);
     else this.failures.delete(f.daddr);
+  }
+}
+
+/** Namespaces `ip netns` named: a way in when no owner of a flow is left (the addon checks each by inode). */
+function namedNamespaces(): string[] {
+  try {
+    return fs.readdirSync('/run/netns').map((n) => `/run/netns/${n}`);
+  } catch {
+    return [];
   }
 }
