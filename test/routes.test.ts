@@ -256,6 +256,9 @@ test('nettrace routes lists the main table as ip route does, with flows and byte
     got.map((r) => sent(r.dst === 'default' ? [VIA_DEFAULT] : r.dst === '10.201.2.0/24' ? [DIRECT] : r.dst === '10.220.0.0/24' ? [VIA_SPECIFIC] : [])),
   );
   for (const f of flows) assert.ok(f.tx_bytes >= SEND && f.tx_bytes <= SEND + 1, `${f.daddr}:${f.dport} sent ${f.tx_bytes}`);
+  // nettrace flows run in the namespace carries each flow's route too
+  assert.equal(flows.length, 5);
+  for (const f of flows) assertRouteOf(f, A);
   const v6 = runCli(A, 'routes', '-6', '--json')
     .trim()
     .split('\n')
