@@ -24,9 +24,12 @@ pub struct Resolved {
 
 pub type Answer = Result<Resolved, String>;
 
+/// Every route of the namespace, each with its output interface's name.
+pub type Table = Result<Vec<(Route, Option<String>)>, String>;
+
 pub enum Job {
     Get(Vec<IpAddr>, Sender<Vec<Answer>>),
-    Dump(Sender<Result<Vec<(Route, Option<String>)>, String>>),
+    Dump(Sender<Table>),
 }
 
 pub struct Worker {
@@ -176,7 +179,7 @@ fn cached(cache: &mut Cache, sock: &mut Socket, addr: IpAddr, asked: &AtomicU64)
     answer
 }
 
-fn dump(cache: &mut Cache, sock: &mut Socket) -> Result<Vec<(Route, Option<String>)>, String> {
+fn dump(cache: &mut Cache, sock: &mut Socket) -> Table {
     let mut all = sock.dump(libc::AF_INET as u8).map_err(|e| errno_text(&e))?;
     all.extend(sock.dump(libc::AF_INET6 as u8).map_err(|e| errno_text(&e))?);
     Ok(all
