@@ -5,7 +5,7 @@ export const USAGE = `Usage: nettrace [options] [FILTER]
        nettrace flows [-l|-a] [options] [FILTER]
        nettrace states [options] [FILTER]
        nettrace top [options] [FILTER]
-       nettrace route ADDR [options]
+       nettrace route ADDR [options] [FILTER]
        nettrace routes [-a] [options] [FILTER]
 
 Streams every TCP connect, accept, state change and close on this machine,
