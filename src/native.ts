@@ -48,10 +48,56 @@ export interface NativeTracer {
   readonly kernelIds: KernelIds;
 }
 
+/** One route as the kernel gave it (numbers for table, protocol, scope and type, as in <linux/rtnetlink.h>). */
+export interface NativeRoute {
+  family: 4 | 6;
+  /** The prefix; "0.0.0.0"/"::" with dstLen 0 for a default route. */
+  dst: string;
+  dstLen: number;
+  table: number;
+  protocol: number;
+  scope: number;
+  type: number;
+  ifindex?: number;
+  ifname?: string;
+  gateway?: string;
+  prefsrc?: string;
+  metric?: number;
+  nexthops: { gateway?: string; ifindex: number }[];
+}
+
+export interface RouteQuery {
+  netns: number;
+  /** /proc/PID/ns/net of the namespace's owners, tried in turn (unused for nettrace's own namespace). */
+  nsPaths: string[];
+  daddr: string;
+}
+
+/** `route`: what `ip route get` says; `matched`: the FIB entry that decided it (`ip route get fibmatch`). */
+export interface RouteAnswer {
+  daddr: string;
+  error?: string;
+  route?: NativeRoute;
+  matched?: NativeRoute;
+}
+
+export interface NativeRoutes {
+  lookup(queries: RouteQuery[]): Promise<RouteAnswer[]>;
+  dump(netns: number, nsPaths: string[]): Promise<NativeRoute[]>;
+  /** Grows whenever a watched namespace's routes, links, addresses or rules change. */
+  readonly changes: number;
+  /** Destinations looked up in the kernel so far; every other answer came from a cache. */
+  readonly kernelLookups: number;
+  readonly namespaces: number[];
+  retain(netns: number[]): void;
+  close(): void;
+}
+
 export interface NativeAddon {
   NativeTracer: {
     open(options: NativeOptions, onBatch: (args: [Buffer, boolean]) => void): NativeTracer;
   };
+  NativeRoutes: new () => NativeRoutes;
   recordLayout(): { name: string; offset: number; size: number }[];
 }
 

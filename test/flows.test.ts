@@ -120,7 +120,7 @@ test('a listener and a connection opened before nettrace starts are shown with t
     [['LISTEN', h.port, h.pid, 'nt-holder']],
   );
   const text = execFileSync(process.execPath, [CLI, 'flows', '--port', String(h.port)], { encoding: 'utf8' });
-  assert.match(text, /^State +Recv-Q +Send-Q +Local Address:Port +Peer Address:Port +TX +RX +RTT +Process\n/);
+  assert.match(text, /^State +Recv-Q +Send-Q +Local Address:Port +Peer Address:Port +Iface +TX +RX +RTT +Process\n/);
   assert.equal(text.trim().split('\n').length, 3, 'header and both ends of the connection');
   assert.match(text, new RegExp(`ESTAB +0 +0 +127\\.0\\.0\\.1:${h.clientPort} +127\\.0\\.0\\.1:${h.port} .*nt-holder,pid=${h.pid}`));
   holder.kill('SIGKILL');

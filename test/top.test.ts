@@ -100,9 +100,9 @@ test('120x40: processes and hosts side by side above the connections; control ch
   assert.match(text[3], /^nt-client +4242 +1 +313K\/s +20K\/s +4\.8M +293K\|127\.0\.0\.1 +2 +332K\/s +322K\/s +5\.1M +5\.1M$/);
   const connections = text.findIndex((l) => l.startsWith(' Connections (7)'));
   assert.equal(connections, 9, 'right below the six processes');
-  assert.match(text[connections + 1], /^Process +PID Local +Remote +State +Up\/s +Down\/s +Sent +Recv +RTT$/);
-  assert.match(text[connections + 3], /^node +4100 127\.0\.0\.1:8080 +127\.0\.0\.1:40000 +ESTAB +20K\/s +303K\/s +293K +4\.8M +0\.04ms$/);
-  assert.ok(text.some((l) => l.includes(' [2001:db8:ffff:ff~ffff:ffff:1]:52222 ')), 'a long address loses its middle, not its port');
+  assert.match(text[connections + 1], /^Process +PID Local +Remote +State +Iface +Up\/s +Down\/s +Sent +Recv +RTT$/);
+  assert.match(text[connections + 3], /^node +4100 127\.0\.0\.1:8080 +127\.0\.0\.1:40000 +ESTAB +- +20K\/s +303K\/s +293K +4\.8M +0\.04ms$/);
+  assert.ok(text.some((l) => l.includes(' [2001:db8:ffff:~f:ffff:1]:52222 ')), 'a long address loses its middle, not its port');
   assert.ok(text.some((l) => l.startsWith('evil\\x1b[2J\\')), 'the escape sequence in a comm is shown, not sent');
   assertFits(renderScreen(screenOf(), 120, 40), 120, 40);
   assert.ok(!text.some((l) => l.includes('0.0.0.0')), 'listeners are left out');
@@ -563,6 +563,8 @@ interface Report {
   processes: { pid: number | null; comm: string | null; host: string | null; tx_bytes: number; tx_rate: number }[];
   hosts: { host: string; flows: number; tx_bytes: number; rx_bytes: number }[];
   connections: Flow[];
+  interfaces: { key: string; flows: number }[];
+  gateways: { key: string; gateway: string | null; flows: number }[];
 }
 
 test('not a terminal: --json prints one object per interval with processes, hosts and connections; -c stops', async () => {
@@ -573,7 +575,7 @@ test('not a terminal: --json prints one object per interval with processes, host
   assert.equal(reports.length, 2);
   assert.ok(reports[1].ts - reports[0].ts >= 400, 'an interval apart');
   for (const r of reports) {
-    assert.deepEqual(Object.keys(r), ['ts', 'processes', 'hosts', 'connections']);
+    assert.deepEqual(Object.keys(r), ['ts', 'processes', 'hosts', 'connections', 'interfaces', 'gateways']);
     const mine = r.processes.find((p) => p.pid === s.pid);
     assert.ok(mine, JSON.stringify(r.processes));
     assert.equal(mine.comm, 'nt-streamer');
@@ -585,6 +587,16 @@ test('not a terminal: --json prints one object per interval with processes, host
     const c = r.connections.find((f) => f.pid === s.pid);
     assert.ok(c);
     assert.deepEqual([c.sport, c.daddr, c.dport, c.state], [s.localPort, '127.0.0.1', port, 'ESTABLISHED']);
+    // loopback: out through lo, no gateway, from 127.0.0.1, as ip route get 127.0.0.1 says
+    assert.deepEqual([c.ifname, c.gateway, c.route_src], ['lo', null, '127.0.0.1']);
+    assert.deepEqual(
+      r.interfaces.map((i) => [i.key, i.flows]),
+      [['lo', 2]],
+    );
+    assert.deepEqual(
+      r.gateways.map((g) => [g.key, g.gateway, g.flows]),
+      [['direct', null, 2]],
+    );
     assert.ok(r.connections.some((f) => f.pid === process.pid && f.sport === port), "the listener's end");
     assert.ok(!r.connections.some((f) => f.state === 'LISTEN'));
   }

@@ -6,6 +6,7 @@ mod errors;
 mod layout;
 mod loader;
 mod ring;
+mod route;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

@@ -6,6 +6,8 @@ export const USAGE = `Usage: nettrace [options] [FILTER]
        nettrace states [options] [FILTER]
        nettrace top [options] [FILTER]
        nettrace decode [--json] [FILE|-]
+       nettrace route ADDR [options] [FILTER]
+       nettrace routes [-a] [options] [FILTER]
 
 Streams every TCP connect, accept, state change and close on this machine,
 one line each, attributed to the process that owns the socket.
@@ -15,6 +17,8 @@ Commands:
   states              the TCP state histogram and transitions per second, live (see nettrace states --help)
   top                 network use per process, remote host and connection, live (see nettrace top --help)
   decode              print a --format protobuf stream as text or JSON (see nettrace decode --help)
+  route ADDR          the route to ADDR as ip route get says it, and the flows taking it
+  routes              the routing table (ip route, route -n) with flows and bytes per route
 
 Options:
 ${COMMON_HELP}

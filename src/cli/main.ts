@@ -11,6 +11,7 @@ import { encodeItems } from '../proto/stream';
 import { parseArgs } from 'node:util';
 import { COMMON_HELP, CommonOptions, parseCommand, UsageError } from './options';
 import { HEADER, kindName, textLine } from './render';
+import { checkAddress, ROUTE_USAGE, routeCommand, ROUTES_USAGE, routesCommand } from './route';
 import { statesCommand } from './states';
 import { TOP_OPTIONS, topCommand, topOptions } from './top';
 
@@ -183,6 +184,31 @@ function decode(argv: string[]): void {
   });
 }
 
+/** A one-shot command over the flows now: tracer up, run, tracer down; a failure exits 1. */
+function oneShot(common: CommonOptions, run: (tracer: Tracer) => Promise<void>): void {
+  const stop = stopRequested(common);
+  const tracer = start({ filter: common.recordFilter, kernelFilter: common.kernelFilter });
+  void stop.then(() => tracer.stop().then(() => process.exit(0)));
+  run(tracer).then(
+    () => tracer.stop().then(() => process.exit(0)),
+    (e) => fail(e instanceof Error ? e.message : String(e), 1),
+  );
+}
+
+function route(argv: string[]): void {
+  const addr = argv[0]?.startsWith('-') ? undefined : argv[0];
+  const { common } = parseCommand(addr === undefined ? argv : argv.slice(1));
+  if (common.help) return void process.stdout.write(ROUTE_USAGE + '\n');
+  checkAddress(addr);
+  oneShot(common, (tracer) => routeCommand(addr!, common, tracer));
+}
+
+function routes(argv: string[]): void {
+  const { common, values } = parseCommand(argv, { all: { type: 'boolean', short: 'a' } });
+  if (common.help) return void process.stdout.write(ROUTES_USAGE + '\n');
+  oneShot(common, (tracer) => routesCommand((values.all as boolean) ?? false, common, tracer));
+}
+
 function states(argv: string[]): void {
   const { common, values } = parseCommand(argv, { interval: { type: 'string', short: 'i' } });
   if (common.help) return void process.stdout.write(STATES_USAGE + '\n');
@@ -216,6 +242,8 @@ export function main(argv = process.argv.slice(2)): void {
     if (command === 'states') return states(rest);
     if (command === 'top') return top(rest);
     if (command === 'decode') return decode(rest);
+    if (command === 'route') return route(rest);
+    if (command === 'routes') return routes(rest);
     const { common } = parseCommand(argv);
     if (common.help) return void process.stdout.write(USAGE + '\n');
     if (common.version) return void process.stdout.write(`nettrace ${VERSION}\n`);

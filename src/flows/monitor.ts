@@ -3,18 +3,26 @@ import fs from 'node:fs';
 import { Clock } from '../events';
 import { Tracer } from '../tracer';
 import { ProcOwners } from './owners';
+import { RouteResolver } from './routes';
 import { decodeSnapshot } from './snapshot';
-import { FlowTable, FlowTableOptions } from './table';
+import { Flow, FlowTable, FlowTableOptions } from './table';
 
 export class FlowMonitor {
   readonly table: FlowTable;
   private readonly owners = new ProcOwners();
   private readonly netns = fs.statSync('/proc/self/ns/net').ino;
   private readonly unsubscribe: () => void;
+  private routing: Promise<void> = Promise.resolve();
+  private routingBusy = false;
+  private routingAgain = false;
+  /** Why the last route look-up failed as a whole; undefined when it did not. */
+  routeError: string | undefined;
 
+  /** With `routes`, every refresh also sets each flow's route (see routesSettled). */
   constructor(
     private readonly tracer: Tracer,
     options: FlowTableOptions = {},
+    readonly routes?: RouteResolver,
   ) {
     this.table = new FlowTable(options);
     const clock = new Clock();
@@ -36,9 +44,50 @@ export class FlowMonitor {
       }
     }
     this.table.tick(now);
+    if (this.routes) this.resolveRoutes(this.routes);
+  }
+
+  /** One look-up batch at a time; refreshes during it make it run once more, not queue up. */
+  private resolveRoutes(routes: RouteResolver): void {
+    if (this.routingBusy) {
+      this.routingAgain = true;
+      return;
+    }
+    this.routingBusy = true;
+    this.routing = (async () => {
+      do {
+        this.routingAgain = false;
+        try {
+          await routes.resolve(this.table.flows());
+          this.routeError = undefined;
+        } catch (e) {
+          this.routeError = e instanceof Error ? e.message : String(e);
+        }
+      } while (this.routingAgain);
+      this.routingBusy = false;
+    })();
+  }
+
+  /** Resolves once the routes of the flows as of the last refresh are set (or routeError says why not). */
+  routesSettled(): Promise<void> {
+    return this.routing;
   }
 
   close(): void {
     this.unsubscribe();
   }
+}
+
+/** Every flow now (one snapshot), each with its route set; close the resolver when done asking it. */
+export async function routedFlows(tracer: Tracer): Promise<{ flows: Flow[]; routes: RouteResolver }> {
+  const routes = new RouteResolver();
+  const monitor = new FlowMonitor(tracer, {}, routes);
+  monitor.refresh();
+  await monitor.routesSettled();
+  monitor.close();
+  if (monitor.routeError) {
+    routes.close();
+    throw new Error(`cannot read the routes: ${monitor.routeError}`);
+  }
+  return { flows: monitor.table.flows(), routes };
 }

@@ -1,17 +1,28 @@
-/** Totals per process, per remote host and per (process, remote host): nethogs, iftop and bandwhich. */
+/** Totals per process, per remote host and per (process, remote host): nethogs, iftop and bandwhich; and per route. */
 import { Flow } from './table';
 
-export interface Rollup {
-  /** "pid/comm", a remote address, or "pid/comm > address". */
-  key: string;
-  pid: number | null;
-  comm: string | null;
-  host: string | null;
+interface Traffic {
   flows: number;
   tx_bytes: number;
   rx_bytes: number;
   tx_rate: number;
   rx_rate: number;
+}
+
+export interface Rollup extends Traffic {
+  /** "pid/comm", a remote address, or "pid/comm > address". */
+  key: string;
+  pid: number | null;
+  comm: string | null;
+  host: string | null;
+}
+
+/** Traffic per output interface (`ifname`) or per next hop (`gateway`, null for directly connected destinations). */
+export interface RouteRollup extends Traffic {
+  /** The interface name, or the gateway address ("direct" when there is none). */
+  key: string;
+  ifname: string | null;
+  gateway: string | null;
 }
 
 type By = 'process' | 'host' | 'process_host';
@@ -25,12 +36,12 @@ function keyOf(f: Flow, by: By): Pick<Rollup, 'key' | 'pid' | 'comm' | 'host'> {
   return { key, pid, comm, host };
 }
 
-/** Sorted by combined rate, then combined bytes. Listeners have no remote host and count only per process. */
-export function rollup(flows: Flow[], by: By): Rollup[] {
-  const out = new Map<string, Rollup>();
+/** Sums flows into one row per key (flows without a key are left out), sorted by combined rate, then combined bytes. */
+function accumulate<K extends { key: string }>(flows: Flow[], keyFor: (f: Flow) => K | null): (K & Traffic)[] {
+  const out = new Map<string, K & Traffic>();
   for (const f of flows) {
-    if (by !== 'process' && f.state === 'LISTEN') continue;
-    const k = keyOf(f, by);
+    const k = keyFor(f);
+    if (k === null) continue;
     let r = out.get(k.key);
     if (!r) out.set(k.key, (r = { ...k, flows: 0, tx_bytes: 0, rx_bytes: 0, tx_rate: 0, rx_rate: 0 }));
     r.flows++;
@@ -55,4 +66,18 @@ export interface FlowSnapshot {
 
 export function flowSnapshot(flows: Flow[], ts: number): FlowSnapshot {
   return { type: 'snapshot', ts, flows, processes: rollup(flows, 'process'), hosts: rollup(flows, 'host'), process_hosts: rollup(flows, 'process_host') };
+}
+
+/** Listeners have no remote host and count only per process. */
+export function rollup(flows: Flow[], by: By): Rollup[] {
+  return accumulate(flows, (f) => (by !== 'process' && f.state === 'LISTEN' ? null : keyOf(f, by)));
+}
+
+/** Per interface and per gateway, over the flows whose route is known: what `top` and the metrics show per route. */
+export function routeRollups(flows: Flow[]): { interfaces: RouteRollup[]; gateways: RouteRollup[] } {
+  const routed = flows.filter((f) => f.ifname !== null);
+  return {
+    interfaces: accumulate(routed, (f) => ({ key: f.ifname!, ifname: f.ifname, gateway: null })),
+    gateways: accumulate(routed, (f) => ({ key: f.gateway ?? 'direct', ifname: null, gateway: f.gateway })),
+  };
 }

@@ -28,6 +28,11 @@ export interface Flow extends SocketIdent, SocketOwner {
   opened: number | null;
   first_seen: number;
   closed: number | null;
+  /** The route it takes, as `ip route get DADDR` in its namespace says (null until known, or with no route). */
+  ifname: string | null;
+  gateway: string | null;
+  route_src: string | null;
+  route_table: string | null;
 }
 
 /** A flow nothing is known of yet but which socket it is, first seen at `now`. */
@@ -49,6 +54,10 @@ export function newFlow(ident: SocketIdent, now: number): Flow {
     opened: null,
     first_seen: now,
     closed: null,
+    ifname: null,
+    gateway: null,
+    route_src: null,
+    route_table: null,
   };
 }
 

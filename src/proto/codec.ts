@@ -129,6 +129,10 @@ function flowOf(f: Flow): pb.Flow.$Properties {
     opened_us: optional(f.opened, msToUs),
     first_seen_us: msToUs(f.first_seen),
     closed_us: optional(f.closed, msToUs),
+    ifname: f.ifname ?? undefined,
+    gateway: f.gateway ?? undefined,
+    route_src: f.route_src ?? undefined,
+    route_table: f.route_table ?? undefined,
   };
 }
 
@@ -277,6 +281,10 @@ function flowFrom(f: pb.Flow.$Properties): Flow {
     opened: nullable(f.opened_us, usToMs),
     first_seen: usToMs(f.first_seen_us),
     closed: nullable(f.closed_us, usToMs),
+    ifname: f.ifname ?? null,
+    gateway: f.gateway ?? null,
+    route_src: f.route_src ?? null,
+    route_table: f.route_table ?? null,
   };
 }
 

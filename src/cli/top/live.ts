@@ -3,6 +3,7 @@
  * and on resize, and gives the terminal back on every way out.
  */
 import { FlowMonitor } from '../../flows/monitor';
+import { RouteResolver } from '../../flows/routes';
 import { Flow } from '../../flows/table';
 import { Tracer } from '../../tracer';
 import { Key } from './input';
@@ -19,7 +20,9 @@ interface Frame {
 }
 
 export function runScreen(o: TopOptions, tracer: Tracer, done: (code: number) => void, io: TopIo): TopSession {
-  const monitor = new FlowMonitor(tracer);
+  // routes arrive after the refresh that asked for them, and show from the next frame on
+  const routes = new RouteResolver();
+  const monitor = new FlowMonitor(tracer, {}, routes);
   const capture = (): Frame => {
     monitor.refresh();
     const s = tracer.stats();
@@ -80,6 +83,7 @@ export function runScreen(o: TopOptions, tracer: Tracer, done: (code: number) =>
       process.off('SIGTSTP', suspend);
       process.off('SIGCONT', resume);
       monitor.close();
+      routes.close();
       if (message) io.errors.write(`nettrace: ${message}\n`);
       done(code);
     },

@@ -1,6 +1,6 @@
 /** What `nettrace top` shows, derived from a frozen copy of the flow table: the three views and their totals. */
 import { Flow } from '../../flows/table';
-import { rollup, Rollup } from '../../flows/rollup';
+import { rollup, Rollup, routeRollups, RouteRollup } from '../../flows/rollup';
 
 export type SortKey = 'rate' | 'bytes' | 'name';
 export const SORT_KEYS: readonly SortKey[] = ['rate', 'bytes', 'name'];
@@ -16,6 +16,9 @@ export interface TopModel {
   processes: Rollup[];
   hosts: Rollup[];
   connections: Flow[];
+  /** Per output interface and per gateway, over the connections whose route is known. */
+  interfaces: RouteRollup[];
+  gateways: RouteRollup[];
   totals: Totals;
 }
 
@@ -73,6 +76,7 @@ export function buildModel(flows: Flow[], match: (f: Flow) => boolean, sort: Sor
     processes: order(rollup(shown, 'process'), sort, processName),
     hosts: order(rollup(shown, 'host'), sort, (r) => hostName(r.host)),
     connections: order(shown, sort, connectionName),
+    ...routeRollups(shown),
     totals,
   };
 }

@@ -1,5 +1,5 @@
 /** The three views of `nettrace top` and their columns, shared by the screen and the plain-text report. */
-import { Rollup } from '../../flows/rollup';
+import { Rollup, RouteRollup } from '../../flows/rollup';
 import { Flow } from '../../flows/table';
 import { bytes, endpoint, ssState } from '../table';
 import { Column } from './columns';
@@ -56,9 +56,19 @@ export const CONNECTION_COLUMNS: Column<Flow>[] = [
   { title: 'Local', min: 12, max: 47, priority: 4, align: 'left', cut: 'middle', cell: (f) => endpoint(f.saddr, f.sport, f.family) },
   { title: 'Remote', min: 15, max: 47, priority: 10, align: 'left', cut: 'middle', cell: (f) => endpoint(f.daddr, f.dport, f.family) },
   { title: 'State', min: 6, max: 11, priority: 6, align: 'left', cell: connectionState },
+  { title: 'Iface', min: 5, max: 15, priority: 3, align: 'left', cell: (f) => f.ifname ?? '-' },
   ...traffic<Flow>(),
   { title: 'RTT', min: 7, max: 8, priority: 3, align: 'right', cell: (f) => (f.srtt_us ? `${(f.srtt_us / 1000).toFixed(2)}ms` : '-') },
 ];
+
+/** The per-route rollups (report only): by interface, and by gateway ("direct" when there is none). */
+export const INTERFACE_COLUMNS: Column<RouteRollup>[] = [
+  { title: 'Interface', min: 9, max: 15, priority: 10, align: 'left', cell: (r) => r.key },
+  { title: 'Conns', min: 5, max: 6, priority: 4, align: 'right', cell: (r) => String(r.flows) },
+  ...traffic<RouteRollup>(),
+];
+
+export const GATEWAY_COLUMNS: Column<RouteRollup>[] = [{ ...INTERFACE_COLUMNS[0], title: 'Gateway', max: 39 }, ...INTERFACE_COLUMNS.slice(1)];
 
 /** A pane's rows and columns, with whether a row is a closed flow (shown dimmed). */
 export interface PaneData<T> {

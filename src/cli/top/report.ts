@@ -1,6 +1,7 @@
 /** `nettrace top` when stdout is not a terminal: one plain snapshot per interval, no escape sequences. */
 import { FlowMonitor } from '../../flows/monitor';
 import { flowSnapshot } from '../../flows/rollup';
+import { RouteResolver } from '../../flows/routes';
 import { encodeItems } from '../../proto/stream';
 import { statsRecord, streamHeader } from '../protobuf';
 import { Tracer } from '../../tracer';
@@ -8,7 +9,7 @@ import { printable } from '../render';
 import { table } from '../table';
 import { Column } from './columns';
 import { buildModel, TopModel } from './model';
-import { CONNECTION_COLUMNS, HOST_COLUMNS, PANE_TITLES, PROCESS_COLUMNS, rate } from './panes';
+import { CONNECTION_COLUMNS, GATEWAY_COLUMNS, HOST_COLUMNS, INTERFACE_COLUMNS, PANE_TITLES, PROCESS_COLUMNS, rate } from './panes';
 import { messageOf, TopIo, TopOptions, TopSession } from './session';
 
 export interface TopReport {
@@ -16,10 +17,13 @@ export interface TopReport {
   processes: TopModel['processes'];
   hosts: TopModel['hosts'];
   connections: TopModel['connections'];
+  interfaces: TopModel['interfaces'];
+  gateways: TopModel['gateways'];
 }
 
 export function reportJson(ts: number, model: TopModel): TopReport {
-  return { ts, processes: model.processes, hosts: model.hosts, connections: model.connections };
+  const { processes, hosts, connections, interfaces, gateways } = model;
+  return { ts, processes, hosts, connections, interfaces, gateways };
 }
 
 function section<T>(title: string, columns: Column<T>[], rows: T[]): string {
@@ -36,11 +40,14 @@ export function reportText(ts: number, model: TopModel, stats: { drops: number; 
     section(PANE_TITLES.processes, PROCESS_COLUMNS, model.processes),
     section(PANE_TITLES.hosts, HOST_COLUMNS, model.hosts),
     section(PANE_TITLES.connections, CONNECTION_COLUMNS, model.connections),
+    section('Interfaces', INTERFACE_COLUMNS, model.interfaces),
+    section('Gateways', GATEWAY_COLUMNS, model.gateways),
   ].join('\n\n');
 }
 
 export function runReports(o: TopOptions, tracer: Tracer, done: (code: number) => void, io: TopIo): TopSession {
-  const monitor = new FlowMonitor(tracer);
+  const routes = new RouteResolver();
+  const monitor = new FlowMonitor(tracer, {}, routes);
   // the first refresh only sets the baseline, so every report has rates over a whole interval
   monitor.refresh();
   const protobuf = o.format === 'protobuf';
@@ -53,6 +60,7 @@ export function runReports(o: TopOptions, tracer: Tracer, done: (code: number) =
       ended = true;
       clearInterval(timer);
       monitor.close();
+      routes.close();
       if (protobuf) io.output.write(encodeItems([statsRecord(tracer)]));
       if (message) io.errors.write(`nettrace: ${message}\n`);
       done(code);
@@ -62,12 +70,16 @@ export function runReports(o: TopOptions, tracer: Tracer, done: (code: number) =
     try {
       const now = Date.now();
       monitor.refresh(now);
-      if (protobuf) io.output.write(encodeItems([flowSnapshot(monitor.table.flows().filter(o.match), now)]));
-      else {
-        const model = buildModel(monitor.table.flows(), o.match, 'rate');
-        io.output.write(o.json ? JSON.stringify(reportJson(now, model)) + '\n' : reportText(now, model, tracer.stats()) + '\n\n');
-      }
-      if (o.count !== undefined && ++reports >= o.count) session.quit(0);
+      // each report carries the routes of its own flows (answered from caches, off this thread)
+      void monitor.routesSettled().then(() => {
+        if (ended) return;
+        if (protobuf) io.output.write(encodeItems([flowSnapshot(monitor.table.flows().filter(o.match), now)]));
+        else {
+          const model = buildModel(monitor.table.flows(), o.match, 'rate');
+          io.output.write(o.json ? JSON.stringify(reportJson(now, model)) + '\n' : reportText(now, model, tracer.stats()) + '\n\n');
+        }
+        if (o.count !== undefined && ++reports >= o.count) session.quit(0);
+      });
     } catch (e) {
       session.quit(1, messageOf(e));
     }
