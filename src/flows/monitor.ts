@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import { Clock } from '../events';
 import { Tracer } from '../tracer';
 import { ProcOwners } from './owners';
-import { decodeSnapshot } from './snapshot';
+import { decodeSnapshot, SocketRow } from './snapshot';
 import { FlowTable, FlowTableOptions } from './table';
 
 export class FlowMonitor {
@@ -23,8 +23,8 @@ export class FlowMonitor {
     });
   }
 
-  /** Folds in a snapshot of every socket now and ends the interval (rates, expiry). */
-  refresh(now = Date.now()): void {
+  /** Folds in a snapshot of every socket now and ends the interval (rates, expiry); returns the snapshot. */
+  refresh(now = Date.now()): SocketRow[] {
     const rows = decodeSnapshot(this.tracer.snapshot());
     this.table.applySnapshot(rows, now, this.netns);
     const unowned = rows.filter((r) => r.ino !== 0 && this.table.get(r.sock)?.pid === null);
@@ -36,6 +36,7 @@ export class FlowMonitor {
       }
     }
     this.table.tick(now);
+    return rows;
   }
 
   close(): void {
