@@ -50,6 +50,8 @@ function reply(res: http.ServerResponse, status: number, body: string, headers: 
 function handle(o: MetricsServerOptions, req: http.IncomingMessage, res: http.ServerResponse): void {
   const url = req.url ?? '';
   const head = req.method === 'HEAD';
+  // the parser takes a request line without a version as HTTP/0.9
+  if (req.httpVersionMajor !== 1) return reply(res, 505, 'HTTP/1.0 or 1.1 only\n', { Connection: 'close' });
   // a body we will not read must not be parsed as the next request
   if (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0) {
     return reply(res, 413, 'requests carry no body\n', { Connection: 'close' });
