@@ -89,6 +89,7 @@ export function toMetricData(families: MetricFamily[], startMs: number, nowMs: n
 /** The attributes of an event's log record: OpenTelemetry's names where there are some, nettrace.* for the rest. */
 export function logAttributes(e: NettraceEvent): Record<string, string | number> {
   const out: Record<string, string | number> = {
+    'event.name': `nettrace.${e.type}`,
     'network.transport': 'tcp',
     'network.type': e.family === 4 ? 'ipv4' : 'ipv6',
     'network.local.address': e.saddr,
