@@ -118,10 +118,11 @@ export async function peerServer(host: string, x: Exchange, children: ChildProce
   return { child, ...(JSON.parse(line.toString()) as { pid: number; port: number }) };
 }
 
-/** The peer fixture's client (nt-mclient), run to its end; resolves with its pid. */
-export async function peerClient(host: string, port: number, refusedPort: number, x: Exchange): Promise<number> {
+/** The peer fixture's client (nt-mclient, or `title`), run to its end; resolves with its pid. */
+export async function peerClient(host: string, port: number, refusedPort: number, x: Exchange, title?: string): Promise<number> {
   const args = [host, port, x.ok, x.resets, refusedPort, x.refused, x.send, x.reply].map(String);
-  const child = spawn(process.execPath, [path.join(FIXTURES, 'peer.js'), 'client', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const env = title === undefined ? process.env : { ...process.env, NT_TITLE: title };
+  const child = spawn(process.execPath, [path.join(FIXTURES, 'peer.js'), 'client', ...args], { stdio: ['ignore', 'pipe', 'inherit'], env });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   const [code] = await once(child, 'exit');

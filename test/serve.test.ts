@@ -119,6 +119,21 @@ test('serve: --top bounds the comm label, the rest counting as other', async () 
   assert.equal((await served.done).code, 0);
 });
 
+test('serve: a process name with quotes, backslashes and a line feed is escaped in label values', async () => {
+  const x: Exchange = { ok: 2, resets: 0, refused: 0, send: 5, reply: 5 };
+  const title = 'nt"q\\m\nx';
+  const peer = await peerServer('127.0.0.1', x, children);
+  const served = await startServe(['--listen', '127.0.0.1:0', `dport = :${peer.port}`], process.env, children);
+  await peerClient('127.0.0.1', peer.port, 1, x, title);
+  const samples = await scrapeUntil(served.port, [['nettrace_connects_total', { comm: title, result: 'ok' }, 2]]);
+  assert.ok(samples.length > 0);
+  const text = (await get(served.port, '/metrics')).body;
+  assert.ok(text.includes('nettrace_connects_total{comm="nt\\"q\\\\m\\nx",result="ok"} 2\n'), 'escaped as the format wants');
+  served.child.kill('SIGTERM');
+  peer.child.kill('SIGTERM');
+  assert.equal((await served.done).code, 0);
+});
+
 /** Sends raw bytes; resolves with what came back when the server closed (or after `waitMs` if it did not). */
 function raw(port: number, data: string | Buffer, waitMs = 15000): Promise<{ reply: string; closedByServer: boolean }> {
   return new Promise((resolve, reject) => {
