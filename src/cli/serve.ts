@@ -90,7 +90,7 @@ export async function serveCommand(o: ServeOptions, tracer: Tracer, errors: Node
   return {
     async stop() {
       await server.close();
-      await otlp?.shutdown();
+      if (otlp && !(await otlp.shutdown())) report('otlp: the last export did not finish within 5 s');
       metrics.close();
     },
   };

@@ -150,10 +150,21 @@ export class OtlpSink {
     await Promise.all([this.meters.forceFlush(), this.loggers?.forceFlush()]);
   }
 
-  /** Exports a last time and stops. */
-  async shutdown(): Promise<void> {
+  /**
+   * Exports a last time and stops, waiting at most `waitMs` for the collector
+   * (an unreachable one would otherwise hold a stopping agent for the exporter's
+   * whole timeout and retries); resolves false if the last export did not finish.
+   */
+  async shutdown(waitMs = 5000): Promise<boolean> {
     this.unsubscribe?.();
-    await Promise.all([this.meters.shutdown(), this.loggers?.shutdown()]);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), waitMs)));
+    const done = Promise.all([this.meters.shutdown(), this.loggers?.shutdown()]).then(() => true);
+    try {
+      return await Promise.race([done, late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }
 
