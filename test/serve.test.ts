@@ -1,11 +1,12 @@
 /** `nettrace serve`: exact metrics of real connections, a hardened endpoint, clean stops. */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ChildProcess, execFile } from 'node:child_process';
+import { ChildProcess, execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
+import path from 'node:path';
 import { promisify } from 'node:util';
-import { CLI, closedPort, remaining } from './helpers';
+import { CLI, closedPort, FIXTURES, remaining } from './helpers';
 import { expectedCounts, Exchange, get, peerClient, peerServer, programsOf, Sample, scrape, startServe, valueOf } from './serve-helpers';
 
 const run = promisify(execFile);
@@ -131,6 +132,25 @@ test('serve: a process name with quotes, backslashes and a line feed is escaped 
   assert.ok(text.includes('nettrace_connects_total{comm="nt\\"q\\\\m\\nx",result="ok"} 2\n'), 'escaped as the format wants');
   served.child.kill('SIGTERM');
   peer.child.kill('SIGTERM');
+  assert.equal((await served.done).code, 0);
+});
+
+test('serve: bytes a connection moved before nettrace started are not counted, what it moves after is', async () => {
+  const old = spawn(process.execPath, [path.join(FIXTURES, 'old-pair.js')], { stdio: ['pipe', 'pipe', 'inherit'] });
+  children.push(old);
+  const [line] = (await once(old.stdout!, 'data')) as [Buffer];
+  const { port } = JSON.parse(line.toString()) as { port: number };
+  const served = await startServe(['--listen', '127.0.0.1:0', `sport = :${port} or dport = :${port}`], process.env, children);
+  // the first snapshot is the baseline; wait for it to have been taken before sending more
+  await scrapeUntil(served.port, [['nettrace_sockets', { state: 'ESTABLISHED' }, 2]]);
+  old.stdin!.write('more\n');
+  const samples = await scrapeUntil(served.port, [
+    ['nettrace_process_bytes_total', { comm: 'nt-mold', direction: 'tx' }, 200],
+    ['nettrace_process_bytes_total', { comm: 'nt-mold', direction: 'rx' }, 200],
+  ]);
+  assert.equal(valueOf(samples, 'nettrace_remote_bytes_total', { host: '127.0.0.1' }), 400);
+  old.kill('SIGTERM');
+  served.child.kill('SIGTERM');
   assert.equal((await served.done).code, 0);
 });
 

@@ -76,14 +76,15 @@ export class TcpMetrics implements MetricSource {
     this.hosts = new LabelBudget(top, idleMs);
     this.monitor = new FlowMonitor(tracer);
     this.unsubscribe = tracer.onBatch((c) => this.apply(c));
-    this.refresh();
+    // sockets that predate nettrace: what they moved before it started is not counted
+    this.refresh(Date.now(), false);
     // closed flows stay in the table 5 s: refreshing more often than that counts each one's last bytes
     this.timer = setInterval(() => this.refresh(), Math.min(options.refreshMs ?? 1000, 5000));
     this.timer.unref();
   }
 
-  /** Takes a kernel snapshot and counts what every flow sent and received since the last one. */
-  refresh(now = Date.now()): void {
+  /** Takes a kernel snapshot and counts what every flow sent and received since the last one (or, with `count` false, only notes it). */
+  refresh(now = Date.now(), count = true): void {
     try {
       this.rows = this.monitor.refresh(now);
     } catch (e) {
@@ -95,7 +96,8 @@ export class TcpMetrics implements MetricSource {
     for (const f of this.monitor.table.flows()) {
       live.add(f.sock);
       if (match && !match(f)) continue;
-      this.countFlow(f, now);
+      if (count) this.countFlow(f, now);
+      else this.counted.set(f.sock, { tx: f.tx_bytes, rx: f.rx_bytes, retrans: f.retrans });
     }
     for (const sock of this.counted.keys()) if (!live.has(sock)) this.counted.delete(sock);
     for (const v of this.processes.sweep(now)) for (const c of this.byProcess()) c.drop('comm', v);
