@@ -59,7 +59,7 @@ async function receiver(): Promise<{ port: number; got: Received[] }> {
     req.on('end', () => {
       let raw = Buffer.concat(chunks);
       if (req.headers['content-encoding'] === 'gzip') raw = zlib.gunzipSync(raw);
-      const type = req.url === '/v1/metrics' ? types.metrics : req.url === '/v1/logs' ? types.logs : undefined;
+      const type = req.url === '/v1/metrics' ? types.metrics : req.url === '/v1/logs' || req.url === '/custom/logs' ? types.logs : undefined;
       if (!type) {
         res.writeHead(404).end();
         return;
@@ -111,7 +111,7 @@ function latest(got: Received[], metric: string, want: Attrs): number | undefine
 
 function logRecords(got: Received[]): { body: string; attributes: Attrs; resource: Attrs }[] {
   const out: { body: string; attributes: Attrs; resource: Attrs }[] = [];
-  for (const r of got.filter((g) => g.path === '/v1/logs')) {
+  for (const r of got.filter((g) => g.path.endsWith('/logs'))) {
     for (const rl of (r.body.resourceLogs ?? []) as { resource: { attributes: KeyValue[] }; scopeLogs: { logRecords: { body: { stringValue: string }; attributes: KeyValue[] }[] }[] }[]) {
       for (const sl of rl.scopeLogs ?? []) {
         for (const lr of sl.logRecords ?? []) out.push({ body: lr.body.stringValue, attributes: attrs(lr.attributes), resource: attrs(rl.resource.attributes) });
@@ -148,6 +148,8 @@ test('serve --otlp: metrics and event logs over OTLP/HTTP protobuf, decoded with
     OTEL_METRIC_EXPORT_INTERVAL: '500',
     OTEL_EXPORTER_OTLP_HEADERS: 'x-nettrace-test=otlp-42',
     OTEL_RESOURCE_ATTRIBUTES: 'k8s.node.name=node-a',
+    // a signal's own endpoint wins over the --otlp base, as the specification has it
+    OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: `http://127.0.0.1:${rx.port}/custom/logs`,
   };
   const filter = `sport = :${peer.port} or dport = :${peer.port} or dport = :${refusedPort}`;
   const served = await startServe(['--listen', '127.0.0.1:0', '--otlp', `http://127.0.0.1:${rx.port}`, '--otlp-logs', filter], env, children);
@@ -173,6 +175,7 @@ test('serve --otlp: metrics and event logs over OTLP/HTTP protobuf, decoded with
   assert.equal(want('accept', 'nt-mserver', { 'network.local.port': peer.port, 'network.peer.address': '127.0.0.1' }), x.ok + x.resets);
   assert.equal(want('close', 'nt-mclient', { 'nettrace.tx_bytes': x.send, 'nettrace.rx_bytes': x.reply }), x.ok + x.resets);
   assert.equal(logRecords(rx.got).filter((l) => /^state /.test(l.body)).length, 0, 'state transitions are not sent as logs');
+  assert.deepEqual([...new Set(rx.got.map((g) => g.path))].sort(), ['/custom/logs', '/v1/metrics']);
 
   served.child.kill('SIGTERM');
   const r = await served.done;
@@ -202,5 +205,5 @@ test('OtlpSink as a library sink: a Tracer, its metrics and an explicit endpoint
   }
   const checks = metricChecks(x);
   for (const [m, a, v] of checks) assert.equal(latest(rx.got, m, a), v, `${m} ${JSON.stringify(a)}`);
-  assert.equal(rx.got.filter((g) => g.path === '/v1/logs').length, 0, 'no logs unless asked for');
+  assert.equal(rx.got.filter((g) => g.path.endsWith('/logs')).length, 0, 'no logs unless asked for');
 });
