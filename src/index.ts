@@ -20,3 +20,4 @@ export { rollup, flowSnapshot, routeRollups } from './flows/rollup';
 export type { Rollup, FlowSnapshot, RouteRollup } from './flows/rollup';
 export { RouteResolver } from './flows/routes';
 export type { KernelFilter, KernelIds } from './native';
+export * from './metrics';

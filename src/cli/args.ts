@@ -8,6 +8,7 @@ export const USAGE = `Usage: nettrace [options] [FILTER]
        nettrace decode [--json] [FILE|-]
        nettrace route ADDR [options] [FILTER]
        nettrace routes [-a] [options] [FILTER]
+       nettrace serve [--listen HOST:PORT] [--otlp URL] [options] [FILTER]
 
 Streams every TCP connect, accept, state change and close on this machine,
 one line each, attributed to the process that owns the socket.
@@ -19,6 +20,7 @@ Commands:
   decode              print a --format protobuf stream as text or JSON (see nettrace decode --help)
   route ADDR          the route to ADDR as ip route get says it, and the flows taking it
   routes              the routing table (ip route, route -n) with flows and bytes per route
+  serve               metrics for Prometheus (/metrics) and OTLP, until stopped (see nettrace serve --help)
 
 Options:
 ${COMMON_HELP}

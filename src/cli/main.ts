@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { COMMON_HELP, CommonOptions, parseCommand, UsageError } from './options';
 import { HEADER, kindName, textLine } from './render';
 import { checkAddress, ROUTE_USAGE, routeCommand, ROUTES_USAGE, routesCommand } from './route';
+import { SERVE_OPTIONS, SERVE_USAGE, serveCommand, serveOptions } from './serve';
 import { statesCommand } from './states';
 import { TOP_OPTIONS, topCommand, topOptions } from './top';
 
@@ -235,6 +236,28 @@ function top(argv: string[]): void {
   void stop.then(() => view.quit(0));
 }
 
+function serve(argv: string[]): void {
+  const { common, values } = parseCommand(argv, SERVE_OPTIONS);
+  if (common.help) return void process.stdout.write(SERVE_USAGE + '\n');
+  const o = serveOptions(common, values);
+  const stop = stopRequested(common);
+  const tracer = start({ filter: common.recordFilter, kernelFilter: common.kernelFilter });
+  const end = (code: number, message?: string): Promise<never> =>
+    tracer.stop().then(() => (message ? fail(message, code) : process.exit(code)));
+  serveCommand(o, tracer).then(
+    (session) => {
+      void Promise.race([stop, tracer.done]).then(() =>
+        session.stop().then(() => {
+          process.stderr.write(summary(tracer, tracer.stats().records, new Map()));
+          const failure = tracer.error;
+          return failure ? end(1, failure instanceof Error ? failure.message : String(failure)) : end(0);
+        }),
+      );
+    },
+    (e) => end(1, e instanceof Error ? e.message : String(e)),
+  );
+}
+
 export function main(argv = process.argv.slice(2)): void {
   try {
     const [command, ...rest] = argv;
@@ -244,6 +267,7 @@ export function main(argv = process.argv.slice(2)): void {
     if (command === 'decode') return decode(rest);
     if (command === 'route') return route(rest);
     if (command === 'routes') return routes(rest);
+    if (command === 'serve') return serve(rest);
     const { common } = parseCommand(argv);
     if (common.help) return void process.stdout.write(USAGE + '\n');
     if (common.version) return void process.stdout.write(`nettrace ${VERSION}\n`);

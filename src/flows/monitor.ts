@@ -4,7 +4,7 @@ import { Clock } from '../events';
 import { Tracer } from '../tracer';
 import { ProcOwners } from './owners';
 import { RouteResolver } from './routes';
-import { decodeSnapshot } from './snapshot';
+import { decodeSnapshot, SocketRow } from './snapshot';
 import { Flow, FlowTable, FlowTableOptions } from './table';
 
 export class FlowMonitor {
@@ -31,8 +31,8 @@ export class FlowMonitor {
     });
   }
 
-  /** Folds in a snapshot of every socket now and ends the interval (rates, expiry). */
-  refresh(now = Date.now()): void {
+  /** Folds in a snapshot of every socket now and ends the interval (rates, expiry); returns the snapshot. */
+  refresh(now = Date.now()): SocketRow[] {
     const rows = decodeSnapshot(this.tracer.snapshot());
     this.table.applySnapshot(rows, now, this.netns);
     const unowned = rows.filter((r) => r.ino !== 0 && this.table.get(r.sock)?.pid === null);
@@ -45,6 +45,7 @@ export class FlowMonitor {
     }
     this.table.tick(now);
     if (this.routes) this.resolveRoutes(this.routes);
+    return rows;
   }
 
   /** One look-up batch at a time; refreshes during it make it run once more, not queue up. */

@@ -1,0 +1,97 @@
+/**
+ * `nettrace serve`: the agent form. Metrics for Prometheus on /metrics (and
+ * /healthz), optionally pushed over OTLP too, until a signal stops it.
+ */
+import { ParseArgsConfig } from 'node:util';
+import { DEFAULT_METRICS_PORT, MetricsServer, NettraceMetrics, OtlpSink, parseListen, startMetricsServer } from '../metrics';
+import { Tracer } from '../tracer';
+import { COMMON_HELP, CommonOptions, integer, UsageError } from './options';
+
+export const SERVE_USAGE = `Usage: nettrace serve [--listen HOST:PORT] [--otlp URL] [options] [FILTER]
+
+Serves TCP metrics in the Prometheus text format on http://HOST:PORT/metrics
+(and /healthz) until stopped by a signal; with --otlp, also pushes them over
+OTLP/HTTP protobuf. The endpoint answers GET and HEAD of those two paths only.
+
+Options:
+      --listen HOST:PORT  address to serve on (default 127.0.0.1:${DEFAULT_METRICS_PORT}); HOST is an
+                          IP address, [IPv6]:PORT works, 0.0.0.0 exposes it to the network
+      --otlp URL          OTLP/HTTP base URL (http://collector:4318): /v1/metrics (and
+                          /v1/logs) are appended; OTEL_EXPORTER_OTLP_* variables apply
+      --otlp-logs         with --otlp, also send connect, accept and close events as logs
+      --top N             values of the comm and host labels with series of their own
+                          (default 25, 1 to 1000); the rest count as "other"
+  -d, --duration SEC      stop after SEC seconds
+${COMMON_HELP}`;
+
+export const SERVE_OPTIONS: NonNullable<ParseArgsConfig['options']> = {
+  listen: { type: 'string' },
+  otlp: { type: 'string' },
+  'otlp-logs': { type: 'boolean' },
+  top: { type: 'string' },
+};
+
+export interface ServeOptions extends CommonOptions {
+  host: string;
+  port: number;
+  otlp?: string;
+  otlpLogs: boolean;
+  top: number;
+}
+
+export function serveOptions(common: CommonOptions, values: Record<string, unknown>): ServeOptions {
+  const listenText = values.listen === undefined ? String(DEFAULT_METRICS_PORT) : String(values.listen);
+  const listen = parseListen(listenText);
+  if (!listen) throw new UsageError(`--listen takes HOST:PORT with an IP address (or [IPv6]:PORT, or PORT), not '${listenText}'`);
+  const otlp = values.otlp === undefined ? undefined : String(values.otlp);
+  if (otlp !== undefined && !/^https?:\/\/[^\s/]+/.test(otlp)) throw new UsageError(`--otlp takes an http:// or https:// URL, not '${otlp}'`);
+  if (values['otlp-logs'] && otlp === undefined) throw new UsageError('--otlp-logs needs --otlp');
+  if (common.count !== undefined) throw new UsageError('serve runs until stopped: use --duration, not --count');
+  return { ...common, ...listen, otlp, otlpLogs: (values['otlp-logs'] as boolean) ?? false, top: integer('--top', values.top, 1, 1000) ?? 25 };
+}
+
+export interface ServeSession {
+  /** Stops serving and exporting (a last OTLP export included); resolves when done. */
+  stop(): Promise<void>;
+}
+
+/** Once only, so a failing collector does not fill the log: repeats of the last message are left out. */
+function reporter(errors: NodeJS.WritableStream): (message: string) => void {
+  let last = '';
+  return (message) => {
+    if (message === last) return;
+    last = message;
+    errors.write(`nettrace: ${message}\n`);
+  };
+}
+
+export async function serveCommand(o: ServeOptions, tracer: Tracer, errors: NodeJS.WritableStream = process.stderr): Promise<ServeSession> {
+  const report = reporter(errors);
+  const messageOf = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+  const metrics = new NettraceMetrics(tracer, { top: o.top, match: o.match, onError: (e) => report(`snapshot failed: ${messageOf(e)}`) });
+  let running = true;
+  void tracer.done.then(() => (running = false));
+  let server: MetricsServer;
+  try {
+    server = await startMetricsServer({
+      host: o.host,
+      port: o.port,
+      families: () => metrics.families(),
+      healthy: () => running && tracer.error === undefined,
+      onError: (e) => report(`/metrics failed: ${messageOf(e)}`),
+    });
+  } catch (e) {
+    metrics.close();
+    throw new Error(`cannot listen on ${o.host}:${o.port}: ${messageOf(e)}`);
+  }
+  const { host, port } = server.address;
+  errors.write(`nettrace: serving http://${host.includes(':') ? `[${host}]` : host}:${port}/metrics\n`);
+  const otlp = o.otlp === undefined ? undefined : OtlpSink.start(tracer, metrics, { endpoint: o.otlp, logs: o.otlpLogs, onError: (m) => report(`otlp: ${m}`) });
+  return {
+    async stop() {
+      await server.close();
+      if (otlp && !(await otlp.shutdown())) report('otlp: the last export did not finish within 5 s');
+      metrics.close();
+    },
+  };
+}

@@ -1,0 +1,12 @@
+export { NettraceMetrics } from './registry';
+export { TcpMetrics, RTT_BUCKETS } from './tcp';
+export type { TcpMetricsOptions } from './tcp';
+export { TracerStatsMetrics } from './stats';
+export { LabelBudget, OTHER } from './labels';
+export { CounterVec, Histogram } from './model';
+export type { MetricFamily, MetricSource, NumberSeries, HistogramSeries, Labels } from './model';
+export { renderExposition, escapeLabelValue, EXPOSITION_CONTENT_TYPE } from './exposition';
+export { startMetricsServer, parseListen, DEFAULT_METRICS_PORT, LIMITS } from './server';
+export type { MetricsServer, MetricsServerOptions } from './server';
+export { OtlpSink, toMetricData, logAttributes } from './otlp';
+export type { OtlpOptions } from './otlp';

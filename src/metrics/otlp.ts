@@ -1,0 +1,187 @@
+/**
+ * OTLP/HTTP protobuf sink: the metric families every export interval, and
+ * optionally connect, accept and close events as log records, through the
+ * OpenTelemetry JS SDK and exporters. Headers, timeouts, compression and TLS
+ * come from the standard OTEL_EXPORTER_OTLP_* variables; OTEL_SERVICE_NAME and
+ * OTEL_RESOURCE_ATTRIBUTES name the resource.
+ */
+import { diag, DiagLogLevel, HrTime, ValueType } from '@opentelemetry/api';
+import { Logger } from '@opentelemetry/api-logs';
+import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-proto';
+import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
+import { detectResources, envDetector, hostDetector, resourceFromAttributes } from '@opentelemetry/resources';
+import { BatchLogRecordProcessor, LoggerProvider } from '@opentelemetry/sdk-logs';
+import {
+  AggregationTemporality,
+  CollectionResult,
+  DataPointType,
+  MeterProvider,
+  MetricData,
+  MetricProducer,
+  PeriodicExportingMetricReader,
+} from '@opentelemetry/sdk-metrics';
+import { Clock, NettraceEvent, toEvent } from '../events';
+import { Kind } from '../layout';
+import { Tracer } from '../tracer';
+import { MetricFamily, MetricSource } from './model';
+
+const VERSION: string = require('../../../package.json').version;
+const SCOPE = { name: 'nettrace', version: VERSION };
+
+export interface OtlpOptions {
+  /**
+   * Base URL as OTEL_EXPORTER_OTLP_ENDPOINT takes it (http://host:4318): /v1/metrics and /v1/logs are
+   * appended. OTEL_EXPORTER_OTLP_METRICS_ENDPOINT and _LOGS_ENDPOINT still win, as the specification
+   * has it. Without it, the endpoints come from the environment (default http://localhost:4318).
+   */
+  endpoint?: string;
+  /** Also send connect, accept and close events as log records (default false). */
+  logs?: boolean;
+  /** Milliseconds between metric exports (default OTEL_METRIC_EXPORT_INTERVAL, else 60000). */
+  intervalMs?: number;
+  /** Told of export failures; when given, nettrace installs it as the OpenTelemetry diagnostic logger (warnings and errors). */
+  onError?: (message: string) => void;
+}
+
+function hrTime(ms: number): HrTime {
+  const s = Math.floor(ms / 1000);
+  return [s, Math.round((ms - s * 1000) * 1e6)];
+}
+
+function signalUrl(endpoint: string | undefined, signal: 'METRICS' | 'LOGS'): string | undefined {
+  const specific = process.env[`OTEL_EXPORTER_OTLP_${signal}_ENDPOINT`];
+  if (specific) return specific;
+  return endpoint && `${endpoint.replace(/\/+$/, '')}/v1/${signal.toLowerCase()}`;
+}
+
+function envInterval(): number | undefined {
+  const v = Number(process.env.OTEL_METRIC_EXPORT_INTERVAL);
+  return Number.isFinite(v) && v > 0 ? v : undefined;
+}
+
+/** Our families as the SDK's metric data, cumulative since `startMs`. */
+export function toMetricData(families: MetricFamily[], startMs: number, nowMs: number): MetricData[] {
+  const startTime = hrTime(startMs);
+  const endTime = hrTime(nowMs);
+  return families.map((f): MetricData => {
+    const descriptor = { name: f.name, description: f.help, unit: f.unit, valueType: f.unit === 's' ? ValueType.DOUBLE : ValueType.INT };
+    if (f.kind === 'histogram') {
+      return {
+        descriptor,
+        aggregationTemporality: AggregationTemporality.CUMULATIVE,
+        dataPointType: DataPointType.HISTOGRAM,
+        dataPoints: f.series.map((s) => ({
+          startTime,
+          endTime,
+          attributes: s.labels,
+          value: { buckets: { boundaries: s.bounds, counts: s.counts }, sum: s.sum, count: s.count },
+        })),
+      };
+    }
+    const dataPoints = f.series.map((s) => ({ startTime, endTime, attributes: s.labels, value: s.value }));
+    if (f.kind === 'gauge') {
+      return { descriptor, aggregationTemporality: AggregationTemporality.CUMULATIVE, dataPointType: DataPointType.GAUGE, dataPoints };
+    }
+    return { descriptor, aggregationTemporality: AggregationTemporality.CUMULATIVE, dataPointType: DataPointType.SUM, isMonotonic: true, dataPoints };
+  });
+}
+
+/** The attributes of an event's log record: OpenTelemetry's names where there are some, nettrace.* for the rest. */
+export function logAttributes(e: NettraceEvent): Record<string, string | number> {
+  const out: Record<string, string | number> = {
+    'event.name': `nettrace.${e.type}`,
+    'network.transport': 'tcp',
+    'network.type': e.family === 4 ? 'ipv4' : 'ipv6',
+    'network.local.address': e.saddr,
+    'network.local.port': e.sport,
+    'network.peer.address': e.daddr,
+    'network.peer.port': e.dport,
+  };
+  if (e.pid !== null) out['process.pid'] = e.pid;
+  if (e.comm !== null) out['process.executable.name'] = e.comm;
+  const mapped = new Set(['type', 'ts', 'family', 'saddr', 'sport', 'daddr', 'dport', 'pid', 'comm']);
+  for (const [k, v] of Object.entries(e)) {
+    if (!mapped.has(k) && v !== null) out[`nettrace.${k}`] = v as string | number;
+  }
+  return out;
+}
+
+export class OtlpSink {
+  private readonly meters: MeterProvider;
+  private readonly loggers: LoggerProvider | undefined;
+  private readonly unsubscribe: (() => void) | undefined;
+
+  private constructor(tracer: Tracer, source: MetricSource, options: OtlpOptions) {
+    if (options.onError) installDiagnostics(options.onError);
+    const resource = resourceFromAttributes({ 'service.name': 'nettrace', 'service.version': VERSION }).merge(
+      detectResources({ detectors: [hostDetector, envDetector] }),
+    );
+    const startMs = Date.now();
+    const producer: MetricProducer = {
+      collect: async (): Promise<CollectionResult> => ({
+        resourceMetrics: { resource, scopeMetrics: [{ scope: SCOPE, metrics: toMetricData(source.families(), startMs, Date.now()) }] },
+        errors: [],
+      }),
+    };
+    const reader = new PeriodicExportingMetricReader({
+      exporter: new OTLPMetricExporter({ url: signalUrl(options.endpoint, 'METRICS') }),
+      exportIntervalMillis: options.intervalMs ?? envInterval() ?? 60000,
+      metricProducers: [producer],
+    });
+    this.meters = new MeterProvider({ resource, readers: [reader] });
+    if (options.logs) {
+      const exporter = new OTLPLogExporter({ url: signalUrl(options.endpoint, 'LOGS') });
+      this.loggers = new LoggerProvider({ resource, processors: [new BatchLogRecordProcessor({ exporter })] });
+      const logger = this.loggers.getLogger(SCOPE.name, SCOPE.version);
+      const clock = new Clock();
+      this.unsubscribe = tracer.onBatch((c) => {
+        while (c.next()) if (c.kind !== Kind.State) emitEvent(logger, toEvent(c, clock));
+      });
+    }
+  }
+
+  /** Starts exporting `source`'s metrics (and, with `logs`, `tracer`'s events). */
+  static start(tracer: Tracer, source: MetricSource, options: OtlpOptions = {}): OtlpSink {
+    return new OtlpSink(tracer, source, options);
+  }
+
+  /** Exports what is pending now. */
+  async flush(): Promise<void> {
+    await Promise.all([this.meters.forceFlush(), this.loggers?.forceFlush()]);
+  }
+
+  /**
+   * Exports a last time and stops, waiting at most `waitMs` for the collector
+   * (an unreachable one would otherwise hold a stopping agent for the exporter's
+   * whole timeout and retries); resolves false if the last export did not finish.
+   */
+  async shutdown(waitMs = 5000): Promise<boolean> {
+    this.unsubscribe?.();
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), waitMs)));
+    const done = Promise.all([this.meters.shutdown(), this.loggers?.shutdown()]).then(() => true);
+    try {
+      return await Promise.race([done, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+function emitEvent(logger: Logger, e: NettraceEvent): void {
+  logger.emit({
+    eventName: `nettrace.${e.type}`,
+    timestamp: e.ts,
+    body: `${e.type} ${e.saddr}:${e.sport} > ${e.daddr}:${e.dport}`,
+    attributes: logAttributes(e),
+  });
+}
+
+function installDiagnostics(report: (message: string) => void): void {
+  const say = (message: string, ...args: unknown[]): void => {
+    const detail = args.map((a) => (a instanceof Error ? a.message : typeof a === 'string' ? a : '')).filter(Boolean);
+    report([message, ...detail].join(' ').replace(/\s+/g, ' ').trim());
+  };
+  const quiet = (): void => {};
+  diag.setLogger({ error: say, warn: say, info: quiet, debug: quiet, verbose: quiet }, { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true });
+}

@@ -1,0 +1,27 @@
+/** Every metric source of a running tracer, behind one `families()`. */
+import { Tracer } from '../tracer';
+import { MetricFamily, MetricSource } from './model';
+import { TracerStatsMetrics } from './stats';
+import { TcpMetrics, TcpMetricsOptions } from './tcp';
+
+export class NettraceMetrics implements MetricSource {
+  readonly tcp: TcpMetrics;
+  /**
+   * Steering locality (issue 4) and UDP (issue 10) add their MetricSource here;
+   * the exposition and OTLP pick them up with no other change.
+   */
+  private readonly sources: MetricSource[];
+
+  constructor(tracer: Tracer, options: TcpMetricsOptions = {}) {
+    this.tcp = new TcpMetrics(tracer, options);
+    this.sources = [this.tcp, new TracerStatsMetrics(tracer, () => this.tcp.flowEvictions)];
+  }
+
+  families(): MetricFamily[] {
+    return this.sources.flatMap((s) => s.families());
+  }
+
+  close(): void {
+    this.tcp.close();
+  }
+}

@@ -1,0 +1,181 @@
+/**
+ * TCP metrics of a running Tracer: opens, accepts, closes, refused connects and
+ * resets per process from the event stream; bytes and retransmits per process
+ * and per remote host, and sockets by state, from the flow table, which a
+ * kernel snapshot refreshes every `refreshMs`.
+ */
+import { RecordCursor } from '../decode';
+import { FlowMonitor } from '../flows/monitor';
+import { SocketIdent, SocketOwner, SocketRow } from '../flows/snapshot';
+import { Flow } from '../flows/table';
+import { Kind } from '../layout';
+import { connectResult, stateName, TCP_STATES, TcpState } from '../tcp';
+import { Tracer } from '../tracer';
+import { LabelBudget } from './labels';
+import { CounterVec, Histogram, MetricFamily, MetricSource } from './model';
+
+export interface TcpMetricsOptions {
+  /** Values of the `comm` and of the `host` label that get series of their own (default 25 each); the rest count as `other`. */
+  top?: number;
+  /** A held label value idle this long gives its place up (default 10 minutes). */
+  idleMs?: number;
+  /** How often the kernel snapshot refreshes bytes, retransmits and states (default 1000 ms, at most 5000). */
+  refreshMs?: number;
+  /** Only sockets this accepts count towards bytes, retransmits and states (the tracer's filter does the events). */
+  match?: (s: SocketIdent & SocketOwner & { state: TcpState }) => boolean;
+  /** Told of a failed refresh (the tracer keeps running). */
+  onError?: (e: unknown) => void;
+}
+
+/** Seconds: 50 us to 10 s, as loopback, LAN and WAN round trips spread. */
+export const RTT_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10];
+
+const ESTABLISHED = 1;
+const SYN_RECV = 3;
+const FIN_WAIT1 = 4;
+const CLOSE_WAIT = 8;
+/** A socket that reaches CLOSE from one of these ended without the FIN handshake: a reset, sent or received. */
+const ABORTIVE = new Set([ESTABLISHED, SYN_RECV, FIN_WAIT1, CLOSE_WAIT]);
+
+interface Counted {
+  tx: number;
+  rx: number;
+  retrans: number;
+}
+
+export class TcpMetrics implements MetricSource {
+  readonly monitor: FlowMonitor;
+  private readonly processes: LabelBudget;
+  private readonly hosts: LabelBudget;
+  private readonly connects = new CounterVec('nettrace_connects', 'Active opens resolved, by owner and result (ok, refused, timeout or the errno name).', '{connection}', ['comm', 'result']);
+  private readonly accepts = new CounterVec('nettrace_accepts', 'Passive opens handed to a process by accept().', '{connection}', ['comm']);
+  private readonly closes = new CounterVec('nettrace_closes', 'Sockets that reached CLOSE (listeners excepted), by owner.', '{connection}', ['comm']);
+  private readonly resets = new CounterVec(
+    'nettrace_resets',
+    'Connections that ended without the FIN handshake (reset sent or received, or aborted): CLOSE from ESTABLISHED, SYN_RECV, FIN_WAIT1 or CLOSE_WAIT.',
+    '{connection}',
+    ['comm'],
+  );
+  private readonly processBytes = new CounterVec('nettrace_process_bytes', 'Data bytes sent (acknowledged, direction="tx") and received (direction="rx") by process.', 'By', ['comm', 'direction']);
+  private readonly hostBytes = new CounterVec('nettrace_remote_bytes', 'Data bytes sent (direction="tx") and received (direction="rx") by remote address.', 'By', ['host', 'direction']);
+  private readonly retransmits = new CounterVec('nettrace_retransmits', 'Segments retransmitted, by process.', '{segment}', ['comm']);
+  private readonly srtt = new Histogram('nettrace_rtt_seconds', 'Smoothed round-trip time of each connection when it closed.', 's', RTT_BUCKETS);
+  private readonly connectLatency = new Histogram('nettrace_connect_duration_seconds', 'Time from SYN_SENT to the outcome of each active open.', 's', RTT_BUCKETS);
+  private readonly counted = new Map<number, Counted>();
+  private rows: SocketRow[] = [];
+  private readonly unsubscribe: () => void;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    tracer: Tracer,
+    private readonly options: TcpMetricsOptions = {},
+  ) {
+    const top = options.top ?? 25;
+    const idleMs = options.idleMs ?? 600_000;
+    this.processes = new LabelBudget(top, idleMs);
+    this.hosts = new LabelBudget(top, idleMs);
+    this.monitor = new FlowMonitor(tracer);
+    this.unsubscribe = tracer.onBatch((c) => this.apply(c));
+    // sockets that predate nettrace: what they moved before it started is not counted
+    this.refresh(Date.now(), false);
+    // closed flows stay in the table 5 s: refreshing more often than that counts each one's last bytes
+    this.timer = setInterval(() => this.refresh(), Math.min(options.refreshMs ?? 1000, 5000));
+    this.timer.unref();
+  }
+
+  /** Takes a kernel snapshot and counts what every flow sent and received since the last one (or, with `count` false, only notes it). */
+  refresh(now = Date.now(), count = true): void {
+    try {
+      this.rows = this.monitor.refresh(now);
+    } catch (e) {
+      this.options.onError?.(e);
+      return;
+    }
+    const match = this.options.match;
+    const live = new Set<number>();
+    for (const f of this.monitor.table.flows()) {
+      live.add(f.sock);
+      if (match && !match(f)) continue;
+      if (count) this.countFlow(f, now);
+      else this.counted.set(f.sock, { tx: f.tx_bytes, rx: f.rx_bytes, retrans: f.retrans });
+    }
+    for (const sock of this.counted.keys()) if (!live.has(sock)) this.counted.delete(sock);
+    for (const v of this.processes.sweep(now)) for (const c of this.byProcess()) c.drop('comm', v);
+    for (const v of this.hosts.sweep(now)) this.hostBytes.drop('host', v);
+  }
+
+  families(): MetricFamily[] {
+    const match = this.options.match;
+    const states = new Map<TcpState, number>(TCP_STATES.filter((s) => s !== 'UNKNOWN').map((s) => [s, 0]));
+    for (const r of this.rows) {
+      const state = stateName(r.state);
+      if (!match || match({ ...r, state })) states.set(state, (states.get(state) ?? 0) + 1);
+    }
+    return [
+      {
+        name: 'nettrace_sockets',
+        help: 'TCP sockets in this network namespace by state, as of the last kernel snapshot.',
+        unit: '{socket}',
+        kind: 'gauge',
+        series: [...states].map(([state, value]) => ({ labels: { state }, value })),
+      },
+      ...this.byProcess().map((c) => c.family()),
+      this.hostBytes.family(),
+      this.srtt.family(),
+      this.connectLatency.family(),
+    ];
+  }
+
+  /** Flows the table dropped to stay within its cap: their later bytes are not counted. */
+  get flowEvictions(): number {
+    return this.monitor.table.evictions;
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    this.unsubscribe();
+    this.monitor.close();
+  }
+
+  private byProcess(): CounterVec[] {
+    return [this.connects, this.accepts, this.closes, this.resets, this.processBytes, this.retransmits];
+  }
+
+  private apply(c: RecordCursor): void {
+    const now = Date.now();
+    while (c.next()) {
+      const kind = c.kind;
+      if (kind === Kind.State) continue;
+      const comm = this.processes.label(c.hasOwner ? c.comm : '-', 1, now);
+      if (kind === Kind.Connect) {
+        this.connects.inc([comm, connectResult(c.err)]);
+        this.connectLatency.observe(c.latencyNs / 1e9);
+      } else if (kind === Kind.Accept) {
+        this.accepts.inc([comm]);
+      } else if (kind === Kind.Close) {
+        this.closes.inc([comm]);
+        if (ABORTIVE.has(c.oldState)) this.resets.inc([comm]);
+        if (c.srttUs > 0) this.srtt.observe(c.srttUs / 1e6);
+      }
+    }
+  }
+
+  private countFlow(f: Flow, now: number): void {
+    let seen = this.counted.get(f.sock);
+    if (!seen) this.counted.set(f.sock, (seen = { tx: 0, rx: 0, retrans: 0 }));
+    const tx = Math.max(0, f.tx_bytes - seen.tx);
+    const rx = Math.max(0, f.rx_bytes - seen.rx);
+    const retrans = Math.max(0, f.retrans - seen.retrans);
+    if (tx + rx + retrans === 0) return;
+    seen.tx = Math.max(seen.tx, f.tx_bytes);
+    seen.rx = Math.max(seen.rx, f.rx_bytes);
+    seen.retrans = Math.max(seen.retrans, f.retrans);
+    const comm = this.processes.label(f.pid === null ? '-' : (f.comm ?? '-'), tx + rx, now);
+    const host = this.hosts.label(f.daddr, tx + rx, now);
+    if (tx) this.processBytes.inc([comm, 'tx'], tx);
+    if (rx) this.processBytes.inc([comm, 'rx'], rx);
+    if (tx) this.hostBytes.inc([host, 'tx'], tx);
+    if (rx) this.hostBytes.inc([host, 'rx'], rx);
+    if (retrans) this.retransmits.inc([comm], retrans);
+  }
+}

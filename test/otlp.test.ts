@@ -1,0 +1,209 @@
+/**
+ * OTLP/HTTP protobuf: a receiver on loopback decodes what nettrace sends with
+ * the official OTLP .proto definitions (as shipped in
+ * @opentelemetry/otlp-grpc-exporter-base) and finds the metrics and log records
+ * of the connections this test made.
+ */
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import http from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import protobuf from 'protobufjs';
+import { NettraceMetrics, OtlpSink, Tracer } from '../src';
+import { closedPort, remaining, waitFor } from './helpers';
+import { expectedCounts, Exchange, peerClient, peerServer, programsOf, startServe } from './serve-helpers';
+
+const PROTOS = path.join(path.dirname(require.resolve('@opentelemetry/otlp-grpc-exporter-base/package.json')), 'build', 'protos');
+const children: ChildProcess[] = [];
+const servers: http.Server[] = [];
+after(() => {
+  children.forEach((c) => c.exitCode === null && c.signalCode === null && c.kill('SIGKILL'));
+  servers.forEach((s) => s.close());
+});
+
+function otlpTypes(): { metrics: protobuf.Type; logs: protobuf.Type } {
+  const root = new protobuf.Root();
+  root.resolvePath = (_origin, target) => path.join(PROTOS, target);
+  root.loadSync(['opentelemetry/proto/collector/metrics/v1/metrics_service.proto', 'opentelemetry/proto/collector/logs/v1/logs_service.proto']);
+  return {
+    metrics: root.lookupType('opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest'),
+    logs: root.lookupType('opentelemetry.proto.collector.logs.v1.ExportLogsServiceRequest'),
+  };
+}
+
+interface KeyValue {
+  key: string;
+  value: { stringValue?: string; intValue?: number; doubleValue?: number };
+}
+type Attrs = Record<string, string | number | undefined>;
+const attrs = (list: KeyValue[] = []): Attrs =>
+  Object.fromEntries(list.map((kv) => [kv.key, kv.value.stringValue ?? kv.value.intValue ?? kv.value.doubleValue]));
+
+interface Received {
+  path: string;
+  headers: http.IncomingHttpHeaders;
+  body: Record<string, unknown>;
+}
+
+/** An OTLP/HTTP receiver: decodes every request it gets and answers with an empty success. */
+async function receiver(): Promise<{ port: number; got: Received[] }> {
+  const types = otlpTypes();
+  const got: Received[] = [];
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (d: Buffer) => chunks.push(d));
+    req.on('end', () => {
+      let raw = Buffer.concat(chunks);
+      if (req.headers['content-encoding'] === 'gzip') raw = zlib.gunzipSync(raw);
+      const type = req.url === '/v1/metrics' ? types.metrics : req.url === '/v1/logs' || req.url === '/custom/logs' ? types.logs : undefined;
+      if (!type) {
+        res.writeHead(404).end();
+        return;
+      }
+      const body = type.toObject(type.decode(raw), { longs: Number, enums: String, bytes: String, defaults: false }) as Record<string, unknown>;
+      got.push({ path: req.url!, headers: req.headers, body });
+      res.writeHead(200, { 'Content-Type': 'application/x-protobuf' }).end();
+    });
+  });
+  servers.push(server);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { port: (server.address() as net.AddressInfo).port, got };
+}
+
+interface Point {
+  metric: string;
+  resource: Attrs;
+  attributes: Attrs;
+  value: number;
+}
+
+/** Every number and histogram-count data point of every metrics request, flattened. */
+function points(got: Received[]): Point[] {
+  const out: Point[] = [];
+  for (const r of got.filter((g) => g.path === '/v1/metrics')) {
+    for (const rm of (r.body.resourceMetrics ?? []) as { resource: { attributes: KeyValue[] }; scopeMetrics: { metrics: Record<string, never>[] }[] }[]) {
+      for (const sm of rm.scopeMetrics ?? []) {
+        for (const m of sm.metrics ?? []) {
+          const data = (m.sum ?? m.gauge ?? m.histogram) as { dataPoints?: { attributes: KeyValue[]; asInt?: number; asDouble?: number; count?: number }[] } | undefined;
+          for (const p of data?.dataPoints ?? []) {
+            out.push({ metric: m.name, resource: attrs(rm.resource.attributes), attributes: attrs(p.attributes), value: p.asInt ?? p.asDouble ?? p.count ?? 0 });
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** The latest value sent for `metric` with (at least) these attributes, summed over matching series of that request. */
+function latest(got: Received[], metric: string, want: Attrs): number | undefined {
+  for (let i = got.length - 1; i >= 0; i--) {
+    const ps = points([got[i]]).filter((p) => p.metric === metric && Object.entries(want).every(([k, v]) => p.attributes[k] === v));
+    if (ps.length) return ps.reduce((s, p) => s + p.value, 0);
+  }
+  return undefined;
+}
+
+function logRecords(got: Received[]): { body: string; attributes: Attrs; resource: Attrs }[] {
+  const out: { body: string; attributes: Attrs; resource: Attrs }[] = [];
+  for (const r of got.filter((g) => g.path.endsWith('/logs'))) {
+    for (const rl of (r.body.resourceLogs ?? []) as { resource: { attributes: KeyValue[] }; scopeLogs: { logRecords: { body: { stringValue: string }; attributes: KeyValue[] }[] }[] }[]) {
+      for (const sl of rl.scopeLogs ?? []) {
+        for (const lr of sl.logRecords ?? []) out.push({ body: lr.body.stringValue, attributes: attrs(lr.attributes), resource: attrs(rl.resource.attributes) });
+      }
+    }
+  }
+  return out;
+}
+
+function metricChecks(x: Exchange): [string, Attrs, number][] {
+  const want = expectedCounts(x);
+  const base = (n: string): string => n.replace(/_total$/, '');
+  return [
+    ...want.client.map(([n, l, v]): [string, Attrs, number] => [base(n), { ...l, comm: 'nt-mclient' }, v]),
+    ...want.server.map(([n, l, v]): [string, Attrs, number] => [base(n), { ...l, comm: 'nt-mserver' }, v]),
+    ['nettrace_rtt_seconds', {}, 2 * (x.ok + x.resets)],
+  ];
+}
+
+async function waitForMetrics(got: Received[], checks: [string, Attrs, number][]): Promise<void> {
+  const pending = (): string[] => checks.filter(([m, a, v]) => latest(got, m, a) !== v).map(([m, a, v]) => `${m}${JSON.stringify(a)}=${latest(got, m, a)} want ${v}`);
+  await waitFor(() => pending().length === 0, 30000, 'the metrics over OTLP').catch((e: Error) => {
+    throw new Error(`${e.message}: ${pending().join(', ')}`);
+  });
+}
+
+test('serve --otlp: metrics and event logs over OTLP/HTTP protobuf, decoded with the official protos, honouring OTEL_* variables', async () => {
+  const rx = await receiver();
+  const x: Exchange = { ok: 4, resets: 2, refused: 3, send: 300, reply: 900 };
+  const peer = await peerServer('127.0.0.1', x, children);
+  const refusedPort = await closedPort('127.0.0.1');
+  const env = {
+    ...process.env,
+    OTEL_METRIC_EXPORT_INTERVAL: '500',
+    OTEL_EXPORTER_OTLP_HEADERS: 'x-nettrace-test=otlp-42',
+    OTEL_RESOURCE_ATTRIBUTES: 'k8s.node.name=node-a',
+    // a signal's own endpoint wins over the --otlp base, as the specification has it
+    OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: `http://127.0.0.1:${rx.port}/custom/logs`,
+  };
+  const filter = `sport = :${peer.port} or dport = :${peer.port} or dport = :${refusedPort}`;
+  const served = await startServe(['--listen', '127.0.0.1:0', '--otlp', `http://127.0.0.1:${rx.port}`, '--otlp-logs', filter], env, children);
+  const progs = programsOf(served.child.pid!);
+  await peerClient('127.0.0.1', peer.port, refusedPort, x);
+  await waitForMetrics(rx.got, metricChecks(x));
+
+  const request = rx.got.find((g) => g.path === '/v1/metrics')!;
+  assert.equal(request.headers['content-type'], 'application/x-protobuf');
+  assert.equal(request.headers['x-nettrace-test'], 'otlp-42', 'OTEL_EXPORTER_OTLP_HEADERS is honoured');
+  const p = points([request])[0];
+  assert.equal(p.resource['service.name'], 'nettrace');
+  assert.equal(p.resource['k8s.node.name'], 'node-a', 'OTEL_RESOURCE_ATTRIBUTES is honoured');
+
+  // connect, accept and close events as log records
+  const want = (type: string, comm: string, extra: Attrs = {}): number =>
+    logRecords(rx.got).filter(
+      (l) => l.attributes['event.name'] === `nettrace.${type}` && l.attributes['process.executable.name'] === comm && Object.entries(extra).every(([k, v]) => l.attributes[k] === v),
+    ).length;
+  await waitFor(() => want('close', 'nt-mserver') === x.ok + x.resets, 30000, 'the close log records');
+  assert.equal(want('connect', 'nt-mclient', { 'nettrace.result': 'ok', 'network.peer.port': peer.port }), x.ok + x.resets);
+  assert.equal(want('connect', 'nt-mclient', { 'nettrace.result': 'refused', 'network.peer.port': refusedPort }), x.refused);
+  assert.equal(want('accept', 'nt-mserver', { 'network.local.port': peer.port, 'network.peer.address': '127.0.0.1' }), x.ok + x.resets);
+  assert.equal(want('close', 'nt-mclient', { 'nettrace.tx_bytes': x.send, 'nettrace.rx_bytes': x.reply }), x.ok + x.resets);
+  assert.equal(logRecords(rx.got).filter((l) => /^state /.test(l.body)).length, 0, 'state transitions are not sent as logs');
+  assert.deepEqual([...new Set(rx.got.map((g) => g.path))].sort(), ['/custom/logs', '/v1/metrics']);
+
+  served.child.kill('SIGTERM');
+  const r = await served.done;
+  peer.child.kill('SIGTERM');
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(remaining({ programs: progs, links: [] }).programs, []);
+});
+
+test('OtlpSink as a library sink: a Tracer, its metrics and an explicit endpoint; shutdown sends the last export', async () => {
+  const rx = await receiver();
+  const x: Exchange = { ok: 2, resets: 1, refused: 1, send: 40, reply: 60 };
+  const peer = await peerServer('127.0.0.1', x, children);
+  const refusedPort = await closedPort('127.0.0.1');
+  const tracer = Tracer.start({ kernelFilter: { ports: [peer.port, refusedPort] } });
+  const metrics = new NettraceMetrics(tracer, { refreshMs: 200 });
+  // a long interval: only shutdown's final export can deliver the counts
+  const sink = OtlpSink.start(tracer, metrics, { endpoint: `http://127.0.0.1:${rx.port}/`, intervalMs: 3_600_000 });
+  try {
+    await peerClient('127.0.0.1', peer.port, refusedPort, x);
+    await waitFor(() => metrics.families().some((f) => f.name === 'nettrace_accepts' && f.series.some((s) => s.labels.comm === 'nt-mserver' && 'value' in s && s.value === 3)), 20000, 'accepts');
+    await new Promise((r) => setTimeout(r, 500)); // one more refresh folds the last bytes in
+  } finally {
+    await sink.shutdown();
+    metrics.close();
+    await tracer.stop();
+    peer.child.kill('SIGTERM');
+  }
+  const checks = metricChecks(x);
+  for (const [m, a, v] of checks) assert.equal(latest(rx.got, m, a), v, `${m} ${JSON.stringify(a)}`);
+  assert.equal(rx.got.filter((g) => g.path.endsWith('/logs')).length, 0, 'no logs unless asked for');
+});
