@@ -3,6 +3,7 @@ import { NettraceError } from '../errors';
 import { Clock, toEvent } from '../events';
 import { Tracer, TraceOptions } from '../tracer';
 import { USAGE } from './args';
+import { BENCH_USAGE, benchCommand, parseBench } from './bench';
 import { flowsCommand, FlowsOptions } from './flows';
 import { COMMON_HELP, CommonOptions, parseCommand, UsageError } from './options';
 import { HEADER, kindName, textLine } from './render';
@@ -156,9 +157,19 @@ function top(argv: string[]): void {
   void stop.then(() => view.quit(0));
 }
 
+function bench(argv: string[]): void {
+  const o = parseBench(argv);
+  if (!o) return void process.stdout.write(BENCH_USAGE + '\n');
+  benchCommand(o).then(
+    (code) => process.exit(code),
+    (e) => fail(e instanceof NettraceError ? e.message : e instanceof Error ? e.message : String(e), 1),
+  );
+}
+
 export function main(argv = process.argv.slice(2)): void {
   try {
     const [command, ...rest] = argv;
+    if (command === 'bench') return bench(rest);
     if (command === 'flows') return flows(rest);
     if (command === 'states') return states(rest);
     if (command === 'top') return top(rest);
