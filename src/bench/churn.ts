@@ -20,6 +20,8 @@ export interface Point {
   rate: number;
   p50Us: number;
   p99Us: number;
+  /** This process's resident memory, MiB. */
+  rssMiB: number;
 }
 
 export interface KindCounts {
@@ -135,12 +137,19 @@ export async function churnRound(load: ChurnOptions, mode: TraceMode, hooks: Rou
       if (hooks.aborted?.()) run.stop();
       const s = run.sample();
       const dt = (s.elapsedMs - lastMs) / 1000;
+      const rss = process.memoryUsage.rss();
+      peak = Math.max(peak, rss);
       if (dt > 0) {
-        series.push({ t: s.elapsedMs / 1000, rate: (s.conns - lastConns) / dt, p50Us: s.intervalP50Ns / 1000, p99Us: s.intervalP99Ns / 1000 });
+        series.push({
+          t: s.elapsedMs / 1000,
+          rate: (s.conns - lastConns) / dt,
+          p50Us: s.intervalP50Ns / 1000,
+          p99Us: s.intervalP99Ns / 1000,
+          rssMiB: rss / 2 ** 20,
+        });
       }
       lastConns = s.conns;
       lastMs = s.elapsedMs;
-      peak = Math.max(peak, process.memoryUsage.rss());
       if (Date.now() - lastTick >= 1000) {
         tick();
         lastTick = Date.now();

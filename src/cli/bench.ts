@@ -8,7 +8,7 @@ import { createVethPair, VethPair } from '../bench/netns';
 import { reportHtml, reportSvg } from '../bench/report';
 import { ModeSummary, Spread, summarize } from '../bench/summary';
 import { ChurnOptions } from '../native';
-import { integer, seconds, UsageError } from './options';
+import { argsError, integer, seconds, UsageError } from './options';
 import { table } from './table';
 
 export const BENCH_USAGE = `Usage: nettrace bench churn [options]
@@ -91,7 +91,7 @@ export function parseBench(argv: string[]): BenchOptions | null {
   try {
     ({ values } = parseArgs({ args: rest, strict: true, allowPositionals: false, options: OPTIONS }));
   } catch (e) {
-    throw new UsageError(e instanceof Error ? e.message.split('\n')[0].split('. ')[0].replace(/\.$/, '') : String(e));
+    throw argsError(e);
   }
   if (values.help) return null;
   if (values.ipv4 && values.ipv6) throw new UsageError('-4 and -6 exclude each other');

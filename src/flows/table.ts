@@ -207,10 +207,15 @@ export class FlowTable {
     this.lastTick = now;
     for (const [sock, e] of this.entries) {
       const f = e.flow;
-      f.tx_rate = dt > 0 ? Math.max(0, f.tx_bytes - e.sampledTx) / dt : 0;
-      f.rx_rate = dt > 0 ? Math.max(0, f.rx_bytes - e.sampledRx) / dt : 0;
-      e.sampledTx = f.tx_bytes;
-      e.sampledRx = f.rx_bytes;
+      // most flows of a churn never move a byte between ticks: leave them untouched
+      if (f.tx_bytes !== e.sampledTx || f.tx_rate !== 0) {
+        f.tx_rate = dt > 0 ? Math.max(0, f.tx_bytes - e.sampledTx) / dt : 0;
+        e.sampledTx = f.tx_bytes;
+      }
+      if (f.rx_bytes !== e.sampledRx || f.rx_rate !== 0) {
+        f.rx_rate = dt > 0 ? Math.max(0, f.rx_bytes - e.sampledRx) / dt : 0;
+        e.sampledRx = f.rx_bytes;
+      }
       if (f.closed !== null && now - f.closed > this.graceMs) this.entries.delete(sock);
     }
   }
