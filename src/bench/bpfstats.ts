@@ -6,7 +6,11 @@ const KNOB = '/proc/sys/kernel/bpf_stats_enabled';
 /** Turns the kernel's BPF run-time statistics on; returns what restores the previous setting (idempotent). */
 export function enableBpfStats(): () => void {
   const was = readFileSync(KNOB, 'utf8').trim();
-  if (was !== '1') writeFileSync(KNOB, '1');
+  try {
+    if (was !== '1') writeFileSync(KNOB, '1');
+  } catch (e) {
+    throw new Error(`cannot switch on kernel.bpf_stats_enabled to measure BPF run time (needs root): ${(e as Error).message}`);
+  }
   let restored = false;
   return () => {
     if (restored || was === '1') return;
