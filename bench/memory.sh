@@ -14,8 +14,10 @@ DURATION=${DURATION:-600}
 [[ -f dist/src/index.js ]] || { echo "memory: nettrace is not built: run npm run build" >&2; exit 1; }
 mkdir -p bench/results
 LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
-node bin/nettrace.js bench churn --duration "$DURATION" --json >bench/results/memory.raw.json
-node - bench/results/memory.raw.json bench/results/memory.json "$LOAD" <<'JS'
+RAW=$(mktemp /tmp/nettrace-memory.XXXXXX)
+trap 'rm -f "$RAW"' EXIT
+node bin/nettrace.js bench churn --duration "$DURATION" --json >"$RAW"
+node - "$RAW" bench/results/memory.json "$LOAD" <<'JS'
 const fs = require('node:fs');
 const [raw, out, load] = process.argv.slice(2);
 const j = JSON.parse(fs.readFileSync(raw, 'utf8'));
@@ -38,7 +40,6 @@ const fit = {
   loadavg_at_start: load,
 };
 fs.writeFileSync(out, JSON.stringify({ fit, bench: j }) + '\n');
-fs.unlinkSync(raw);
 console.log(
   `memory: ${Math.round(r.seconds)} s, ${Math.round(r.rate)} conns/s, drops ${r.drops}, RSS ${fit.rss_first_mib.toFixed(0)} MiB at ` +
     `${pts[0].t.toFixed(0)} s -> ${fit.rss_end_mib.toFixed(0)} MiB at the end (peak ${fit.rss_peak_mib.toFixed(0)}), ` +

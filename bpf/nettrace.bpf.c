@@ -362,7 +362,8 @@ int BPF_PROG(on_state, const struct sock *sk, int old, int new)
 		si->last_ns = now;
 	}
 
-	if (si && (new == TCP_ESTABLISHED || new == TCP_LISTEN))
+	/* the tuple is fixed from ESTABLISHED or LISTEN on: read once then, copied after */
+	if (si && (new == TCP_ESTABLISHED || new == TCP_LISTEN || si->sock.cookie))
 		__builtin_memcpy(&tuple, &si->sock, sizeof(tuple));
 	else
 		read_sock(&tuple, &sk->__sk_common);
