@@ -51,6 +51,11 @@ for (const r of runs) {
       ((r.tracer.drops + r.bpf.recursion_misses) / (r.tracer.records + r.tracer.drops + r.bpf.recursion_misses)) * 100,
     bpf_ns_per_run: r.bpf.run_cnt ? r.bpf.run_time_ns / r.bpf.run_cnt : null,
     bpf_ns_per_conn: r.bpf.run_time_ns / r.churn.conns,
+    // per record delivered or refused: lifetime runs per record (both counted over the tracer's whole life) times ns per run
+    bpf_ns_per_event:
+      r.bpf.run_cnt && r.tracer.records + r.tracer.drops
+        ? (r.bpf.run_time_ns / r.bpf.run_cnt) * (r.bpf.run_cnt_lifetime / (r.tracer.records + r.tracer.drops))
+        : null,
     bpf_cpu_pct: (r.bpf.run_time_ns / 1e9 / seconds) * 100,
     consumer_cpu_pct: (r.consumer_cpu_ms / 1e3 / seconds) * 100,
   };
@@ -77,6 +82,7 @@ const table = variants.map((variant) => {
       missed_total: rs.reduce((n, r) => n + r.bpf.recursion_misses, 0),
       bpf_ns_per_run: pick((r) => r.derived.bpf_ns_per_run),
       bpf_ns_per_conn: pick((r) => r.derived.bpf_ns_per_conn),
+      bpf_ns_per_event: pick((r) => r.derived.bpf_ns_per_event),
       bpf_cpu_pct: pick((r) => r.derived.bpf_cpu_pct),
       consumer_cpu_pct: pick((r) => r.derived.consumer_cpu_pct),
     });
@@ -90,7 +96,7 @@ fs.writeFileSync(outPath, JSON.stringify({ meta, summary: table, runs }, null, 2
 const fmt = (s, digits = 0, suffix = '') =>
   s ? `${s.median.toFixed(digits)}${suffix} [${s.min.toFixed(digits)}-${s.max.toFixed(digits)}]` : '-';
 const head = [
-  'variant', 'conns/s', 'vs untraced', 'records/conn', 'drops', 'missed', 'lost', 'BPF ns/run', 'BPF ns/conn',
+  'variant', 'conns/s', 'vs untraced', 'records/conn', 'drops', 'missed', 'lost', 'BPF ns/run', 'BPF ns/event', 'BPF ns/conn',
   'consumer CPU', 'others CPU',
 ];
 const rows = table.map((t) => [
@@ -102,6 +108,7 @@ const rows = table.map((t) => [
   t.missed_total ?? '-',
   t.lost_pct ? `${t.lost_pct.median.toPrecision(2)}%` : '-',
   t.bpf_ns_per_run ? fmt(t.bpf_ns_per_run) : '-',
+  t.bpf_ns_per_event ? t.bpf_ns_per_event.median.toFixed(0) : '-',
   t.bpf_ns_per_conn ? t.bpf_ns_per_conn.median.toFixed(0) : '-',
   t.consumer_cpu_pct ? `${t.consumer_cpu_pct.median.toFixed(1)}%` : '-',
   `${t.others_cpu_pct.median.toFixed(1)}% (max ${t.others_cpu_pct.max.toFixed(1)}%)`,
@@ -121,7 +128,8 @@ console.log(
     '\n  bpftrace: program runs minus lines received). missed: program runs the kernel skipped' +
     '\n  because a BPF program was already running on that CPU (recursion_misses).' +
     '\n  lost: (drops + missed) as a share of everything the hooks should have delivered.' +
-    '\nBPF ns: run_time_ns over run_cnt with kernel.bpf_stats_enabled=1, which itself adds a little.' +
+    '\nBPF ns: run_time_ns over run_cnt with kernel.bpf_stats_enabled=1, which itself adds a little;' +
+    '\n  per event: over the records delivered or refused (nettrace makes several per connect and close).' +
     `\nconsumer CPU: the tracer's user-space process during the churn, % of one CPU.` +
     `\nothers CPU: every other user-space process meanwhile (someone else's work), % of one CPU.` +
     `\nraw results: ${outPath}`,

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Loopback TCP churn, untraced and under three tracers, in alternating rounds:
-#   untraced  bench/build/churn alone
-#   nettrace  the library, counting records (bench/nettrace-consumer.js)
-#   consumer  nettrace's BPF object drained by plain C libbpf (bench/consumer.c)
-#   bpftrace  one printf per state transition (bench/churn.bt)
+# Loopback TCP churn, untraced and under four tracers, in alternating rounds:
+#   untraced   bench/build/churn alone
+#   aggregate  nettrace, every record into the flow table (bench/nettrace-consumer.js aggregate)
+#   stream     nettrace, an event object and a JSON line per record (... stream)
+#   consumer   nettrace's BPF object drained by plain C libbpf (bench/consumer.c)
+#   bpftrace   one printf per state transition (bench/churn.bt)
 # Each round runs every variant once, so slow drift hits all of them alike and
 # each traced rate is compared with its own round's untraced rate.
 #
@@ -11,7 +12,7 @@
 # Environment:
 #   ROUNDS=5 SECONDS_PER_ROUND=5      rounds, and seconds of churn per variant
 #   CHURN_ARGS="-t 32 -a 8"           passed to churn (see bench/churn.c)
-#   VARIANTS="untraced nettrace consumer bpftrace"
+#   VARIANTS="untraced aggregate stream consumer bpftrace"
 # Prints a table of medians and writes every measurement to
 # bench/results/latest.json.
 set -euo pipefail
@@ -20,7 +21,7 @@ cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-5}
 SECS=${SECONDS_PER_ROUND:-5} # not SECONDS: bash keeps its own clock in that name
 CHURN_ARGS=${CHURN_ARGS:--t 32 -a 8}
-VARIANTS=${VARIANTS:-untraced nettrace consumer bpftrace}
+VARIANTS=${VARIANTS:-untraced aggregate stream consumer bpftrace}
 BUILD=bench/build
 RESULTS=bench/results
 HZ=$(getconf CLK_TCK)
@@ -89,6 +90,7 @@ if [[ $FOREIGN != "[]" ]]; then
 fi
 
 sysctl -qw kernel.bpf_stats_enabled=1
+LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg) # other work on the machine, recorded with the results
 
 # BPF program ids a process holds open (fdinfo names them), comma separated
 progs_of() {
@@ -176,7 +178,7 @@ traced() {
 	local cnt0 ns0 miss0 cnt1 ns1 miss1 final received lost result
 	out=$TMP/$variant.$round
 	case $variant in
-	nettrace) node bench/nettrace-consumer.js >"$out.out" 2>"$out.err" & pid=$! ;;
+	aggregate | stream) node bench/nettrace-consumer.js "$variant" >"$out.out" 2>"$out.err" & pid=$! ;;
 	consumer) "$BUILD/consumer" bpf/nettrace.bpf.o >"$out.out" 2>"$out.err" & pid=$! ;;
 	bpftrace)
 		# grep counts the lines as they come, instead of /dev/null, so drops show
@@ -184,7 +186,7 @@ traced() {
 		grep -c '^E ' <"$out.fifo" >"$out.out" & grep_pid=$!
 		STARTED+=("$grep_pid")
 		bpftrace bench/churn.bt >"$out.fifo" 2>"$out.err" & pid=$! ;;
-	*) die "unknown variant $variant (untraced, nettrace, consumer, bpftrace)" ;;
+	*) die "unknown variant $variant (untraced, aggregate, stream, consumer, bpftrace)" ;;
 	esac
 	STARTED+=("$pid")
 	ids=$(wait_attached "$pid") || { cat "$out.err" >&2; die "$variant did not attach"; }
@@ -249,8 +251,8 @@ jq -nc --arg date "$(date -u +%FT%TZ)" --arg kernel "$(uname -r)" --argjson cpus
 	--arg churn_args "$CHURN_ARGS" --argjson rounds "$ROUNDS" --argjson seconds "$SECS" \
 	--arg commit "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
 	--arg node "$(node --version)" --arg bpftrace "$(bpftrace --version)" \
-	--argjson foreign "$FOREIGN" \
+	--argjson foreign "$FOREIGN" --arg loadavg "$LOADAVG" \
 	'{date: $date, kernel: $kernel, cpus: $cpus, churn_args: $churn_args, rounds: $rounds,
 	  seconds_per_round: $seconds, commit: $commit, node: $node, bpftrace: $bpftrace,
-	  bpf_stats_enabled: true, foreign_bpf_progs_at_start: $foreign}' >"$TMP/meta.json"
+	  loadavg_at_start: $loadavg, bpf_stats_enabled: true, foreign_bpf_progs_at_start: $foreign}' >"$TMP/meta.json"
 node bench/report.js "$TMP/meta.json" "$TMP/runs.jsonl" "$RESULTS/latest.json"

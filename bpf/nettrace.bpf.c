@@ -153,12 +153,17 @@ static __always_inline void *reserve(__u32 size)
  * Wake the reader only when the ring is a quarter full: otherwise it drains on
  * its own timer, so wakeups cost nothing per record and bursts are absorbed.
  */
+/* a quarter of the ring, asked of the kernel once: its size never changes after load */
+static __u64 ring_quarter;
+
 static __always_inline void submit(void *rec)
 {
-	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-	__u64 size = bpf_ringbuf_query(&events, BPF_RB_RING_SIZE);
+	__u64 quarter = ring_quarter;
 
-	bpf_ringbuf_submit(rec, avail > (size >> 2) ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+	if (!quarter)
+		ring_quarter = quarter = bpf_ringbuf_query(&events, BPF_RB_RING_SIZE) >> 2;
+	bpf_ringbuf_submit(rec, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > quarter ?
+				BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }
 
 static __always_inline void head(struct nt_head *h, __u16 kind, __u16 size, __u64 now)
@@ -309,13 +314,27 @@ int BPF_PROG(on_state, const struct sock *sk, int old, int new)
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
 	now = bpf_ktime_get_ns();
-	si = bpf_map_lookup_elem(&socks, &key);
-	if (!si && new != TCP_CLOSE) {
+	/*
+	 * Leaving CLOSE (connect, listen) or a child's LISTEN>SYN_RECV begins a
+	 * socket: no entry of its own can exist, so it is put in without the
+	 * lookup that would miss (one that a lost CLOSE left at this address is
+	 * stale and replaced).
+	 */
+	if (old == TCP_CLOSE || (old == TCP_LISTEN && new == TCP_SYN_RECV)) {
 		struct sock_info fresh = {};
 
-		if (!bpf_map_update_elem(&socks, &key, &fresh, BPF_NOEXIST))
+		if (!bpf_map_update_elem(&socks, &key, &fresh, BPF_ANY))
 			count_sock(SOCK_INSERTS);
 		si = bpf_map_lookup_elem(&socks, &key);
+	} else {
+		si = bpf_map_lookup_elem(&socks, &key);
+		if (!si && new != TCP_CLOSE) {
+			struct sock_info fresh = {};
+
+			if (!bpf_map_update_elem(&socks, &key, &fresh, BPF_NOEXIST))
+				count_sock(SOCK_INSERTS);
+			si = bpf_map_lookup_elem(&socks, &key);
+		}
 	}
 	if (si) {
 		last_ns = si->last_ns;
@@ -343,7 +362,8 @@ int BPF_PROG(on_state, const struct sock *sk, int old, int new)
 		si->last_ns = now;
 	}
 
-	if (si && (new == TCP_ESTABLISHED || new == TCP_LISTEN))
+	/* the tuple is fixed from ESTABLISHED or LISTEN on: read once then, copied after */
+	if (si && (new == TCP_ESTABLISHED || new == TCP_LISTEN || si->sock.cookie))
 		__builtin_memcpy(&tuple, &si->sock, sizeof(tuple));
 	else
 		read_sock(&tuple, &sk->__sk_common);

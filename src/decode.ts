@@ -175,8 +175,22 @@ export class RecordCursor {
   }
 }
 
+/** IPv4 strings already made, by address: churn repeats a few addresses millions of times. */
+const v4Strings = new Map<number, string>();
+
+function formatV4(buf: Buffer, at: number): string {
+  const key = buf.readUInt32LE(at);
+  let s = v4Strings.get(key);
+  if (s === undefined) {
+    if (v4Strings.size >= 4096) v4Strings.clear(); // bounded, whatever the traffic
+    s = `${buf[at]}.${buf[at + 1]}.${buf[at + 2]}.${buf[at + 3]}`;
+    v4Strings.set(key, s);
+  }
+  return s;
+}
+
 export function formatAddr(buf: Buffer, at: number, family: 4 | 6): string {
-  if (family === 4) return `${buf[at]}.${buf[at + 1]}.${buf[at + 2]}.${buf[at + 3]}`;
+  if (family === 4) return formatV4(buf, at);
   const groups: string[] = [];
   for (let i = 0; i < 16; i += 2) groups.push(((buf[at + i] << 8) | buf[at + i + 1]).toString(16));
   // RFC 5952: the longest run of two or more zero groups becomes "::"

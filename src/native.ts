@@ -99,6 +99,55 @@ export interface NativeAddon {
   };
   NativeRoutes: new () => NativeRoutes;
   recordLayout(): { name: string; offset: number; size: number }[];
+  ChurnRun: { open(options: ChurnOptions): ChurnRun };
+  bpfProgStats(ids: number[]): ProgStats[];
+}
+
+/** The native connection-churn generator (native/src/churn.rs). */
+export interface ChurnOptions {
+  rate?: number;
+  concurrency: number;
+  acceptors: number;
+  payload: number;
+  server: string;
+  rst: boolean;
+  serverNetns?: string;
+  clientNetns?: string;
+  durationMs: number;
+}
+
+export interface ChurnSample {
+  elapsedMs: number;
+  conns: number;
+  connected: number;
+  connectFailed: number;
+  errors: number;
+  accepted: number;
+  intervalConnects: number;
+  intervalP50Ns: number;
+  intervalP99Ns: number;
+  intervalMaxNs: number;
+  p50Ns: number;
+  p99Ns: number;
+  maxNs: number;
+  generatorCpuNs: number;
+  running: boolean;
+}
+
+export interface ChurnRun {
+  readonly port: number;
+  go(): void;
+  sample(): ChurnSample;
+  stop(): void;
+  finish(): ChurnSample;
+}
+
+export interface ProgStats {
+  id: number;
+  name: string;
+  runCnt: number;
+  runTimeNs: number;
+  recursionMisses: number;
 }
 
 let addon: NativeAddon | undefined;

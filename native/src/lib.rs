@@ -1,6 +1,8 @@
 //! nettrace's native addon: loads the BPF programs, drains their ring buffer
 //! on its own thread and hands JavaScript whole batches of raw records.
 
+mod bpfstats;
+mod churn;
 mod drain;
 mod errors;
 mod layout;

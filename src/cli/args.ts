@@ -9,6 +9,7 @@ export const USAGE = `Usage: nettrace [options] [FILTER]
        nettrace route ADDR [options] [FILTER]
        nettrace routes [-a] [options] [FILTER]
        nettrace serve [--listen HOST:PORT] [--otlp URL] [options] [FILTER]
+       nettrace bench churn [options]
 
 Streams every TCP connect, accept, state change and close on this machine,
 one line each, attributed to the process that owns the socket.
@@ -21,6 +22,7 @@ Commands:
   route ADDR          the route to ADDR as ip route get says it, and the flows taking it
   routes              the routing table (ip route, route -n) with flows and bytes per route
   serve               metrics for Prometheus (/metrics) and OTLP, until stopped (see nettrace serve --help)
+  bench churn         connection churn from native threads, untraced and traced (see nettrace bench --help)
 
 Options:
 ${COMMON_HELP}

@@ -4,6 +4,7 @@ import { Clock, NettraceEvent, toEvent } from '../events';
 import { Tracer, TraceOptions } from '../tracer';
 import { USAGE } from './args';
 import { DECODE_USAGE, decodeStream, openInput } from './decode';
+import { BENCH_USAGE, benchCommand, parseBench } from './bench';
 import { flowsCommand, FlowsOptions } from './flows';
 import { openOutput, Output } from './output';
 import { streamHeader, statsRecord } from './protobuf';
@@ -258,9 +259,19 @@ function serve(argv: string[]): void {
   );
 }
 
+function bench(argv: string[]): void {
+  const o = parseBench(argv);
+  if (!o) return void process.stdout.write(BENCH_USAGE + '\n');
+  benchCommand(o).then(
+    (code) => process.exit(code),
+    (e) => fail(e instanceof NettraceError ? e.message : e instanceof Error ? e.message : String(e), 1),
+  );
+}
+
 export function main(argv = process.argv.slice(2)): void {
   try {
     const [command, ...rest] = argv;
+    if (command === 'bench') return bench(rest);
     if (command === 'flows') return flows(rest);
     if (command === 'states') return states(rest);
     if (command === 'top') return top(rest);

@@ -74,6 +74,11 @@ export const COMMON_HELP = `  --json              one JSON object per line
 FILTER is ss's filter grammar, e.g. state established '( dport = :443 or dport = :80 )',
 dst 10.0.0.0/8, not src [::1], plus pid N, comm NAME and cgroup ID.`;
 
+/** A parseArgs failure as a usage error: its first sentence (the rest is a hint about '--'). */
+export function argsError(e: unknown): UsageError {
+  return new UsageError(e instanceof Error ? e.message.split('\n')[0].split('. ')[0].replace(/\.$/, '') : String(e));
+}
+
 export function integer(name: string, value: unknown, min: number, max: number): number | undefined {
   if (value === undefined) return undefined;
   const s = String(value);
@@ -96,9 +101,7 @@ export function parseCommand(argv: string[], extra: Options = {}): { common: Com
   try {
     ({ values, positionals } = parseArgs({ args: argv, strict: true, allowPositionals: true, options: { ...COMMON, ...extra } }));
   } catch (e) {
-    // parseArgs explains itself in its first sentence; the rest is a hint about '--'
-    const msg = e instanceof Error ? e.message.split('\n')[0].split('. ')[0].replace(/\.$/, '') : String(e);
-    throw new UsageError(msg);
+    throw argsError(e);
   }
   const families: (4 | 6)[] = [];
   if (values.ipv4) families.push(4);

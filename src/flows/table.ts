@@ -37,8 +37,15 @@ export interface Flow extends SocketIdent, SocketOwner {
 
 /** A flow nothing is known of yet but which socket it is, first seen at `now`. */
 export function newFlow(ident: SocketIdent, now: number): Flow {
+  // every field written out, in one order, so all flows share one shape
   return {
-    ...ident,
+    sock: ident.sock,
+    netns: ident.netns,
+    family: ident.family,
+    saddr: ident.saddr,
+    sport: ident.sport,
+    daddr: ident.daddr,
+    dport: ident.dport,
     state: 'UNKNOWN',
     pid: null,
     comm: null,
@@ -74,6 +81,8 @@ interface Entry {
   sampledRx: number;
   /** Snapshots in a row that did not list this open socket. */
   missing: number;
+  /** The table's use counter when this entry took its place at the back of the map's order. */
+  placed: number;
 }
 
 const CLOSE = 7;
@@ -84,6 +93,8 @@ export class FlowTable {
   private readonly cap: number;
   private readonly graceMs: number;
   private lastTick: number | undefined;
+  private uses = 0;
+  private oldest: MapIterator<number> | undefined;
   /** Flows dropped to stay within the cap. */
   evictions = 0;
 
@@ -104,26 +115,26 @@ export class FlowTable {
     return this.entries.get(sock)?.flow;
   }
 
-  /** Folds one record of the event stream in. */
+  /** Folds one record of the event stream in. Allocates only for a socket it has not seen. */
   applyRecord(c: RecordCursor, clock: Clock): void {
     const ts = clock.wallMs(c.tsNs);
-    const e = this.touch(c.cookie, ts, () => ({
-      sock: c.cookie,
-      netns: c.netns,
-      family: c.family,
-      saddr: c.saddr,
-      sport: c.sport,
-      daddr: c.daddr,
-      dport: c.dport,
-    }));
+    const sock = c.cookie;
+    let e = this.entries.get(sock);
+    if (e === undefined) {
+      e = this.insert(sock, ts, { sock, netns: c.netns, family: c.family, saddr: c.saddr, sport: c.sport, daddr: c.daddr, dport: c.dport });
+    } else {
+      this.use(sock, e);
+    }
     const f = e.flow;
     if (c.sport !== 0 && f.sport !== c.sport) {
       f.sport = c.sport; // connect() picks the local port after SYN_SENT
       f.saddr = c.saddr;
     }
     if (c.hasOwner) {
-      f.pid = c.pid;
-      f.comm = c.comm;
+      const pid = c.pid;
+      // a new string only when the owner changes, not for every record
+      if (f.pid !== pid || f.comm === null) f.comm = c.comm;
+      f.pid = pid;
       f.cgroup = c.cgroup;
     }
     switch (c.kind) {
@@ -205,33 +216,58 @@ export class FlowTable {
     this.lastTick = now;
     for (const [sock, e] of this.entries) {
       const f = e.flow;
-      f.tx_rate = dt > 0 ? Math.max(0, f.tx_bytes - e.sampledTx) / dt : 0;
-      f.rx_rate = dt > 0 ? Math.max(0, f.rx_bytes - e.sampledRx) / dt : 0;
-      e.sampledTx = f.tx_bytes;
-      e.sampledRx = f.rx_bytes;
+      // most flows of a churn never move a byte between ticks: leave them untouched
+      if (f.tx_bytes !== e.sampledTx || f.tx_rate !== 0) {
+        f.tx_rate = dt > 0 ? Math.max(0, f.tx_bytes - e.sampledTx) / dt : 0;
+        e.sampledTx = f.tx_bytes;
+      }
+      if (f.rx_bytes !== e.sampledRx || f.rx_rate !== 0) {
+        f.rx_rate = dt > 0 ? Math.max(0, f.rx_bytes - e.sampledRx) / dt : 0;
+        e.sampledRx = f.rx_bytes;
+      }
       if (f.closed !== null && now - f.closed > this.graceMs) this.entries.delete(sock);
     }
   }
 
-  /** The entry for `sock`, created if new, moved to the most recently used end. */
+  /** The entry for `sock`, created if new, marked as the most recently used. */
   private touch(sock: number, now: number, ident: () => SocketIdent): Entry {
-    let e = this.entries.get(sock);
-    if (e) {
+    const e = this.entries.get(sock);
+    if (e === undefined) return this.insert(sock, now, ident());
+    this.use(sock, e);
+    return e;
+  }
+
+  /**
+   * Keeps the map's order (eviction order) close to recency without two hash
+   * operations per record: an entry moves to the back only once it has fallen
+   * half the table's size of uses behind, so a busy socket moves seldom and an
+   * idle one never.
+   */
+  private use(sock: number, e: Entry): void {
+    if (++this.uses - e.placed > this.cap >> 1) {
       this.entries.delete(sock);
       this.entries.set(sock, e);
-      return e;
+      e.placed = this.uses;
     }
-    e = {
-      flow: newFlow(ident(), now),
-      sampledTx: 0,
-      sampledRx: 0,
-      missing: 0,
-    };
+  }
+
+  private insert(sock: number, now: number, ident: SocketIdent): Entry {
+    const e: Entry = { flow: newFlow(ident, now), sampledTx: 0, sampledRx: 0, missing: 0, placed: ++this.uses };
     this.entries.set(sock, e);
     while (this.entries.size > this.cap) {
-      this.entries.delete(this.entries.keys().next().value as number);
+      this.entries.delete(this.front());
       this.evictions++;
     }
     return e;
+  }
+
+  /** The first key in the map's order. One iterator is kept across calls: a fresh one would step over every deleted slot at the front again. */
+  private front(): number {
+    let next = this.oldest?.next();
+    if (!next || next.done) {
+      this.oldest = this.entries.keys();
+      next = this.oldest.next();
+    }
+    return next.value as number;
   }
 }
