@@ -124,7 +124,7 @@ test('nettrace --format protobuf --output FILE reads back through nettrace decod
   const events = items.filter((i): i is NettraceEvent => i.type !== 'header' && i.type !== 'stats' && i.type !== 'snapshot' && i.type !== 'steering');
   assertConnections(events, server.port, client.pid, 3);
   const stats = items.at(-1)!;
-  assert.ok(stats.type === 'stats' && stats.records >= events.length && stats.drops === 0);
+  assert.ok(stats.type === 'stats' && stats.records >= events.length && stats.drops === 0 && stats.outputDrops === 0);
 
   const text = await cli(['decode', file]);
   assert.equal(text.code, 0);

@@ -86,12 +86,13 @@ function stopRequested(o: CommonOptions): Promise<void> {
   });
 }
 
-function summary(tracer: Tracer, printed: number, byKind: Map<string, number>): string {
+function summary(tracer: Tracer, printed: number, byKind: Map<string, number>, notWritten: number): string {
   const s = tracer.stats();
   const kinds = [...byKind].map(([k, n]) => `${k} ${n}`).join(', ');
   const missed = s.missed ? `, ${s.missed} missed by the kernel (hook re-entered)` : '';
   const evicted = s.evictions ? `, ${s.evictions} sockets evicted from the kernel's table (owner lost)` : '';
-  return `nettrace: ${printed} events${kinds ? ` (${kinds})` : ''}, ${s.drops} dropped${missed}${evicted}\n`;
+  const unwritten = notWritten ? `, ${notWritten} not written (the reader of the output was behind)` : '';
+  return `nettrace: ${printed} events${kinds ? ` (${kinds})` : ''}, ${s.drops} dropped${missed}${evicted}${unwritten}\n`;
 }
 
 function stream(o: CommonOptions): void {
@@ -107,14 +108,15 @@ function streamTo(o: CommonOptions, out: Output, stop: Promise<void>): void {
   const clock = new Clock();
   const byKind = new Map<string, number>();
   let printed = 0;
+  let notWritten = 0;
   if (o.format === 'text') out.write(HEADER + '\n');
   if (o.format === 'protobuf') out.write(encodeItems([streamHeader('stream')]));
   let finishing: Promise<void> | undefined;
   const finish = (): Promise<void> =>
     (finishing ??= tracer.stop().then(async () => {
-      if (o.format === 'protobuf') out.write(encodeItems([statsRecord(tracer)]));
+      if (o.format === 'protobuf') out.write(encodeItems([{ ...statsRecord(tracer), outputDrops: notWritten }]));
       await out.close();
-      process.stderr.write(summary(tracer, printed, byKind));
+      process.stderr.write(summary(tracer, printed, byKind, notWritten));
       process.exit(0);
     }));
   tracer.onBatch((c) => {
@@ -128,8 +130,8 @@ function streamTo(o: CommonOptions, out: Output, stop: Promise<void>): void {
       byKind.set(k, (byKind.get(k) ?? 0) + 1);
       printed++;
     }
-    if (lines.length) out.write(lines.join('\n') + '\n');
-    if (events.length) out.write(encodeItems(events));
+    const written = lines.length ? out.write(lines.join('\n') + '\n') : events.length ? out.write(encodeItems(events)) : true;
+    if (!written) notWritten += lines.length + events.length;
     if (o.count !== undefined && printed >= o.count) void finish();
   });
   void Promise.race([stop, out.gone]).then(finish);
