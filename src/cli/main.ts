@@ -9,7 +9,7 @@ import { openOutput, Output } from './output';
 import { streamHeader, statsRecord } from './protobuf';
 import { encodeItems } from '../proto/stream';
 import { parseArgs } from 'node:util';
-import { COMMON_HELP, CommonOptions, parseCommand, UsageError } from './options';
+import { COMMON_HELP, CommonOptions, parseCommand, seconds, UsageError } from './options';
 import { HEADER, kindName, textLine } from './render';
 import { statesCommand } from './states';
 import { TOP_OPTIONS, topCommand, topOptions } from './top';
@@ -95,7 +95,10 @@ function summary(tracer: Tracer, printed: number, byKind: Map<string, number>, n
   return `nettrace: ${printed} events${kinds ? ` (${kinds})` : ''}, ${s.drops} dropped${missed}${evicted}${unwritten}\n`;
 }
 
-function stream(o: CommonOptions): void {
+/** The stream's options: the common ones, and how often a protobuf stream carries a Stats frame. */
+type StreamOptions = CommonOptions & { statsMs: number };
+
+function stream(o: StreamOptions): void {
   const stop = stopRequested(o);
   openOutput(o.output).then(
     (out) => streamTo(o, out, stop),
@@ -103,7 +106,7 @@ function stream(o: CommonOptions): void {
   );
 }
 
-function streamTo(o: CommonOptions, out: Output, stop: Promise<void>): void {
+function streamTo(o: StreamOptions, out: Output, stop: Promise<void>): void {
   const tracer = start({ filter: o.recordFilter, kernelFilter: o.kernelFilter });
   const clock = new Clock();
   const byKind = new Map<string, number>();
@@ -111,10 +114,14 @@ function streamTo(o: CommonOptions, out: Output, stop: Promise<void>): void {
   let notWritten = 0;
   if (o.format === 'text') out.write(HEADER + '\n');
   if (o.format === 'protobuf') out.write(encodeItems([streamHeader('stream')]));
+  // a stream that runs for months still tells its reader what was dropped, as it happens
+  const stats = (): boolean => out.write(encodeItems([{ ...statsRecord(tracer), outputDrops: notWritten }]));
+  const statsTimer = o.format === 'protobuf' ? setInterval(stats, o.statsMs) : undefined;
   let finishing: Promise<void> | undefined;
   const finish = (): Promise<void> =>
     (finishing ??= tracer.stop().then(async () => {
-      if (o.format === 'protobuf') out.write(encodeItems([{ ...statsRecord(tracer), outputDrops: notWritten }]));
+      clearInterval(statsTimer);
+      if (o.format === 'protobuf') stats();
       await out.close();
       process.stderr.write(summary(tracer, printed, byKind, notWritten));
       process.exit(0);
@@ -218,10 +225,10 @@ export function main(argv = process.argv.slice(2)): void {
     if (command === 'states') return states(rest);
     if (command === 'top') return top(rest);
     if (command === 'decode') return decode(rest);
-    const { common } = parseCommand(argv);
+    const { common, values } = parseCommand(argv, { 'stats-interval': { type: 'string' } });
     if (common.help) return void process.stdout.write(USAGE + '\n');
     if (common.version) return void process.stdout.write(`nettrace ${VERSION}\n`);
-    stream(common);
+    stream({ ...common, statsMs: seconds('--stats-interval', values['stats-interval']) ?? 10000 });
   } catch (e) {
     if (e instanceof UsageError) fail(`${e.message} (see nettrace --help)`, 2);
     throw e;
