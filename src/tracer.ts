@@ -160,7 +160,7 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
         void this.stop();
       }
     }, intervalMs);
-    const ended = this.stopped.then(() => wake?.());
+    void this.stopped.then(() => wake?.());
     try {
       for (;;) {
         if (latest) {
@@ -176,7 +176,6 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
       }
     } finally {
       clearInterval(timer);
-      void ended;
       monitor.close();
       this.monitors.delete(monitor);
       this.retiredEvictions += monitor.table.evictions;

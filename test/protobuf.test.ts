@@ -101,12 +101,13 @@ test('a real run round-trips: events, a flow snapshot and stats decode equal to 
 test('nettrace --format protobuf --output FILE reads back through nettrace decode as the connections made', async () => {
   const server = await listen('127.0.0.1', 10, 20);
   const file = path.join(dir, 'stream.pb');
-  const child = spawn(process.execPath, [CLI, '--format', 'protobuf', '--output', file, '--port', String(server.port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, '--format', 'protobuf', '--output', file, '--stats-interval', '0.2', '--port', String(server.port)], { stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr += d));
-  // the header is written once the programs are attached
+  // the header is written once the programs are attached, then a Stats frame every 0.2 s
   await waitFor(() => fs.existsSync(file) && fs.statSync(file).size > 0, 15000, 'the stream header');
+  await waitFor(() => decodeAll(fs.readFileSync(file)).items.some((i) => i.type === 'stats'), 15000, 'a Stats frame while running');
   const client = await runClient('127.0.0.1', server.port, 3, 10, 20);
   await waitFor(() => decodeAll(fs.readFileSync(file)).items.filter((i) => i.type === 'close').length >= 6, 10000, 'every close in the file');
   child.kill('SIGINT');
@@ -124,13 +125,17 @@ test('nettrace --format protobuf --output FILE reads back through nettrace decod
   const events = items.filter((i): i is NettraceEvent => i.type !== 'header' && i.type !== 'stats' && i.type !== 'snapshot' && i.type !== 'steering');
   assertConnections(events, server.port, client.pid, 3);
   const stats = items.at(-1)!;
-  assert.ok(stats.type === 'stats' && stats.records >= events.length && stats.drops === 0);
+  assert.ok(stats.type === 'stats' && stats.records >= events.length && stats.drops === 0 && stats.outputDrops === 0);
+  const records = items.map((i) => (i.type === 'stats' ? i.records : -1)).filter((n) => n >= 0);
+  assert.ok(records.length >= 2, 'Stats while running and at the end');
+  assert.deepEqual(records, [...records].sort((a, b) => a - b), 'counters only grow');
 
   const text = await cli(['decode', file]);
   assert.equal(text.code, 0);
   const lines = text.stdout.trimEnd().split('\n');
   assert.match(lines[0], /^# nettrace stream v1 from nettrace \d+\.\d+\.\d+ on .*, stream, started /);
-  assert.match(lines[1], /^TIME\s+PID\s+COMM\s+EVENT/);
+  assert.equal(lines.filter((l) => /^TIME\s+PID\s+COMM\s+EVENT/.test(l)).length, 1, 'one column header, before the first event');
+  assert.ok(lines.findIndex((l) => l.startsWith('TIME')) < lines.findIndex((l) => / connect /.test(l)));
   assert.equal(lines.filter((l) => / connect .* ok /.test(l) && l.includes(`:${server.port} `)).length, 3);
   assert.match(lines.at(-1)!, /^# stats .*: \d+ records, 0 dropped by the kernel/);
 

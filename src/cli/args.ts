@@ -28,6 +28,7 @@ Options:
 ${COMMON_HELP}
   -d, --duration SEC  stop after SEC seconds
   -c, --count N       stop after N events
+      --stats-interval SEC  with --format protobuf, a Stats frame every SEC seconds (default 10) and at the end
   -V, --version       show the version
 
 Stop with Ctrl-C: a summary of events and drops goes to stderr.`;

@@ -48,7 +48,8 @@ export function itemText(item: StreamItem, state: { header: boolean }): string {
     case 'stats':
       return (
         `# stats ${iso(item.ts)}: ${item.records} records, ${item.drops} dropped by the kernel, ${item.missed} missed, ` +
-        `${item.evictions} evicted, ${item.queueDrops} dropped in the queue, ${item.snapshotDrops} snapshots skipped, ${item.flowEvictions} flows evicted`
+        `${item.evictions} evicted, ${item.queueDrops} dropped in the queue, ${item.snapshotDrops} snapshots skipped, ${item.flowEvictions} flows evicted` +
+        (item.outputDrops === undefined ? '' : `, ${item.outputDrops} not written`)
       );
     case 'steering':
       return (

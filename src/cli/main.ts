@@ -10,7 +10,7 @@ import { openOutput, Output } from './output';
 import { streamHeader, statsRecord } from './protobuf';
 import { encodeItems } from '../proto/stream';
 import { parseArgs } from 'node:util';
-import { COMMON_HELP, CommonOptions, parseCommand, UsageError } from './options';
+import { COMMON_HELP, CommonOptions, parseCommand, seconds, UsageError } from './options';
 import { HEADER, kindName, textLine } from './render';
 import { checkAddress, ROUTE_USAGE, routeCommand, ROUTES_USAGE, routesCommand } from './route';
 import { SERVE_OPTIONS, SERVE_USAGE, serveCommand, serveOptions } from './serve';
@@ -89,15 +89,19 @@ function stopRequested(o: CommonOptions): Promise<void> {
   });
 }
 
-function summary(tracer: Tracer, printed: number, byKind: Map<string, number>): string {
+function summary(tracer: Tracer, printed: number, byKind: Map<string, number>, notWritten: number): string {
   const s = tracer.stats();
   const kinds = [...byKind].map(([k, n]) => `${k} ${n}`).join(', ');
   const missed = s.missed ? `, ${s.missed} missed by the kernel (hook re-entered)` : '';
   const evicted = s.evictions ? `, ${s.evictions} sockets evicted from the kernel's table (owner lost)` : '';
-  return `nettrace: ${printed} events${kinds ? ` (${kinds})` : ''}, ${s.drops} dropped${missed}${evicted}\n`;
+  const unwritten = notWritten ? `, ${notWritten} not written (the reader of the output was behind)` : '';
+  return `nettrace: ${printed} events${kinds ? ` (${kinds})` : ''}, ${s.drops} dropped${missed}${evicted}${unwritten}\n`;
 }
 
-function stream(o: CommonOptions): void {
+/** The stream's options: the common ones, and how often a protobuf stream carries a Stats frame. */
+type StreamOptions = CommonOptions & { statsMs: number };
+
+function stream(o: StreamOptions): void {
   const stop = stopRequested(o);
   openOutput(o.output).then(
     (out) => streamTo(o, out, stop),
@@ -105,19 +109,24 @@ function stream(o: CommonOptions): void {
   );
 }
 
-function streamTo(o: CommonOptions, out: Output, stop: Promise<void>): void {
+function streamTo(o: StreamOptions, out: Output, stop: Promise<void>): void {
   const tracer = start({ filter: o.recordFilter, kernelFilter: o.kernelFilter });
   const clock = new Clock();
   const byKind = new Map<string, number>();
   let printed = 0;
+  let notWritten = 0;
   if (o.format === 'text') out.write(HEADER + '\n');
   if (o.format === 'protobuf') out.write(encodeItems([streamHeader('stream')]));
+  // a stream that runs for months still tells its reader what was dropped, as it happens
+  const stats = (): boolean => out.write(encodeItems([{ ...statsRecord(tracer), outputDrops: notWritten }]));
+  const statsTimer = o.format === 'protobuf' ? setInterval(stats, o.statsMs) : undefined;
   let finishing: Promise<void> | undefined;
   const finish = (): Promise<void> =>
     (finishing ??= tracer.stop().then(async () => {
-      if (o.format === 'protobuf') out.write(encodeItems([statsRecord(tracer)]));
+      clearInterval(statsTimer);
+      if (o.format === 'protobuf') stats();
       await out.close();
-      process.stderr.write(summary(tracer, printed, byKind));
+      process.stderr.write(summary(tracer, printed, byKind, notWritten));
       process.exit(0);
     }));
   tracer.onBatch((c) => {
@@ -131,8 +140,8 @@ function streamTo(o: CommonOptions, out: Output, stop: Promise<void>): void {
       byKind.set(k, (byKind.get(k) ?? 0) + 1);
       printed++;
     }
-    if (lines.length) out.write(lines.join('\n') + '\n');
-    if (events.length) out.write(encodeItems(events));
+    const written = lines.length ? out.write(lines.join('\n') + '\n') : events.length ? out.write(encodeItems(events)) : true;
+    if (!written) notWritten += lines.length + events.length;
     if (o.count !== undefined && printed >= o.count) void finish();
   });
   void Promise.race([stop, out.gone]).then(finish);
@@ -279,10 +288,10 @@ export function main(argv = process.argv.slice(2)): void {
     if (command === 'route') return route(rest);
     if (command === 'routes') return routes(rest);
     if (command === 'serve') return serve(rest);
-    const { common } = parseCommand(argv);
+    const { common, values } = parseCommand(argv, { 'stats-interval': { type: 'string' } });
     if (common.help) return void process.stdout.write(USAGE + '\n');
     if (common.version) return void process.stdout.write(`nettrace ${VERSION}\n`);
-    stream(common);
+    stream({ ...common, statsMs: seconds('--stats-interval', values['stats-interval']) ?? 10000 });
   } catch (e) {
     if (e instanceof UsageError) fail(`${e.message} (see nettrace --help)`, 2);
     throw e;

@@ -4,8 +4,12 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { Writable } from 'node:stream';
 
+/** Bytes a destination may hold unwritten before further writes are dropped (and counted by the caller). */
+export const MAX_PENDING = 16 << 20;
+
 export interface Output {
-  write(data: string | Uint8Array): void;
+  /** False when the data was dropped: the reader is gone, or behind by more than MAX_PENDING bytes. */
+  write(data: string | Uint8Array): boolean;
   /** Resolves once everything written is handed to the kernel and the destination closed. */
   close(): Promise<void>;
   /** Resolves when the reader went away (closed pipe or socket); writes after it are dropped. */
@@ -23,7 +27,11 @@ function wrap(stream: Writable, closeIt: boolean): Output {
     if (closeIt) stream.on('close', leave);
   });
   return {
-    write: (data) => void (isGone || stream.write(data)),
+    write: (data) => {
+      if (isGone || stream.writableLength > MAX_PENDING) return false;
+      stream.write(data);
+      return true;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         if (isGone) return resolve();

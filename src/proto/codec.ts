@@ -31,6 +31,8 @@ export interface StatsRecord extends TracerStats {
   type: 'stats';
   /** Wall clock, ms since the epoch. */
   ts: number;
+  /** Records the CLI did not write because the reader of its output was behind. */
+  outputDrops?: number;
 }
 
 /** A flow whose segments are processed on other CPUs than its reader's (RPS/RFS, see the .proto). */
@@ -160,7 +162,7 @@ export function toFrame(item: StreamItem): pb.Frame.$Properties {
       };
     case 'stats': {
       const { records, bytes, batches, drops, missed, evictions } = item;
-      const more = { queue_drops: item.queueDrops, snapshot_drops: item.snapshotDrops, flow_evictions: item.flowEvictions };
+      const more = { queue_drops: item.queueDrops, snapshot_drops: item.snapshotDrops, flow_evictions: item.flowEvictions, output_drops: item.outputDrops };
       return { stats: { ts_us: msToUs(item.ts), records, bytes, batches, drops, missed, evictions, ...more } };
     }
     case 'steering':
@@ -337,6 +339,7 @@ export function fromFrame(frame: pb.Frame): StreamItem | undefined {
         queueDrops: num(s.queue_drops),
         snapshotDrops: num(s.snapshot_drops),
         flowEvictions: num(s.flow_evictions),
+        ...(s.output_drops === null || s.output_drops === undefined ? {} : { outputDrops: num(s.output_drops) }),
       };
     }
     case 'steering': {
