@@ -258,7 +258,7 @@ function serve(argv: string[]): void {
     (session) => {
       void Promise.race([stop, tracer.done]).then(() =>
         session.stop().then(() => {
-          process.stderr.write(summary(tracer, tracer.stats().records, new Map()));
+          process.stderr.write(summary(tracer, tracer.stats().records, new Map(), 0));
           const failure = tracer.error;
           return failure ? end(1, failure instanceof Error ? failure.message : String(failure)) : end(0);
         }),
