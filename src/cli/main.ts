@@ -4,7 +4,8 @@ import { Clock, toEvent } from '../events';
 import { Tracer, TraceOptions } from '../tracer';
 import { USAGE } from './args';
 import { flowsCommand, FlowsOptions } from './flows';
-import { COMMON_HELP, CommonOptions, parseCommand, UsageError } from './options';
+import { COMMON_HELP, CommonOptions, parseCommand, traceOptions, UsageError } from './options';
+import { hookReport } from './hooks';
 import { HEADER, kindName, textLine } from './render';
 import { statesCommand } from './states';
 import { TOP_OPTIONS, topCommand, topOptions } from './top';
@@ -55,10 +56,7 @@ ${COMMON_HELP}`;
 function start(options: TraceOptions): Tracer {
   try {
     const tracer = Tracer.start(options);
-    // a fallback keeps the feature whole (tracer.hooks says which); only a missing one is news
-    for (const h of tracer.hooks) {
-      if (h.status === 'unavailable') process.stderr.write(`nettrace: ${h.name} events are unavailable: ${h.detail}\n`);
-    }
+    for (const line of hookReport(tracer.hooks)) process.stderr.write(`nettrace: ${line}\n`);
     return tracer;
   } catch (e) {
     fail(e instanceof NettraceError ? e.message : String(e), 1);
@@ -90,7 +88,7 @@ function summary(tracer: Tracer, printed: number, byKind: Map<string, number>): 
 
 function stream(o: CommonOptions): void {
   const stop = stopRequested(o);
-  const tracer = start({ filter: o.recordFilter, kernelFilter: o.kernelFilter });
+  const tracer = start(traceOptions(o));
   const clock = new Clock();
   const byKind = new Map<string, number>();
   let printed = 0;
@@ -124,7 +122,7 @@ function flows(argv: string[]): void {
   if (common.help) return void process.stdout.write(FLOWS_USAGE + '\n');
   const o: FlowsOptions = { ...common, listening: (values.listening as boolean) ?? false, all: (values.all as boolean) ?? false };
   const stop = stopRequested(common);
-  const tracer = start({ filter: common.recordFilter, kernelFilter: common.kernelFilter });
+  const tracer = start(traceOptions(common));
   void stop.then(() => tracer.stop().then(() => process.exit(0)));
   flowsCommand(o, tracer).then(
     () => process.exit(0),
@@ -140,7 +138,7 @@ function states(argv: string[]): void {
     throw new UsageError(`--interval must be a number of seconds from 0.1 to 3600, not '${values.interval}'`);
   }
   const stop = stopRequested(common);
-  const tracer = start({ filter: common.recordFilter, kernelFilter: common.kernelFilter });
+  const tracer = start(traceOptions(common));
   const done = (code: number): void => void tracer.stop().then(() => process.exit(code));
   statesCommand({ ...common, intervalMs: interval * 1000 }, tracer, done);
   void stop.then(() => done(0));
@@ -151,7 +149,7 @@ function top(argv: string[]): void {
   if (common.help) return void process.stdout.write(TOP_USAGE + '\n');
   const o = topOptions(common, values);
   const stop = stopRequested(common);
-  const tracer = start({ filter: common.recordFilter, kernelFilter: common.kernelFilter });
+  const tracer = start(traceOptions(common));
   const view = topCommand(o, tracer, (code) => void tracer.stop().then(() => process.exit(code)));
   void stop.then(() => view.quit(0));
 }
