@@ -30,7 +30,8 @@ before(async () => {
   report = JSON.parse(guest.files.get('result.json')!) as GuestReport;
 });
 
-test('the guest runs a 6.1 kernel, where every hook attaches natively, accept by fexit', () => {
+test('the guest runs a 6.1 kernel, where every hook attaches natively, accept by fexit', (t) => {
+  t.diagnostic(`guest ${report.kernel} under ${guest.accel}`);
   assert.match(report.kernel, /^6\.1\.\d+-\d+-amd64$/);
   assert.deepEqual(
     report.hooks.map((h) => [h.name, h.status, h.detail]),

@@ -4,7 +4,7 @@ import { NativeHook } from '../native';
 const PROVIDES: Record<string, string> = {
   state: 'state, connect and close events are',
   accept: 'accept events are',
-  snapshot: 'the socket snapshot (nettrace flows) is',
+  snapshot: 'the socket snapshot (nettrace flows, states and top) is',
 };
 
 /** One line per hook that is off; a fallback keeps its feature whole, so it is not news. */
