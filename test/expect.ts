@@ -24,8 +24,16 @@ export interface ConnectionRun {
   client: Owner & { ports: number[] };
 }
 
+/**
+ * A socket's transitions, less the kernel's X>X calls: close() right after
+ * shutdown(), before the peer's ACK, sets LAST_ACK (or FIN_WAIT1) again, and the
+ * tracepoint fires for it. Whether it happens is a matter of timing.
+ */
+const isRepeat = (e: NettraceEvent) => e.type === 'state' && e.old === e.new && (e.old === 'LAST_ACK' || e.old === 'FIN_WAIT1');
+const repeats = (events: NettraceEvent[]) => events.filter(isRepeat);
+
 function transitions(events: NettraceEvent[], sock: number): string[] {
-  return events.filter((e) => e.type === 'state' && e.sock === sock).map((e) => (e.type === 'state' ? `${e.old}>${e.new}` : ''));
+  return events.filter((e) => e.type === 'state' && e.sock === sock && !isRepeat(e)).map((e) => (e.type === 'state' ? `${e.old}>${e.new}` : ''));
 }
 
 /** Per connection: 10 transitions, connect, accept and two closes, every one attributed. */
@@ -79,8 +87,9 @@ export function expectConnections(events: NettraceEvent[], run: ConnectionRun, a
     ]);
     // softirq runs the handshake: no owner until accept() names one, then every record has it
     const own = events.filter((e) => e.sock === sock).map((e) => e.pid);
-    const s = server.pid;
-    assert.deepEqual(own, accepts ? [null, null, s, s, s, s, s] : [null, null, null, null, null, null]);
+    const later = accepts ? server.pid : null;
+    assert.deepEqual(own, [null, null, ...own.slice(2).map(() => later)]);
+    assert.equal(own.length, (accepts ? 7 : 6) + repeats(events.filter((e) => e.sock === sock)).length);
   }
 
   const closes = events.filter((e) => e.type === 'close');
@@ -99,7 +108,8 @@ export function expectConnections(events: NettraceEvent[], run: ConnectionRun, a
     // loopback loses nothing, but on a loaded machine the tail-loss probe or RTO timer can resend
     assert.ok(e.retrans <= e.segs_out, `retrans ${e.retrans} of ${e.segs_out} segments`);
   }
-  assert.equal(events.length, N * (accepts ? 14 : 13), 'per connection: 10 transitions, connect, accept, 2 closes');
+  const perConnection = accepts ? 14 : 13;
+  assert.equal(events.length - repeats(events).length, N * perConnection, 'per connection: 10 transitions, connect, accept, 2 closes');
 }
 
 /** A connect to a port nothing listens on, by `owner`: refused, two transitions, an empty close. */

@@ -209,6 +209,9 @@ pub fn load(opts: &Options) -> Result<Loaded, NtError> {
                 let Some(h) = (0..HOOKS.len()).find(owner) else { return Err(error) };
                 let def = &HOOKS[h];
                 let w = choices[h].way.unwrap();
+                if h == 0 && w + 1 == def.ways.len() {
+                    return Err(error); // the state hook has nowhere to fall back to: its own failure says most
+                }
                 let mut skipped = std::mem::take(&mut choices[h].skipped);
                 skipped.push(format!("{}: {}", def.ways[w].attach, error.message));
                 choices[h] = Choice::pick(def, w + 1, opts, &kernel, skipped);
