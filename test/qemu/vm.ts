@@ -82,7 +82,8 @@ function boot(accel: 'kvm' | 'tcg', kernel: { vmlinuz: string }, initrd: string,
     ...['-virtfs', 'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap'],
     ...['-virtfs', `local,path=${share},mount_tag=out,security_model=none,multidevs=remap`],
   ];
-  const qemu = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // killed with the test process too, should that die before it can kill qemu
+  const qemu = spawn('setpriv', ['--pdeathsig', 'KILL', 'qemu-system-x86_64', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let console = '';
   qemu.stdout.on('data', (d) => (console += d));
   qemu.stderr.on('data', (d) => (console += d));
@@ -109,7 +110,16 @@ function boot(accel: 'kvm' | 'tcg', kernel: { vmlinuz: string }, initrd: string,
   });
 }
 
+/** The test-only tools, which .ci/run installs and scripts/setup.sh does not. */
+function checkTools(): void {
+  const missing = ['/bin/busybox', '/usr/bin/qemu-system-x86_64'].filter((f) => !fs.existsSync(f));
+  if (missing.length > 0) {
+    throw new Error(`${missing.join(' and ')} missing: apt-get install qemu-system-x86 busybox-static (.ci/run does)`);
+  }
+}
+
 export async function runInGuest(opts: GuestOptions): Promise<GuestResult> {
+  checkTools();
   const deadline = Date.now() + opts.budgetMs;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nettrace-qemu-'));
   try {
