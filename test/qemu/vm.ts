@@ -74,6 +74,7 @@ interface Boot {
 }
 
 function boot(accel: 'kvm' | 'tcg', kernel: { vmlinuz: string }, initrd: string, share: string, deadline: number): Promise<Boot> {
+  // without -arch-capabilities, qemu 7.2 aborts on nested KVM that refuses MSR 0x10a
   const cpu = accel === 'kvm' ? ['-enable-kvm', '-cpu', 'host,-arch-capabilities'] : ['-accel', 'tcg'];
   const args = [
     ...cpu,
