@@ -47,6 +47,13 @@ struct sock_info {
 	 * needs its port back after the kernel released it */
 	struct nt_sock sock;
 	struct nt_owner owner;
+	/*
+	 * When a passive child left LISTEN for SYN_RECV, while its record waits
+	 * for the next transition: until inet_csk_clone_lock() returns, the
+	 * child's cookie is not final (6.1 copies the request's cookie over it
+	 * after the transition), so the record goes out once it is.
+	 */
+	__u64 syn_recv_ns;
 };
 
 /*
@@ -303,10 +310,27 @@ static __always_inline void emit_close(const struct nt_state *st, const struct s
 	submit(r);
 }
 
+/* The child's LISTEN>SYN_RECV record, sent late (see sock_info.syn_recv_ns). */
+static __always_inline void emit_syn_recv(const struct nt_sock *tuple, __u64 ts)
+{
+	struct nt_state *r = reserve(sizeof(*r));
+
+	if (!r)
+		return;
+	head(&r->h, NT_STATE, sizeof(*r), ts);
+	__builtin_memcpy(&r->h.sock, tuple, sizeof(r->h.sock));
+	__builtin_memset(&r->h.owner, 0, sizeof(r->h.owner)); /* softirq: no owner yet */
+	r->in_old_ns = 0;
+	r->old_state = TCP_LISTEN;
+	r->new_state = TCP_SYN_RECV;
+	__builtin_memset(r->_pad, 0, sizeof(r->_pad));
+	submit(r);
+}
+
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(on_state, const struct sock *sk, int old, int new)
 {
-	__u64 key = (__u64)sk, now, last_ns = 0;
+	__u64 key = (__u64)sk, now, last_ns = 0, syn_recv_ns = 0;
 	struct sock_info *si;
 	struct nt_sock tuple;
 	struct nt_state *r;
@@ -338,6 +362,8 @@ int BPF_PROG(on_state, const struct sock *sk, int old, int new)
 	}
 	if (si) {
 		last_ns = si->last_ns;
+		syn_recv_ns = si->syn_recv_ns;
+		si->syn_recv_ns = 0;
 		if (old == TCP_CLOSE) {
 			/* connect() and listen() run in the owner's syscall */
 			capture_owner(&si->owner);
@@ -345,6 +371,7 @@ int BPF_PROG(on_state, const struct sock *sk, int old, int new)
 			si->mark_ns = now;
 		} else if (old == TCP_LISTEN && new == TCP_SYN_RECV) {
 			si->born_ns = now; /* a child: its owner is known at accept */
+			si->syn_recv_ns = now;
 		} else if (old == TCP_SYN_RECV && new == TCP_ESTABLISHED) {
 			si->mark_ns = now;
 		}
@@ -360,6 +387,8 @@ int BPF_PROG(on_state, const struct sock *sk, int old, int new)
 		if (new == TCP_ESTABLISHED || new == TCP_LISTEN)
 			read_sock(&si->sock, &sk->__sk_common);
 		si->last_ns = now;
+		if (si->syn_recv_ns)
+			return 0;
 	}
 
 	/* the tuple is fixed from ESTABLISHED or LISTEN on: read once then, copied after */
@@ -371,6 +400,8 @@ int BPF_PROG(on_state, const struct sock *sk, int old, int new)
 		tuple.sport = si->sock.sport; /* CLOSE: the port is already released */
 	if (!wanted(&tuple, si ? &si->owner : 0))
 		goto out;
+	if (syn_recv_ns)
+		emit_syn_recv(&tuple, syn_recv_ns);
 
 	r = reserve(sizeof(*r));
 	if (!r) {
@@ -432,10 +463,17 @@ int on_accept_fexit(__u64 *ctx)
 {
 	struct sock *sk;
 
-	if (bpf_core_type_exists(struct proto_accept_arg))
+	/*
+	 * One load per branch: merged, clang would add a computed offset to
+	 * ctx, which the verifier refuses. The barriers keep them apart.
+	 */
+	if (bpf_core_type_exists(struct proto_accept_arg)) {
 		sk = (struct sock *)ctx[2];
-	else
+		barrier_var(sk);
+	} else {
 		sk = (struct sock *)ctx[4];
+		barrier_var(sk);
+	}
 	if (sk)
 		emit_accept((__u64)sk, sk);
 	return 0;

@@ -11,7 +11,13 @@ import { FlowSnapshot, flowSnapshot } from './flows/rollup';
 import { Flow, FlowTableOptions } from './flows/table';
 import { KernelFilter, KernelIds, native, NativeHook, NativeStats, NativeTracer } from './native';
 
-export type HookName = 'accept';
+/**
+ * What `disable` can leave off: a hook (`state`: transitions, connects and
+ * closes; `accept`; `snapshot`: the iter/tcp socket list), or a kernel feature
+ * (`fexit`: accept then attaches through its syscall tracepoints instead).
+ */
+export type HookName = 'state' | 'accept' | 'snapshot' | 'fexit';
+export const HOOK_NAMES: readonly HookName[] = ['state', 'accept', 'snapshot', 'fexit'];
 
 export interface TraceOptions {
   /** Ring buffer bytes, a power of two (default 16 MiB). */
@@ -22,7 +28,7 @@ export interface TraceOptions {
   batchBytes?: number;
   /** Sockets the kernel side tracks at once (default 65536, LRU beyond). */
   maxSockets?: number;
-  /** Hooks to leave off. */
+  /** Hooks or kernel features to leave off, as if the kernel lacked them. */
   disable?: HookName[];
   /**
    * Conditions every wanted record meets, checked in the kernel so that other

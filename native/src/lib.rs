@@ -142,7 +142,7 @@ impl NativeTracer {
         let counters = Arc::new(Counters::default());
         let drain = Drain::spawn(object, links, ring_bytes, opts.max_sockets, Duration::from_millis(flush_ms as u64), batch_bytes, counters.clone(), JsSink(tsfn))
             .map_err(|e| NtError::new(Code::Kernel, format!("cannot start draining the ring buffer: {e}")))?;
-        Ok(NativeTracer { drain: Some(drain), counters, hooks, kernel_ids, snapshot: Some(snapshot) })
+        Ok(NativeTracer { drain: Some(drain), counters, hooks, kernel_ids, snapshot })
     }
 
     /// Detaches everything; the last batch arrives with `last` set. Safe to call twice.
@@ -161,7 +161,10 @@ impl NativeTracer {
         let link = self
             .snapshot
             .as_ref()
-            .ok_or_else(|| NtError::new(Code::Invalid, "the tracer is stopped"))?;
+            .ok_or_else(|| match self.drain {
+                Some(_) => NtError::new(Code::NoHook, "the socket snapshot (iter/tcp) is unavailable on this tracer (see its hooks)"),
+                None => NtError::new(Code::Invalid, "the tracer is stopped"),
+            })?;
         let mut out = Vec::new();
         libbpf_rs::Iter::new(link)
             .and_then(|mut it| it.read_to_end(&mut out).map_err(Into::into))

@@ -5,6 +5,7 @@ use std::ffi::CString;
 use std::path::Path;
 use std::sync::Mutex;
 
+use libbpf_rs::libbpf_sys::{self, BTF_KIND_FUNC, BTF_KIND_STRUCT, BTF_KIND_TYPEDEF};
 use libbpf_rs::{Link, MapCore, Object, ObjectBuilder, OpenObject, PrintLevel};
 
 use crate::errors::{Code, NtError};
@@ -23,7 +24,7 @@ pub struct Options {
     pub kernel_filter: KernelFilter,
     pub ring_bytes: u32,
     pub max_sockets: u32,
-    /// Hooks the caller turned off ("accept").
+    /// Hooks ("state", "accept", "snapshot") or kernel features ("fexit") the caller turned off.
     pub disabled: Vec<String>,
 }
 
@@ -38,29 +39,134 @@ pub struct Loaded {
     pub object: Object,
     pub links: Vec<Link>,
     pub hooks: Vec<Hook>,
-    /// The iter/tcp snapshot program's link: read on demand, not drained.
-    pub snapshot: Link,
+    /// The iter/tcp snapshot program's link: read on demand, not drained. None when unavailable.
+    pub snapshot: Option<Link>,
     /// (link id, program id) of each attachment, as bpftool shows them.
     pub kernel_ids: Vec<(u32, u32)>,
 }
 
-/// How accepted sockets get their owner.
-#[derive(Clone, Copy, PartialEq)]
-enum AcceptVia {
-    Fexit,
-    Syscalls,
-    Off,
+/// One way a hook can attach: its programs, and what the kernel must have for them.
+struct Way {
+    programs: &'static [&'static str],
+    attach: &'static str,
+    /// The kernel feature a user can turn off to skip this way ("fexit").
+    feature: Option<&'static str>,
+    needs: fn(&Kernel) -> Result<(), String>,
 }
 
-const ACCEPT_FEXIT: &[&str] = &["on_accept_fexit"];
-const ACCEPT_SYSCALLS: &[&str] = &["on_accept4_exit", "on_accept_exit"];
+/// A hook of the object and its ways, best first; the later ones are fallbacks.
+struct HookDef {
+    name: &'static str,
+    ways: &'static [Way],
+}
+
+const HOOKS: &[HookDef] = &[
+    HookDef { name: "state", ways: &[Way {
+        programs: &["on_state"], attach: "tp_btf/inet_sock_set_state", feature: None,
+        needs: |k| k.has_type("btf_trace_inet_sock_set_state", BTF_KIND_TYPEDEF)
+            .then_some(()).ok_or_else(|| "this kernel's BTF has no inet_sock_set_state tracepoint (Linux 4.16+)".into()),
+    }] },
+    HookDef { name: "accept", ways: &[
+        Way {
+            programs: &["on_accept_fexit"], attach: "fexit/inet_csk_accept", feature: Some("fexit"),
+            needs: |k| k.has_type("inet_csk_accept", BTF_KIND_FUNC)
+                .then_some(()).ok_or_else(|| "this kernel's BTF has no function inet_csk_accept".into()),
+        },
+        Way {
+            programs: &["on_accept4_exit", "on_accept_exit"], attach: "tracepoints syscalls:sys_exit_accept{,4}", feature: None,
+            needs: |_| {
+                ensure_tracefs();
+                let has = |tp: &str| ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+                    .iter().any(|t| Path::new(&format!("{t}/events/syscalls/{tp}")).exists());
+                (has("sys_exit_accept") && has("sys_exit_accept4"))
+                    .then_some(()).ok_or_else(|| "this kernel has no syscalls:sys_exit_accept{,4} tracepoints (CONFIG_FTRACE_SYSCALLS)".into())
+            },
+        },
+    ] },
+    HookDef { name: "snapshot", ways: &[Way {
+        programs: &["dump_tcp"], attach: "iter/tcp", feature: None,
+        needs: |k| k.has_type("bpf_iter__tcp", BTF_KIND_STRUCT)
+            .then_some(()).ok_or_else(|| "this kernel has no iter/tcp BPF iterator (Linux 5.9+)".into()),
+    }] },
+];
+
+pub const FEATURES: &[&str] = &["fexit"];
+
+/// What the running kernel offers, read once before loading.
+struct Kernel {
+    btf: *mut libbpf_sys::btf,
+}
+
+impl Kernel {
+    fn probe() -> Result<Kernel, NtError> {
+        if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+            return Err(NtError::new(Code::NoBtf,
+                "this kernel has no BTF (/sys/kernel/btf/vmlinux is missing); nettrace needs a kernel built with CONFIG_DEBUG_INFO_BTF=y"));
+        }
+        // 0: the kernel does not know the map type; < 0: the probe itself could not run, so let the load decide
+        if unsafe { libbpf_sys::libbpf_probe_bpf_map_type(libbpf_sys::BPF_MAP_TYPE_RINGBUF, std::ptr::null()) } == 0 {
+            return Err(NtError::new(Code::Kernel,
+                "this kernel has no BPF ring buffer (Linux 5.8+), which nettrace delivers every record through"));
+        }
+        let btf = unsafe { libbpf_sys::btf__load_vmlinux_btf() };
+        if btf.is_null() {
+            return Err(NtError::new(Code::NoBtf, "cannot read this kernel's BTF from /sys/kernel/btf/vmlinux"));
+        }
+        Ok(Kernel { btf })
+    }
+
+    fn has_type(&self, name: &str, kind: u32) -> bool {
+        let name = CString::new(name).unwrap();
+        unsafe { libbpf_sys::btf__find_by_name_kind(self.btf, name.as_ptr(), kind) > 0 }
+    }
+}
+
+impl Drop for Kernel {
+    fn drop(&mut self) {
+        unsafe { libbpf_sys::btf__free(self.btf) };
+    }
+}
+
+/// Where one hook stands while loading: the way being tried, and why earlier ways were skipped.
+struct Choice {
+    way: Option<usize>,
+    skipped: Vec<String>,
+    by_option: bool,
+}
+
+impl Choice {
+    /// The first way from `from` that the options allow and the kernel has.
+    fn pick(def: &HookDef, from: usize, opts: &Options, kernel: &Kernel, mut skipped: Vec<String>) -> Choice {
+        if opts.disabled.iter().any(|d| d == def.name) {
+            return Choice { way: None, skipped: vec!["turned off by option".into()], by_option: true };
+        }
+        for (i, way) in def.ways.iter().enumerate().skip(from) {
+            let off = way.feature.filter(|f| opts.disabled.iter().any(|d| d == f));
+            let verdict = match off {
+                Some(f) => Err(format!("{f} turned off by option")),
+                None => (way.needs)(kernel),
+            };
+            match verdict {
+                Ok(()) => return Choice { way: Some(i), skipped, by_option: false },
+                Err(why) => skipped.push(format!("{}: {why}", way.attach)),
+            }
+        }
+        Choice { way: None, skipped, by_option: false }
+    }
+
+    fn hook(&self, def: &HookDef) -> Hook {
+        match self.way {
+            Some(0) => Hook { name: def.name, status: "attached", detail: def.ways[0].attach.into() },
+            Some(i) => Hook { name: def.name, status: "fallback",
+                detail: format!("{} (unavailable: {})", def.ways[i].attach, self.skipped.join("; ")) },
+            None if self.by_option => Hook { name: def.name, status: "disabled", detail: "turned off by option".into() },
+            None => Hook { name: def.name, status: "unavailable", detail: self.skipped.join("; ") },
+        }
+    }
+}
 
 pub fn load(opts: &Options) -> Result<Loaded, NtError> {
     check_privileges()?;
-    if !Path::new("/sys/kernel/btf/vmlinux").exists() {
-        return Err(NtError::new(Code::NoBtf,
-            "this kernel has no BTF (/sys/kernel/btf/vmlinux is missing); nettrace needs a kernel built with CONFIG_DEBUG_INFO_BTF=y"));
-    }
     if !opts.ring_bytes.is_power_of_two() || opts.ring_bytes < 4096 {
         return Err(NtError::new(Code::Invalid,
             format!("ring buffer size {} is not a power of two of at least 4096 bytes", opts.ring_bytes)));
@@ -73,32 +179,42 @@ pub fn load(opts: &Options) -> Result<Loaded, NtError> {
         return Err(NtError::new(Code::Invalid, "the kernel filter takes at most 1024 pids and 1024 ports"));
     }
     for name in &opts.disabled {
-        if name != "accept" {
+        if !HOOKS.iter().any(|h| h.name == name) && !FEATURES.contains(&name.as_str()) {
+            let known: Vec<&str> = HOOKS.iter().map(|h| h.name).chain(FEATURES.iter().copied()).collect();
             return Err(NtError::new(Code::Invalid,
-                format!("unknown hook '{name}' (hooks that can be disabled: accept)")));
+                format!("unknown hook '{name}' (hooks and features that can be disabled: {})", known.join(", "))));
         }
     }
 
-    let mut via = if opts.disabled.iter().any(|h| h == "accept") { AcceptVia::Off } else { AcceptVia::Fexit };
-    let mut fexit_failure = String::new();
+    let kernel = Kernel::probe()?;
+    let mut choices: Vec<Choice> = HOOKS.iter().map(|def| Choice::pick(def, 0, opts, &kernel, Vec::new())).collect();
     loop {
-        match try_load(opts, via) {
-            Ok((object, mut links)) => {
-                let accept = match via {
-                    AcceptVia::Fexit => Hook { name: "accept", status: "attached", detail: "fexit/inet_csk_accept".into() },
-                    AcceptVia::Syscalls => Hook { name: "accept", status: "fallback",
-                        detail: format!("tracepoints syscalls:sys_exit_accept{{,4}} (fexit unavailable: {fexit_failure})") },
-                    AcceptVia::Off => Hook { name: "accept", status: "disabled", detail: "turned off by option".into() },
-                };
-                let state = Hook { name: "state", status: "attached", detail: "tp_btf/inet_sock_set_state".into() };
-                let kernel_ids = links.iter().filter_map(|l| l.info().ok()).map(|i| (i.id, i.prog_id)).collect();
-                // try_load attaches the iterator last
-                let snapshot = links.pop().expect("the snapshot iterator is attached");
-                return Ok(Loaded { object, links, hooks: vec![state, accept], snapshot, kernel_ids });
+        // HOOKS[0], state, fills the socket table every other hook reads: nothing works without it
+        if choices[0].way.is_none() {
+            return Err(NtError::new(Code::NoHook,
+                format!("nettrace cannot trace without its state hook (tp_btf/inet_sock_set_state): {}", choices[0].skipped.join("; "))));
+        }
+        let programs: Vec<&str> = HOOKS.iter().zip(&choices)
+            .filter_map(|(def, c)| c.way.map(|w| def.ways[w].programs))
+            .flatten().copied().collect();
+        match try_load(opts, &programs) {
+            Ok((object, links, snapshot)) => {
+                let hooks = HOOKS.iter().zip(&choices).map(|(def, c)| c.hook(def)).collect();
+                let kernel_ids = links.iter().chain(&snapshot).filter_map(|l| l.info().ok()).map(|i| (i.id, i.prog_id)).collect();
+                return Ok(Loaded { object, links, hooks, snapshot, kernel_ids });
             }
-            Err(failure) if via == AcceptVia::Fexit && failure.program.as_deref() == Some("on_accept_fexit") => {
-                fexit_failure = failure.error.message;
-                via = AcceptVia::Syscalls;
+            Err(Failure { program: Some(program), error }) => {
+                // that way is missing from this kernel: fall back to the hook's next one, or go without the hook
+                let owner = |h: &usize| choices[*h].way.is_some_and(|w| HOOKS[*h].ways[w].programs.contains(&program.as_str()));
+                let Some(h) = (0..HOOKS.len()).find(owner) else { return Err(error) };
+                let def = &HOOKS[h];
+                let w = choices[h].way.unwrap();
+                if h == 0 && w + 1 == def.ways.len() {
+                    return Err(error); // the state hook has nowhere to fall back to: its own failure says most
+                }
+                let mut skipped = std::mem::take(&mut choices[h].skipped);
+                skipped.push(format!("{}: {}", def.ways[w].attach, error.message));
+                choices[h] = Choice::pick(def, w + 1, opts, &kernel, skipped);
             }
             Err(failure) => return Err(failure.error),
         }
@@ -110,12 +226,12 @@ struct Failure {
     error: NtError,
 }
 
-fn try_load(opts: &Options, via: AcceptVia) -> Result<(Object, Vec<Link>), Failure> {
+fn try_load(opts: &Options, programs: &[&str]) -> Result<(Object, Vec<Link>, Option<Link>), Failure> {
     let log = LogCapture::start();
     let mut open = ObjectBuilder::default()
         .open_memory(OBJECT)
         .map_err(|e| Failure { program: None, error: NtError::new(Code::Kernel, format!("cannot open nettrace's BPF object: {e}")) })?;
-    configure(&mut open, opts, via).map_err(|error| Failure { program: None, error })?;
+    configure(&mut open, opts, programs).map_err(|error| Failure { program: None, error })?;
     let object = match open.load() {
         Ok(o) => o,
         Err(e) => {
@@ -126,29 +242,28 @@ fn try_load(opts: &Options, via: AcceptVia) -> Result<(Object, Vec<Link>), Failu
     drop(log);
     set_kernel_filter(&object, &opts.kernel_filter).map_err(|error| Failure { program: None, error })?;
     let mut links = Vec::new();
-    let mut progs: Vec<_> = object.progs_mut().filter(|p| p.autoload()).collect();
-    // the snapshot iterator goes last, where load() expects it
-    progs.sort_by_key(|p| p.section().to_string_lossy().starts_with("iter/"));
-    for prog in progs {
+    let mut snapshot = None;
+    for prog in object.progs_mut().filter(|p| p.autoload()) {
         let name = prog.name().to_string_lossy().into_owned();
-        if prog.section().to_string_lossy().starts_with("tracepoint/") {
+        let section = prog.section().to_string_lossy().into_owned();
+        if section.starts_with("tracepoint/") {
             ensure_tracefs();
         }
         match prog.attach() {
+            Ok(link) if section.starts_with("iter/") => snapshot = Some(link),
             Ok(link) => links.push(link),
             Err(e) => {
-                let hook = prog.section().to_string_lossy().into_owned();
                 return Err(Failure {
                     program: Some(name),
-                    error: NtError::new(Code::NoHook, format!("this kernel lacks the hook {hook} that nettrace needs: {e}")),
+                    error: NtError::new(Code::NoHook, format!("this kernel cannot attach {section}: {e}")),
                 });
             }
         }
     }
-    Ok((object, links))
+    Ok((object, links, snapshot))
 }
 
-fn configure(open: &mut OpenObject, opts: &Options, via: AcceptVia) -> Result<(), NtError> {
+fn configure(open: &mut OpenObject, opts: &Options, programs: &[&str]) -> Result<(), NtError> {
     for mut map in open.maps_mut() {
         let name = map.name().to_string_lossy().into_owned();
         let entries = match name.as_str() {
@@ -161,14 +276,7 @@ fn configure(open: &mut OpenObject, opts: &Options, via: AcceptVia) -> Result<()
     }
     for mut prog in open.progs_mut() {
         let name = prog.name().to_string_lossy().into_owned();
-        let wanted = if ACCEPT_FEXIT.contains(&name.as_str()) {
-            via == AcceptVia::Fexit
-        } else if ACCEPT_SYSCALLS.contains(&name.as_str()) {
-            via == AcceptVia::Syscalls
-        } else {
-            true
-        };
-        prog.set_autoload(wanted);
+        prog.set_autoload(programs.contains(&name.as_str()));
     }
     Ok(())
 }
@@ -217,12 +325,13 @@ fn classify_load_failure(log: &[String], err: &str) -> Failure {
         }
         Some(rest.split('\'').next()?.to_string())
     });
+    // the verifier's log arrives as one message, its lines between these markers
     let verifier_line = log
         .iter()
+        .flat_map(|m| m.lines())
         .skip_while(|l| !l.contains("BEGIN PROG LOAD LOG"))
         .skip(1)
         .take_while(|l| !l.contains("END PROG LOAD LOG"))
-        .flat_map(|l| l.lines())
         .filter(|l| !l.trim().is_empty() && !l.starts_with("processed ") && !l.starts_with("verification time"))
         .last()
         .map(|l| l.trim().to_string());

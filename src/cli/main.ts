@@ -10,7 +10,8 @@ import { openOutput, Output } from './output';
 import { streamHeader, statsRecord } from './protobuf';
 import { encodeItems } from '../proto/stream';
 import { parseArgs } from 'node:util';
-import { COMMON_HELP, CommonOptions, parseCommand, seconds, UsageError } from './options';
+import { COMMON_HELP, CommonOptions, parseCommand, seconds, traceOptions, UsageError } from './options';
+import { hookReport } from './hooks';
 import { HEADER, kindName, textLine } from './render';
 import { checkAddress, ROUTE_USAGE, routeCommand, ROUTES_USAGE, routesCommand } from './route';
 import { SERVE_OPTIONS, SERVE_USAGE, serveCommand, serveOptions } from './serve';
@@ -64,10 +65,7 @@ ${COMMON_HELP}`;
 function start(options: TraceOptions): Tracer {
   try {
     const tracer = Tracer.start(options);
-    // a fallback keeps the feature whole (tracer.hooks says which); only a missing one is news
-    for (const h of tracer.hooks) {
-      if (h.status === 'unavailable') process.stderr.write(`nettrace: ${h.name} events are unavailable: ${h.detail}\n`);
-    }
+    for (const line of hookReport(tracer.hooks)) process.stderr.write(`nettrace: ${line}\n`);
     return tracer;
   } catch (e) {
     fail(e instanceof NettraceError ? e.message : String(e), 1);
@@ -110,7 +108,7 @@ function stream(o: StreamOptions): void {
 }
 
 function streamTo(o: StreamOptions, out: Output, stop: Promise<void>): void {
-  const tracer = start({ filter: o.recordFilter, kernelFilter: o.kernelFilter });
+  const tracer = start(traceOptions(o));
   const clock = new Clock();
   const byKind = new Map<string, number>();
   let printed = 0;
@@ -156,7 +154,7 @@ function flows(argv: string[]): void {
   const o: FlowsOptions = { ...common, listening: (values.listening as boolean) ?? false, all: (values.all as boolean) ?? false };
   const stop = stopRequested(common);
   const output = openOutput(common.output);
-  const tracer = start({ filter: common.recordFilter, kernelFilter: common.kernelFilter });
+  const tracer = start(traceOptions(common));
   void stop.then(() => tracer.stop().then(() => process.exit(0)));
   output.then((out) => flowsCommand(o, tracer, out)).then(
     () => process.exit(0),
@@ -198,7 +196,7 @@ function decode(argv: string[]): void {
 /** A one-shot command over the flows now: tracer up, run, tracer down; a failure exits 1. */
 function oneShot(common: CommonOptions, run: (tracer: Tracer) => Promise<void>): void {
   const stop = stopRequested(common);
-  const tracer = start({ filter: common.recordFilter, kernelFilter: common.kernelFilter });
+  const tracer = start(traceOptions(common));
   void stop.then(() => tracer.stop().then(() => process.exit(0)));
   run(tracer).then(
     () => tracer.stop().then(() => process.exit(0)),
@@ -229,7 +227,7 @@ function states(argv: string[]): void {
     throw new UsageError(`--interval must be a number of seconds from 0.1 to 3600, not '${values.interval}'`);
   }
   const stop = stopRequested(common);
-  const tracer = start({ filter: common.recordFilter, kernelFilter: common.kernelFilter });
+  const tracer = start(traceOptions(common));
   const done = (code: number): void => void tracer.stop().then(() => process.exit(code));
   statesCommand({ ...common, intervalMs: interval * 1000 }, tracer, done);
   void stop.then(() => done(0));
@@ -241,7 +239,7 @@ function top(argv: string[]): void {
   stdoutOnly('top', common);
   const o = topOptions(common, values);
   const stop = stopRequested(common);
-  const tracer = start({ filter: common.recordFilter, kernelFilter: common.kernelFilter });
+  const tracer = start(traceOptions(common));
   const view = topCommand(o, tracer, (code) => void tracer.stop().then(() => process.exit(code)));
   void stop.then(() => view.quit(0));
 }
@@ -251,7 +249,7 @@ function serve(argv: string[]): void {
   if (common.help) return void process.stdout.write(SERVE_USAGE + '\n');
   const o = serveOptions(common, values);
   const stop = stopRequested(common);
-  const tracer = start({ filter: common.recordFilter, kernelFilter: common.kernelFilter });
+  const tracer = start(traceOptions(common));
   const end = (code: number, message?: string): Promise<never> =>
     tracer.stop().then(() => (message ? fail(message, code) : process.exit(code)));
   serveCommand(o, tracer).then(

@@ -3,6 +3,7 @@ import { parseArgs, ParseArgsConfig } from 'node:util';
 import { RecordCursor } from '../decode';
 import { compile, cursorFilter, FilterNode, FilterSyntaxError, kernelHints, parseFilter, subjectOf } from '../filter';
 import { KernelFilter } from '../native';
+import { HOOK_NAMES, HookName, TraceOptions } from '../tracer';
 import { TCP_STATES, TcpState } from '../tcp';
 
 export class UsageError extends Error {}
@@ -42,6 +43,8 @@ export interface CommonOptions {
   recordFilter?: (c: RecordCursor) => boolean;
   /** What of them the kernel checks, so other sockets never reach the ring. */
   kernelFilter?: KernelFilter;
+  /** Hooks and kernel features to go without (--disable). */
+  disable: HookName[];
 }
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -59,6 +62,7 @@ const COMMON: Options = {
   count: { type: 'string', short: 'c' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'V' },
+  disable: { type: 'string', multiple: true },
 };
 
 export const COMMON_HELP = `  --json              one JSON object per line
@@ -69,6 +73,9 @@ export const COMMON_HELP = `  --json              one JSON object per line
       --port PORT     only sockets with PORT on either side
   -4, --ipv4          only IPv4 (including v4-mapped IPv6)
   -6, --ipv6          only IPv6
+      --disable HOOK  go without HOOK, as on a kernel that lacks it: state, accept,
+                      snapshot, or fexit (accepts then come from syscall tracepoints);
+                      repeat it or give a comma list
   -h, --help          show this help
 
 FILTER is ss's filter grammar, e.g. state established '( dport = :443 or dport = :80 )',
@@ -148,6 +155,7 @@ export function parseCommand(argv: string[], extra: Options = {}): { common: Com
           (onRecords === undefined || onRecords(c))
       : undefined,
     kernelFilter: kernelFilterOf(ast, { pid, port, family }),
+    disable: hookNames(values.disable as string[] | undefined),
   };
   return { common, values };
 }
@@ -159,6 +167,19 @@ function formatOf(value: unknown, json: boolean): Format {
   }
   if (json && value !== 'json') throw new UsageError(`--json and --format ${value} contradict each other`);
   return value;
+}
+
+function hookNames(values: string[] | undefined): HookName[] {
+  const names = (values ?? []).flatMap((v) => v.split(','));
+  for (const n of names) {
+    if (!(HOOK_NAMES as readonly string[]).includes(n)) throw new UsageError(`--disable takes ${HOOK_NAMES.join(', ')}, not '${n}'`);
+  }
+  return names as HookName[];
+}
+
+/** What every command hands the tracer. */
+export function traceOptions(o: CommonOptions): TraceOptions {
+  return { filter: o.recordFilter, kernelFilter: o.kernelFilter, disable: o.disable };
 }
 
 /**
