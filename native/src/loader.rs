@@ -2,6 +2,7 @@
 //! every way that can fail into one sentence the user can act on.
 
 use std::ffi::CString;
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -25,6 +26,8 @@ pub struct Options {
     pub max_sockets: u32,
     /// Hooks the caller turned off ("accept").
     pub disabled: Vec<String>,
+    /// Attach the per-packet receive-steering hooks (steering.bpf.h).
+    pub steering: bool,
 }
 
 pub struct Hook {
@@ -42,6 +45,7 @@ pub struct Loaded {
     pub snapshot: Link,
     /// (link id, program id) of each attachment, as bpftool shows them.
     pub kernel_ids: Vec<(u32, u32)>,
+    pub steering: Option<crate::steering::SteeringMaps>,
 }
 
 /// How accepted sockets get their owner.
@@ -54,6 +58,35 @@ enum AcceptVia {
 
 const ACCEPT_FEXIT: &[&str] = &["on_accept_fexit"];
 const ACCEPT_SYSCALLS: &[&str] = &["on_accept4_exit", "on_accept_exit"];
+/// Programs of bpf/steering.bpf.h: per-packet, so loaded only on request.
+const STEERING_PREFIX: &str = "steer_";
+
+fn steering_hook(on: bool) -> Hook {
+    match on {
+        true => Hook { name: "steering", status: "attached", detail: format!(
+            "cgroup_skb/ingress at the cgroup v2 root {}, tp_btf/sock_recv_length, tp_btf/netif_rx_entry, \
+             netif_receive_skb_entry, netif_receive_skb_list_entry, napi_gro_receive_entry, napi_gro_frags_entry",
+            cgroup2_mount().unwrap_or_default()) },
+        false => Hook { name: "steering", status: "disabled", detail: "not requested (steering option)".into() },
+    }
+}
+
+/// Where cgroup v2 is mounted: /sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid systems.
+fn cgroup2_mount() -> Option<String> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
+    mounts.lines().find_map(|l| {
+        let mut f = l.split(' ');
+        let (_, dir, fs) = (f.next()?, f.next()?, f.next()?);
+        (fs == "cgroup2").then(|| dir.to_string())
+    })
+}
+
+/// The cgroup v2 root: a cgroup_skb program attached there sees every socket's packets.
+fn cgroup_root() -> libbpf_rs::Result<std::fs::File> {
+    let dir = cgroup2_mount().ok_or_else(|| libbpf_rs::Error::from(std::io::Error::new(
+        std::io::ErrorKind::NotFound, "no cgroup v2 hierarchy is mounted")))?;
+    std::fs::File::open(&dir).map_err(libbpf_rs::Error::from)
+}
 
 pub fn load(opts: &Options) -> Result<Loaded, NtError> {
     check_privileges()?;
@@ -91,10 +124,16 @@ pub fn load(opts: &Options) -> Result<Loaded, NtError> {
                     AcceptVia::Off => Hook { name: "accept", status: "disabled", detail: "turned off by option".into() },
                 };
                 let state = Hook { name: "state", status: "attached", detail: "tp_btf/inet_sock_set_state".into() };
+                let steering = steering_hook(opts.steering);
                 let kernel_ids = links.iter().filter_map(|l| l.info().ok()).map(|i| (i.id, i.prog_id)).collect();
                 // try_load attaches the iterator last
                 let snapshot = links.pop().expect("the snapshot iterator is attached");
-                return Ok(Loaded { object, links, hooks: vec![state, accept], snapshot, kernel_ids });
+                let maps = match opts.steering {
+                    true => Some(crate::steering::SteeringMaps::from_object(&object)
+                        .map_err(|e| NtError::new(Code::Kernel, format!("cannot open the steering maps: {e}")))?),
+                    false => None,
+                };
+                return Ok(Loaded { object, links, hooks: vec![state, accept, steering], snapshot, kernel_ids, steering: maps });
             }
             Err(failure) if via == AcceptVia::Fexit && failure.program.as_deref() == Some("on_accept_fexit") => {
                 fexit_failure = failure.error.message;
@@ -134,7 +173,12 @@ fn try_load(opts: &Options, via: AcceptVia) -> Result<(Object, Vec<Link>), Failu
         if prog.section().to_string_lossy().starts_with("tracepoint/") {
             ensure_tracefs();
         }
-        match prog.attach() {
+        let attached = if prog.section().to_string_lossy().starts_with("cgroup_skb/") {
+            cgroup_root().and_then(|fd| prog.attach_cgroup(fd.as_raw_fd()))
+        } else {
+            prog.attach()
+        };
+        match attached {
             Ok(link) => links.push(link),
             Err(e) => {
                 let hook = prog.section().to_string_lossy().into_owned();
@@ -161,7 +205,9 @@ fn configure(open: &mut OpenObject, opts: &Options, via: AcceptVia) -> Result<()
     }
     for mut prog in open.progs_mut() {
         let name = prog.name().to_string_lossy().into_owned();
-        let wanted = if ACCEPT_FEXIT.contains(&name.as_str()) {
+        let wanted = if name.starts_with(STEERING_PREFIX) {
+            opts.steering
+        } else if ACCEPT_FEXIT.contains(&name.as_str()) {
             via == AcceptVia::Fexit
         } else if ACCEPT_SYSCALLS.contains(&name.as_str()) {
             via == AcceptVia::Syscalls
