@@ -124,7 +124,8 @@ int steer_ingress(struct __sk_buff *skb)
 	if (!sk)
 		return 1;
 	sk = bpf_sk_fullsock(sk);
-	if (!sk || sk->protocol != IPPROTO_TCP)
+	/* a listener's segments are handshakes: nobody reads them */
+	if (!sk || sk->protocol != IPPROTO_TCP || sk->state == BPF_TCP_LISTEN)
 		return 1;
 	key.cookie = bpf_get_socket_cookie(skb);
 	key.ifindex = skb->ingress_ifindex;

@@ -16,3 +16,4 @@ export type { SocketRow } from './flows/snapshot';
 export { rollup } from './flows/rollup';
 export type { Rollup } from './flows/rollup';
 export type { KernelFilter, KernelIds } from './native';
+export * from './steering';

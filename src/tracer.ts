@@ -7,6 +7,7 @@ import { RecordCursor } from './decode';
 import { fromNative, NettraceError } from './errors';
 import { Clock, NettraceEvent, toEvent } from './events';
 import { KernelFilter, KernelIds, native, NativeHook, NativeStats, NativeTracer } from './native';
+import { RawSteering } from './steering/types';
 
 export type HookName = 'accept';
 
@@ -19,6 +20,11 @@ export interface TraceOptions {
   maxSockets?: number;
   /** Hooks to leave off. */
   disable?: HookName[];
+  /**
+   * Attach the per-packet receive-steering hooks (see steering()). They cost
+   * something on every received TCP segment and read, so they are off by default.
+   */
+  steering?: boolean;
   /**
    * Conditions every wanted record meets, checked in the kernel so that other
    * sockets never reach the ring: family, owner pids (at most 1024), ports on
@@ -61,9 +67,9 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
   private constructor(private readonly options: TraceOptions) {
     this.maxQueued = options.maxQueuedBatches ?? 64;
     this.cursor.filter = options.filter;
-    const { ringBytes, flushMs, maxSockets, disable, kernelFilter } = options;
+    const { ringBytes, flushMs, maxSockets, disable, kernelFilter, steering } = options;
     try {
-      this.handle = native().NativeTracer.open({ ringBytes, flushMs, maxSockets, disable, kernelFilter }, ([batch, last]) =>
+      this.handle = native().NativeTracer.open({ ringBytes, flushMs, maxSockets, disable, kernelFilter, steering }, ([batch, last]) =>
         this.receive(batch, last),
       );
     } catch (e) {
@@ -102,6 +108,25 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
     } catch (e) {
       throw fromNative(e);
     }
+  }
+
+  /** Whether the receive-steering hooks are attached. */
+  get steeringEnabled(): boolean {
+    return this.options.steering === true;
+  }
+
+  /** The receive-steering counters now, per socket, as the kernel keeps them (needs the steering option). */
+  steering(): RawSteering {
+    try {
+      return this.handle.steering();
+    } catch (e) {
+      throw fromNative(e);
+    }
+  }
+
+  /** Lets the kernel forget the steering counters of these sockets (closed and reported). */
+  steeringForget(cookies: number[]): void {
+    if (cookies.length > 0) this.handle.steeringForget(cookies);
   }
 
   stats(): TracerStats {

@@ -5,6 +5,7 @@ export const USAGE = `Usage: nettrace [options] [FILTER]
        nettrace flows [-l|-a] [options] [FILTER]
        nettrace states [options] [FILTER]
        nettrace top [options] [FILTER]
+       nettrace steering [options] [FILTER]
 
 Streams every TCP connect, accept, state change and close on this machine,
 one line each, attributed to the process that owns the socket.
@@ -13,6 +14,7 @@ Commands:
   flows               every TCP socket now, as ss -tanp shows them (see nettrace flows --help)
   states              the TCP state histogram and transitions per second, live (see nettrace states --help)
   top                 network use per process, remote host and connection, live (see nettrace top --help)
+  steering            which CPUs process each flow's packets and which its reader runs on (RPS/RFS), live
 
 Options:
 ${COMMON_HELP}

@@ -7,6 +7,7 @@ import { flowsCommand, FlowsOptions } from './flows';
 import { COMMON_HELP, CommonOptions, parseCommand, UsageError } from './options';
 import { HEADER, kindName, textLine } from './render';
 import { statesCommand } from './states';
+import { STEERING_OPTIONS, STEERING_USAGE, steeringCommand, steeringOptions } from './steering';
 import { TOP_OPTIONS, topCommand, topOptions } from './top';
 
 const VERSION: string = require('../../../package.json').version;
@@ -156,12 +157,27 @@ function top(argv: string[]): void {
   void stop.then(() => view.quit(0));
 }
 
+function steering(argv: string[]): void {
+  const { common, values } = parseCommand(argv, STEERING_OPTIONS);
+  if (common.help) return void process.stdout.write(STEERING_USAGE(COMMON_HELP) + '\n');
+  const o = steeringOptions(common, values);
+  const stop = stopRequested(common);
+  const tracer = start({ filter: common.recordFilter, kernelFilter: common.kernelFilter, steering: true });
+  const done = (code: number): void => void tracer.stop().then(() => process.exit(code));
+  const cancel = steeringCommand(o, tracer, done);
+  void stop.then(() => {
+    cancel();
+    done(0);
+  });
+}
+
 export function main(argv = process.argv.slice(2)): void {
   try {
     const [command, ...rest] = argv;
     if (command === 'flows') return flows(rest);
     if (command === 'states') return states(rest);
     if (command === 'top') return top(rest);
+    if (command === 'steering') return steering(rest);
     const { common } = parseCommand(argv);
     if (common.help) return void process.stdout.write(USAGE + '\n');
     if (common.version) return void process.stdout.write(`nettrace ${VERSION}\n`);

@@ -5,15 +5,28 @@ import { Tracer } from '../tracer';
 import { ProcOwners } from './owners';
 import { decodeSnapshot } from './snapshot';
 import { FlowTable, FlowTableOptions } from './table';
+import { foldSteering } from '../steering/fold';
+import { FlowSteering } from '../steering/types';
+
+/** The steering counters as of the last refresh, per socket cookie. */
+export interface SteeringSample {
+  cpus: number;
+  bySock: Map<number, FlowSteering>;
+  evictions: number;
+  unhashed: number;
+}
 
 export class FlowMonitor {
   readonly table: FlowTable;
+  /** Set by each refresh when the tracer runs the steering hooks. */
+  steering: SteeringSample | undefined;
   private readonly owners = new ProcOwners();
-  private readonly netns = fs.statSync('/proc/self/ns/net').ino;
+  /** This process's network namespace: the one snapshots list. */
+  readonly netns = fs.statSync('/proc/self/ns/net').ino;
   private readonly unsubscribe: () => void;
 
   constructor(
-    private readonly tracer: Tracer,
+    readonly tracer: Tracer,
     options: FlowTableOptions = {},
   ) {
     this.table = new FlowTable(options);
@@ -35,7 +48,15 @@ export class FlowMonitor {
         if (o) this.table.setOwner(r.sock, o.pid, o.comm);
       }
     }
+    if (this.tracer.steeringEnabled) this.refreshSteering();
     this.table.tick(now);
+  }
+
+  private refreshSteering(): void {
+    const raw = this.tracer.steering();
+    const bySock = foldSteering(raw);
+    for (const [sock, s] of bySock) this.table.setSteering(sock, s);
+    this.steering = { cpus: raw.cpus, bySock, evictions: raw.evictions, unhashed: raw.unhashed };
   }
 
   close(): void {
