@@ -115,7 +115,7 @@ export class SteeringMonitor {
       const e = this.watch(this.watches.get(sock)!, d, intervalStart, now, flow);
       if (e) events.push(e);
     }
-    const config = readSteeringConfig(chosen.map((f) => f.netns ?? this.flows.netns));
+    const config = readSteeringConfig([this.flows.netns, ...chosen.map((f) => f.netns ?? this.flows.netns)]);
     const names = new Map(config.interfaces.map((i) => [`${i.netns}:${i.ifindex}`, i.name]));
     for (const f of chosen) {
       f.interface = names.get(`${f.netns ?? this.flows.netns}:${f.ifindex}`) ?? null;
