@@ -64,12 +64,21 @@ struct {
 	__type(value, struct nt_steer_cell);
 } steer_cells SEC(".maps");
 
+/* for user space: written only when a socket's reader moves */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, __u64);
 	__type(value, struct nt_steer_reader);
 } steer_readers SEC(".maps");
+
+/* the same on the socket itself: the ingress path finds it without a hash lookup */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct nt_steer_reader);
+} steer_reader_sk SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
@@ -130,8 +139,8 @@ int steer_ingress(struct __sk_buff *skb)
 	key.cookie = bpf_get_socket_cookie(skb);
 	key.ifindex = skb->ingress_ifindex;
 	key.cpu = bpf_get_smp_processor_id();
-	reader = bpf_map_lookup_elem(&steer_readers, &key.cookie);
-	key.reader_cpu = reader ? reader->cpu : NT_STEER_NO_CPU;
+	reader = bpf_sk_storage_get(&steer_reader_sk, sk, 0, 0);
+	key.reader_cpu = reader && reader->pid ? reader->cpu : NT_STEER_NO_CPU;
 	cell = steer_slot(&steer_cells, &key, &zero, STEER_CELL_INSERTS);
 	if (cell) {
 		/* only this CPU writes a cell keyed by it, and softirqs do not nest */
@@ -154,13 +163,13 @@ int BPF_PROG(steer_recv, struct sock *sk, int ret, int flags)
 	cookie = bpf_get_socket_cookie(sk);
 	me.cpu = bpf_get_smp_processor_id();
 	me.pid = bpf_get_current_pid_tgid() >> 32;
-	reader = bpf_map_lookup_elem(&steer_readers, &cookie);
-	if (!reader) {
-		if (!bpf_map_update_elem(&steer_readers, &cookie, &me, BPF_NOEXIST))
-			steer_count(STEER_READER_INSERTS, 1);
-	} else if (reader->cpu != me.cpu || reader->pid != me.pid) {
+	reader = bpf_sk_storage_get(&steer_reader_sk, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (reader && (reader->cpu != me.cpu || reader->pid != me.pid)) {
 		/* written only on change: the ingress side reads this line per segment */
 		*reader = me;
+		if (bpf_map_update_elem(&steer_readers, &cookie, &me, BPF_EXIST) &&
+		    !bpf_map_update_elem(&steer_readers, &cookie, &me, BPF_NOEXIST))
+			steer_count(STEER_READER_INSERTS, 1);
 	}
 	reads = steer_slot(&steer_reads, &cookie, &zero_reads, STEER_READS_INSERTS);
 	if (reads) {
