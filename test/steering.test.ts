@@ -13,7 +13,7 @@ import path from 'node:path';
 import { FlowMonitor, Tracer } from '../src';
 import { SteeringMonitor, SteeringFlow, SteeringReport } from '../src/steering';
 import { SteeringEvent } from '../src/steering/types';
-import { CLI, FIXTURES } from './helpers';
+import { CLI, FIXTURES, remaining } from './helpers';
 
 const ID = process.pid;
 const SEND_NS = `nts-${ID}-s`;
@@ -233,4 +233,28 @@ test('nettrace steering --json: the flow, its process and interface, and the con
   assert.equal(report!.overall.matrix[RECV_CPU][RECV_CPU], report!.overall.local_segs);
   const q = queueConfig(report!);
   assert.deepEqual([q.rps_cpus, q.rps_flow_cnt, q.rfs], [[RECV_CPU], 4096, true]);
+});
+
+test('the steering hooks attach only on request, and are reported', async () => {
+  const hook = tracer!.hooks.find((h) => h.name === 'steering');
+  assert.equal(hook?.status, 'attached');
+  assert.match(hook.detail, /^cgroup_skb\/ingress at the cgroup v2 root \/sys\/fs\/cgroup\S*, tp_btf\/sock_recv_length/);
+  const plain = Tracer.start({ filter: () => false });
+  try {
+    assert.equal(plain.hooks.find((h) => h.name === 'steering'), undefined);
+    assert.equal(plain.kernelIds.programs.length, tracer!.kernelIds.programs.length - 7, 'seven steering programs fewer');
+    assert.throws(() => plain.steering(), { code: 'EINVAL', message: 'steering was not enabled when the tracer started' });
+  } finally {
+    await plain.stop();
+  }
+});
+
+test('stop() detaches every steering program, the cgroup attachment included', async () => {
+  const ids = tracer!.kernelIds;
+  await tracer!.stop();
+  assert.throws(() => tracer!.steering(), { code: 'EINVAL', message: 'the tracer is stopped' });
+  for (let i = 0; i < 50 && remaining(ids).programs.length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(remaining(ids), { programs: [], links: [] });
+  const cgroupLinks = JSON.parse(sh(['bpftool', '-j', 'cgroup', 'show', '/sys/fs/cgroup/unified']) || '[]') as { id: number }[];
+  assert.ok(!cgroupLinks.some((p) => ids.programs.includes(p.id)), 'nothing of ours left on the cgroup root');
 });

@@ -61,14 +61,11 @@ const ACCEPT_SYSCALLS: &[&str] = &["on_accept4_exit", "on_accept_exit"];
 /// Programs of bpf/steering.bpf.h: per-packet, so loaded only on request.
 const STEERING_PREFIX: &str = "steer_";
 
-fn steering_hook(on: bool) -> Hook {
-    match on {
-        true => Hook { name: "steering", status: "attached", detail: format!(
-            "cgroup_skb/ingress at the cgroup v2 root {}, tp_btf/sock_recv_length, tp_btf/netif_rx_entry, \
-             netif_receive_skb_entry, netif_receive_skb_list_entry, napi_gro_receive_entry, napi_gro_frags_entry",
-            cgroup2_mount().unwrap_or_default()) },
-        false => Hook { name: "steering", status: "disabled", detail: "not requested (steering option)".into() },
-    }
+fn steering_hook() -> Hook {
+    Hook { name: "steering", status: "attached", detail: format!(
+        "cgroup_skb/ingress at the cgroup v2 root {}, tp_btf/sock_recv_length, tp_btf/netif_rx_entry, \
+         netif_receive_skb_entry, netif_receive_skb_list_entry, napi_gro_receive_entry, napi_gro_frags_entry",
+        cgroup2_mount().unwrap_or_default()) }
 }
 
 /// Where cgroup v2 is mounted: /sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid systems.
@@ -124,7 +121,11 @@ pub fn load(opts: &Options) -> Result<Loaded, NtError> {
                     AcceptVia::Off => Hook { name: "accept", status: "disabled", detail: "turned off by option".into() },
                 };
                 let state = Hook { name: "state", status: "attached", detail: "tp_btf/inet_sock_set_state".into() };
-                let steering = steering_hook(opts.steering);
+                let mut hooks = vec![state, accept];
+                // listed only when asked for: it is off by default, and costs per packet
+                if opts.steering {
+                    hooks.push(steering_hook());
+                }
                 let kernel_ids = links.iter().filter_map(|l| l.info().ok()).map(|i| (i.id, i.prog_id)).collect();
                 // try_load attaches the iterator last
                 let snapshot = links.pop().expect("the snapshot iterator is attached");
@@ -133,7 +134,7 @@ pub fn load(opts: &Options) -> Result<Loaded, NtError> {
                         .map_err(|e| NtError::new(Code::Kernel, format!("cannot open the steering maps: {e}")))?),
                     false => None,
                 };
-                return Ok(Loaded { object, links, hooks: vec![state, accept, steering], snapshot, kernel_ids, steering: maps });
+                return Ok(Loaded { object, links, hooks, snapshot, kernel_ids, steering: maps });
             }
             Err(failure) if via == AcceptVia::Fexit && failure.program.as_deref() == Some("on_accept_fexit") => {
                 fexit_failure = failure.error.message;
