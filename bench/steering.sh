@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The cost of the receive-steering hooks at a high packet rate: a bulk TCP
 # stream over a veth pair between two network namespaces (receiver pinned to
-# CPU 0, sender to CPU 1, GSO off on the sender's veth so every segment is its
-# own packet), in alternating rounds:
+# CPU 0, sender to CPU 1; the sender's veth caps GSO packets at 1500 bytes so
+# every segment is its own packet and the hooks run per segment), in
+# alternating rounds:
 #   untraced  no tracer
 #   nettrace  nettrace's usual hooks (bench/steering-consumer.js)
 #   steering  the same plus the steering hooks, sampled once a second as `nettrace steering` does
 #
 #   sudo bash bench/steering.sh
 # Environment: ROUNDS=5 SECONDS_PER_ROUND=5 VARIANTS="untraced nettrace steering"
+#   GSO_MAX_SIZE=1500 (65536: the veth default, a few large packets instead)
 # Prints a table of medians; every measurement goes to bench/results/steering.json.
 set -euo pipefail
 
@@ -16,6 +18,7 @@ cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-5}
 SECS=${SECONDS_PER_ROUND:-5}
 VARIANTS=${VARIANTS:-untraced nettrace steering}
+GSO_MAX_SIZE=${GSO_MAX_SIZE:-1500}
 BUILD=bench/build
 RESULTS=bench/results
 ID=$$
@@ -55,7 +58,7 @@ ip netns add "$NS_R"
 ip link add "$IF_S" netns "$NS_S" type veth peer name "$IF_R" netns "$NS_R"
 ip -n "$NS_S" addr add $ADDR_S/24 dev "$IF_S"
 ip -n "$NS_R" addr add $ADDR_R/24 dev "$IF_R"
-ip -n "$NS_S" link set "$IF_S" up gso_max_segs 1
+ip -n "$NS_S" link set "$IF_S" up gso_max_size "$GSO_MAX_SIZE"
 ip -n "$NS_R" link set "$IF_R" up
 sysctl -qw kernel.bpf_stats_enabled=1
 
@@ -106,13 +109,14 @@ run() {
 	echo "  $variant: $(jq -r .gbps <<<"$src") Gbit/s, $((rx1 - rx0)) packets" >&2
 }
 
-echo "bench: $ROUNDS rounds x ${SECS}s, variants: $VARIANTS" >&2
+echo "bench: $ROUNDS rounds x ${SECS}s, gso_max_size $GSO_MAX_SIZE, variants: $VARIANTS" >&2
 : >"$TMP/runs.jsonl"
 for round in $(seq 1 "$ROUNDS"); do
 	echo "round $round/$ROUNDS" >&2
 	for variant in $VARIANTS; do run "$variant" "$round"; done
 done
 jq -nc --arg date "$(date -u +%FT%TZ)" --arg kernel "$(uname -r)" --argjson cpus "$(nproc)" --argjson rounds "$ROUNDS" \
-	--argjson seconds "$SECS" --arg commit "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" --arg node "$(node --version)" \
-	'{date: $date, kernel: $kernel, cpus: $cpus, rounds: $rounds, seconds_per_round: $seconds, commit: $commit, node: $node}' >"$TMP/meta.json"
+	--argjson seconds "$SECS" --argjson gso_max_size "$GSO_MAX_SIZE" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" --arg commit "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" --arg node "$(node --version)" \
+	'{date: $date, kernel: $kernel, cpus: $cpus, rounds: $rounds, seconds_per_round: $seconds, gso_max_size: $gso_max_size,
+	  loadavg_at_end: $load, commit: $commit, node: $node}' >"$TMP/meta.json"
 node bench/steering-report.js "$TMP/meta.json" "$TMP/runs.jsonl" "$RESULTS/steering.json"

@@ -62,6 +62,8 @@ pub struct SteeringMaps {
     counts: MapHandle,
     cpus: usize,
     forgotten: AtomicU64,
+    /// Evictions never go back: the highest count seen.
+    evictions: AtomicU64,
 }
 
 // enum in steering.bpf.h
@@ -94,6 +96,7 @@ impl SteeringMaps {
             counts: handle("steer_counts")?,
             cpus: libbpf_rs::num_possible_cpus().unwrap_or(1),
             forgotten: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
         })
     }
 
@@ -109,6 +112,9 @@ impl SteeringMaps {
     }
 
     pub fn read(&self) -> NativeSteering {
+        // Counted before the walk: what is inserted during it may then be seen
+        // live without being counted, which can only hide an eviction, never invent one.
+        let inserted: u64 = (0..INSERT_COUNTERS).map(|c| self.counter(c)).sum();
         let mut live = 0u64;
         let mut cells = Vec::new();
         for key in self.cells.keys() {
@@ -151,8 +157,8 @@ impl SteeringMaps {
             let per_cpu = self.percpu(&self.entry, &key);
             entries.push(SteerEntry { hash: u32_at(&key, 0), segs: per_cpu.iter().map(|v| u64_at(v, 0) as f64).collect() });
         }
-        let inserted: u64 = (0..INSERT_COUNTERS).map(|c| self.counter(c)).sum();
-        let evictions = inserted.saturating_sub(self.forgotten.load(Ordering::Relaxed)).saturating_sub(live);
+        let now = inserted.saturating_sub(self.forgotten.load(Ordering::Relaxed)).saturating_sub(live);
+        let evictions = self.evictions.fetch_max(now, Ordering::Relaxed).max(now);
         NativeSteering {
             cpus: self.cpus as u32,
             cells,
