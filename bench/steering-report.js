@@ -22,10 +22,10 @@ for (const variant of [...new Set(runs.map((r) => r.variant))]) {
     variant,
     span(rs.map((r) => r.gbps), (x) => x.toFixed(2)),
     span(rs.map((r) => r.pps / 1000), (x) => x.toFixed(0)),
-    variant === 'untraced' ? '1×' : span(vs, (x) => `${x.toFixed(2)}×`),
+    variant === 'untraced' ? '1×' : vs.length ? span(vs, (x) => `${x.toFixed(2)}×`) : '–',
     steerNs.length ? median(steerNs.map((r) => r.steering_bpf.ns / r.steering_bpf.runs)).toFixed(0) : '–',
     steerNs.length ? median(steerNs.map((r) => r.steering_bpf.ns / r.packets)).toFixed(0) : '–',
-    variant === 'untraced' ? '–' : median(rs.map((r) => r.other_bpf.ns / r.packets)).toFixed(0),
+    variant === 'untraced' || !rs.some((r) => r.other_bpf.runs > 0) ? '–' : median(rs.filter((r) => r.other_bpf.runs > 0).map((r) => r.other_bpf.ns / r.packets)).toFixed(0),
     variant === 'untraced' ? '–' : String(rs.reduce((a, r) => a + (r.tracer?.drops ?? 0), 0)),
   ]);
 }

@@ -60,6 +60,7 @@ ip -n "$NS_S" addr add $ADDR_S/24 dev "$IF_S"
 ip -n "$NS_R" addr add $ADDR_R/24 dev "$IF_R"
 ip -n "$NS_S" link set "$IF_S" up gso_max_size "$GSO_MAX_SIZE"
 ip -n "$NS_R" link set "$IF_R" up
+# A global switch: another benchmark that turns it off meanwhile leaves rounds without BPF times (shown as –).
 sysctl -qw kernel.bpf_stats_enabled=1
 
 rx_packets() { ip netns exec "$NS_R" cat /sys/class/net/"$IF_R"/statistics/rx_packets; }
@@ -79,8 +80,9 @@ run() {
 	untraced) ;;
 	nettrace | steering)
 		node bench/steering-consumer.js "$variant" >"$TMP/tracer.out" 2>"$TMP/tracer.err" & pid=$!
-		for _ in $(seq 300); do [[ $(progs_of "$pid") == "["*"{"* ]] && break; sleep 0.1; done
-		[[ $(progs_of "$pid") == "["*"{"* ]] || { cat "$TMP/tracer.err" >&2; die "$variant did not attach"; }
+		# loading takes seconds on a busy machine (the verifier, and a retry without fexit)
+		for _ in $(seq 600); do [[ $(progs_of "$pid") == "["*"{"* ]] && break; sleep 0.1; done
+		[[ $(progs_of "$pid") == "["*"{"* ]] || { cat "$TMP/tracer.err" >&2; ps -o pid,stat,etime,args -p "$pid" >&2 || true; die "$variant did not attach in a minute"; }
 		sleep 1 ;;
 	*) die "unknown variant $variant" ;;
 	esac

@@ -15,7 +15,8 @@
  * - read-on: tp_btf/sock_recv_length, in the reader's recvmsg.
  * - entered-on: the netif_rx / netif_receive_skb / GRO entry tracepoints, which
  *   run before RPS. They see no socket yet, so they count per flow hash, which
- *   the socket's segments still carry at ingress.
+ *   the socket's segments still carry at ingress; and only on queues where RPS
+ *   or RFS is set up, since elsewhere entered-on is processed-on.
  */
 #ifndef STEERING_BPF_H
 #define STEERING_BPF_H
@@ -180,6 +181,34 @@ int BPF_PROG(steer_recv, struct sock *sk, int ret, int flags)
 	return 0;
 }
 
+/*
+ * Whether RPS or RFS may move this packet to another CPU, as get_rps_cpu()
+ * decides it: only with an RPS map or a flow table on its receive queue.
+ * Otherwise it is processed where it entered, which processed-on already
+ * counts, so the common case costs a few loads and no map update.
+ */
+static __always_inline int steerable(const struct sk_buff *skb)
+{
+	struct net_device *dev = skb->dev;
+	struct netdev_rx_queue *rx;
+	void *map = 0, *flows = 0;
+	__u32 q = skb->queue_mapping;
+	__u64 base = 0;
+
+	if (!dev)
+		return 0;
+	q = q ? q - 1 : 0; /* queue_mapping holds the recorded rx queue + 1 */
+	if (q >= dev->real_num_rx_queues)
+		q = 0;
+	/* read as a number: the queue array is indexed, which BTF pointers do not allow */
+	if (bpf_core_read(&base, sizeof(base), &dev->_rx) || !base)
+		return 0;
+	rx = (struct netdev_rx_queue *)(base + q * bpf_core_type_size(struct netdev_rx_queue));
+	bpf_core_read(&map, sizeof(map), &rx->rps_map);
+	bpf_core_read(&flows, sizeof(flows), &rx->rps_flow_table);
+	return map || flows;
+}
+
 static __always_inline void steer_entered(const struct sk_buff *skb)
 {
 	struct skb_shared_info *shinfo;
@@ -187,6 +216,8 @@ static __always_inline void steer_entered(const struct sk_buff *skb)
 	__u32 hash = skb->hash;
 	__u16 segs = 0;
 
+	if (!steerable(skb))
+		return;
 	if (!hash) {
 		steer_count(STEER_UNHASHED, 1);
 		return;

@@ -84,16 +84,22 @@ fn u16_at(b: &[u8], at: usize) -> u16 {
 
 impl SteeringMaps {
     pub fn from_object(object: &Object) -> libbpf_rs::Result<SteeringMaps> {
-        let handle = |name: &str| {
+        // read() decodes these by offset: a layout that drifted from steering.bpf.h must not be misread
+        let handle = |name: &str, key: u32, value: u32| {
             let map = object.maps().find(|m| m.name() == name).expect("the object defines the steering maps");
+            if (map.key_size(), map.value_size()) != (key, value) {
+                return Err(libbpf_rs::Error::from(std::io::Error::other(format!(
+                    "map {name} has {}-byte keys and {}-byte values, not the {key} and {value} this addon reads",
+                    map.key_size(), map.value_size()))));
+            }
             MapHandle::try_from(&map)
         };
         Ok(SteeringMaps {
-            cells: handle("steer_cells")?,
-            readers: handle("steer_readers")?,
-            reads: handle("steer_reads")?,
-            entry: handle("steer_entry")?,
-            counts: handle("steer_counts")?,
+            cells: handle("steer_cells", 16, 24)?,
+            readers: handle("steer_readers", 8, 8)?,
+            reads: handle("steer_reads", 8, 16)?,
+            entry: handle("steer_entry", 4, 8)?,
+            counts: handle("steer_counts", 4, 8)?,
             cpus: libbpf_rs::num_possible_cpus().unwrap_or(1),
             forgotten: AtomicU64::new(0),
             evictions: AtomicU64::new(0),

@@ -6,8 +6,8 @@
  */
 import { ParseArgsConfig } from 'node:util';
 import { FlowMonitor } from '../flows/monitor';
-import { SteeringMonitor, SteeringReport } from '../steering/monitor';
-import { CpuCounts, SteeringEvent, SteeringGroup } from '../steering/types';
+import { SteeringMonitor } from '../steering/monitor';
+import { CpuCounts, SteeringEvent, SteeringGroup, SteeringReport } from '../steering/types';
 import { Tracer } from '../tracer';
 import { CommonOptions, UsageError } from './options';
 import { printable } from './render';

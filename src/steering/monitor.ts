@@ -7,36 +7,7 @@ import { FlowMonitor } from '../flows/monitor';
 import { Flow } from '../flows/table';
 import { readSteeringConfig } from './config';
 import { delta, group, ratio } from './fold';
-import { FlowSteering, SteeringConfig, SteeringEvent, SteeringGroup, SteeringSocket } from './types';
-
-export interface SteeringOptions {
-  /** A flow whose locality stays below this is reported (default 0.5). */
-  threshold?: number;
-  /** For this long, ms (default 5000). */
-  holdMs?: number;
-  /** Segments an interval needs before its locality counts (default 100). */
-  minSegs?: number;
-}
-
-/** A socket's steering, with which socket it is. */
-export interface SteeringFlow extends FlowSteering, SteeringSocket {
-  /** Over the last interval. */
-  interval: { segs: number; reads: number; locality: number | null };
-}
-
-export interface SteeringReport {
-  type: 'report';
-  ts: number;
-  cpus: number;
-  overall: SteeringGroup;
-  processes: SteeringGroup[];
-  interfaces: SteeringGroup[];
-  flows: SteeringFlow[];
-  config: SteeringConfig;
-  /** Map entries the kernel's LRU pushed out, and packets that entered without a flow hash. */
-  evictions: number;
-  unhashed: number;
-}
+import { FlowSteering, SteeringEvent, SteeringFlow, SteeringGroup, SteeringOptions, SteeringReport } from './types';
 
 interface Watch {
   before: FlowSteering;
@@ -139,6 +110,7 @@ export class SteeringMonitor {
       unhashed: sample.unhashed,
     };
     this.forgetClosed(sample.bySock.keys());
+    for (const sock of this.watches.keys()) if (!sample.bySock.has(sock)) this.watches.delete(sock); // evicted meanwhile
     return { report, events };
   }
 

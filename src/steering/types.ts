@@ -114,3 +114,32 @@ export interface SteeringEvent extends SteeringSocket {
   threshold: number;
   below_ms: number;
 }
+
+export interface SteeringOptions {
+  /** A flow whose locality stays below this is reported (default 0.5). */
+  threshold?: number;
+  /** For this long, ms (default 5000). */
+  holdMs?: number;
+  /** Segments an interval needs before its locality counts (default 100). */
+  minSegs?: number;
+}
+
+/** A socket's steering, with which socket it is. */
+export interface SteeringFlow extends FlowSteering, SteeringSocket {
+  /** Over the last interval. */
+  interval: { segs: number; reads: number; locality: number | null };
+}
+
+export interface SteeringReport {
+  type: 'report';
+  ts: number;
+  cpus: number;
+  overall: SteeringGroup;
+  processes: SteeringGroup[];
+  interfaces: SteeringGroup[];
+  flows: SteeringFlow[];
+  config: SteeringConfig;
+  /** Map entries the kernel's LRU pushed out, and packets that entered without a flow hash. */
+  evictions: number;
+  unhashed: number;
+}
