@@ -30,6 +30,6 @@ for (const variant of [...new Set(runs.map((r) => r.variant))]) {
   ]);
 }
 const header = ['variant', 'Gbit/s', 'kpackets/s', 'vs untraced', 'steer ns/run', 'steer ns/packet', 'other BPF ns/packet', 'drops'];
-console.log(`${meta.date}, kernel ${meta.kernel}, ${meta.cpus} CPUs, gso_max_size ${meta.gso_max_size}, ${meta.rounds} rounds × ${meta.seconds_per_round} s, load average at the end ${meta.loadavg_at_end}, medians [min–max]`);
+console.log(`${meta.date}, kernel ${meta.kernel}, ${meta.cpus} CPUs, gso_max_size ${meta.gso_max_size}, rps_cpus ${meta.rps_cpus}, ${meta.rounds} rounds × ${meta.seconds_per_round} s, load average at the end ${meta.loadavg_at_end}, medians [min–max]`);
 console.log(`| ${header.join(' | ')} |\n|${header.map(() => '---').join('|')}|`);
 for (const r of rows) console.log(`| ${r.join(' | ')} |`);

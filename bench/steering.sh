@@ -11,6 +11,7 @@
 #   sudo bash bench/steering.sh
 # Environment: ROUNDS=5 SECONDS_PER_ROUND=5 VARIANTS="untraced nettrace steering"
 #   GSO_MAX_SIZE=1500 (65536: the veth default, a few large packets instead)
+#   RPS_CPUS=0        the receiving queue's rps_cpus mask (e.g. 1: RPS on, so the entry hooks count too)
 # Prints a table of medians; every measurement goes to bench/results/steering.json.
 set -euo pipefail
 
@@ -19,6 +20,7 @@ ROUNDS=${ROUNDS:-5}
 SECS=${SECONDS_PER_ROUND:-5}
 VARIANTS=${VARIANTS:-untraced nettrace steering}
 GSO_MAX_SIZE=${GSO_MAX_SIZE:-1500}
+RPS_CPUS=${RPS_CPUS:-0}
 BUILD=bench/build
 RESULTS=bench/results
 ID=$$
@@ -60,17 +62,21 @@ ip -n "$NS_S" addr add $ADDR_S/24 dev "$IF_S"
 ip -n "$NS_R" addr add $ADDR_R/24 dev "$IF_R"
 ip -n "$NS_S" link set "$IF_S" up gso_max_size "$GSO_MAX_SIZE"
 ip -n "$NS_R" link set "$IF_R" up
+ip netns exec "$NS_R" sh -c "echo $RPS_CPUS > /sys/class/net/$IF_R/queues/rx-0/rps_cpus"
 # A global switch: another benchmark that turns it off meanwhile leaves rounds without BPF times (shown as –).
 sysctl -qw kernel.bpf_stats_enabled=1
 
 rx_packets() { ip netns exec "$NS_R" cat /sys/class/net/"$IF_R"/statistics/rx_packets; }
 
-# "name run_cnt run_time_ns" of every program a process holds open
+# ids of the BPF programs a process holds open
+prog_ids() { grep -h '^prog_id:' /proc/"$1"/fdinfo/* 2>/dev/null | awk '{print $2}' | sort -un; }
+
+# [{id, name, run_cnt, run_time_ns}] of every program a process holds open, asked by id: a full
+# listing fails now and then while other tools load and unload programs
 progs_of() {
-	local ids
-	ids=$(grep -h '^prog_id:' /proc/"$1"/fdinfo/* 2>/dev/null | awk '{print $2}' | sort -un | paste -sd, -)
-	[[ -n $ids ]] || return 0
-	bpftool -j prog show | jq -c --argjson ids "[$ids]" '[.[] | select(.id as $i | $ids | index($i)) | {id, name, run_cnt: (.run_cnt // 0), run_time_ns: (.run_time_ns // 0)}]'
+	local id
+	for id in $(prog_ids "$1"); do bpftool -j prog show id "$id"; done |
+		jq -sc 'map({id, name, run_cnt: (.run_cnt // 0), run_time_ns: (.run_time_ns // 0)})'
 }
 
 # one round of one variant: appends a JSON line to $TMP/runs.jsonl
@@ -80,9 +86,10 @@ run() {
 	untraced) ;;
 	nettrace | steering)
 		node bench/steering-consumer.js "$variant" >"$TMP/tracer.out" 2>"$TMP/tracer.err" & pid=$!
-		# loading takes seconds on a busy machine (the verifier, and a retry without fexit)
-		for _ in $(seq 600); do [[ $(progs_of "$pid") == "["*"{"* ]] && break; sleep 0.1; done
-		[[ $(progs_of "$pid") == "["*"{"* ]] || { cat "$TMP/tracer.err" >&2; ps -o pid,stat,etime,args -p "$pid" >&2 || true; die "$variant did not attach in a minute"; }
+		# loading takes seconds on a busy machine (the verifier, and a retry without fexit that
+		# closes the first attempt's programs), so wait for the tracer to say it is attached
+		for _ in $(seq 600); do grep -q ready "$TMP/tracer.out" && break; sleep 0.1; done
+		grep -q ready "$TMP/tracer.out" || { cat "$TMP/tracer.err" >&2; ps -o pid,stat,etime,args -p "$pid" >&2 || true; die "$variant did not attach in a minute"; }
 		sleep 1 ;;
 	*) die "unknown variant $variant" ;;
 	esac
@@ -111,14 +118,14 @@ run() {
 	echo "  $variant: $(jq -r .gbps <<<"$src") Gbit/s, $((rx1 - rx0)) packets" >&2
 }
 
-echo "bench: $ROUNDS rounds x ${SECS}s, gso_max_size $GSO_MAX_SIZE, variants: $VARIANTS" >&2
+echo "bench: $ROUNDS rounds x ${SECS}s, gso_max_size $GSO_MAX_SIZE, rps_cpus $RPS_CPUS, variants: $VARIANTS" >&2
 : >"$TMP/runs.jsonl"
 for round in $(seq 1 "$ROUNDS"); do
 	echo "round $round/$ROUNDS" >&2
 	for variant in $VARIANTS; do run "$variant" "$round"; done
 done
 jq -nc --arg date "$(date -u +%FT%TZ)" --arg kernel "$(uname -r)" --argjson cpus "$(nproc)" --argjson rounds "$ROUNDS" \
-	--argjson seconds "$SECS" --argjson gso_max_size "$GSO_MAX_SIZE" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" --arg commit "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" --arg node "$(node --version)" \
-	'{date: $date, kernel: $kernel, cpus: $cpus, rounds: $rounds, seconds_per_round: $seconds, gso_max_size: $gso_max_size,
+	--argjson seconds "$SECS"  --argjson gso_max_size "$GSO_MAX_SIZE" --arg rps_cpus "$RPS_CPUS" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" --arg commit "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" --arg node "$(node --version)" \
+	'{date: $date, kernel: $kernel, cpus: $cpus, rounds: $rounds, seconds_per_round: $seconds, gso_max_size: $gso_max_size, rps_cpus: $rps_cpus,
 	  loadavg_at_end: $load, commit: $commit, node: $node}' >"$TMP/meta.json"
-node bench/steering-report.js "$TMP/meta.json" "$TMP/runs.jsonl" "$RESULTS/steering.json"
+node bench/steering-report.js "$TMP/meta.json" "$TMP/runs.jsonl" "$RESULTS/steering-rps$RPS_CPUS.json"

@@ -61,7 +61,8 @@ before(() => {
   // The receiver's ACKs cross the veth on the receiver's CPU; without this the sender's ACK-clocked
   // transmissions would run there too. Steering them to the sender's CPU keeps the sender on its side.
   inNs(SEND_NS, `echo ${1 << SEND_CPU} > /sys/class/net/${SEND_IF}/queues/rx-0/rps_cpus`);
-  tracer = Tracer.start({ steering: true, filter: (c) => c.netns === nsInode(RECV_NS) || c.netns === nsInode(SEND_NS) });
+  const ours = new Set([nsInode(RECV_NS), nsInode(SEND_NS)]);
+  tracer = Tracer.start({ steering: true, filter: (c) => ours.has(c.netns) });
 });
 
 after(async () => {

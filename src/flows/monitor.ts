@@ -6,15 +6,7 @@ import { ProcOwners } from './owners';
 import { decodeSnapshot } from './snapshot';
 import { FlowTable, FlowTableOptions } from './table';
 import { foldSteering } from '../steering/fold';
-import { FlowSteering } from '../steering/types';
-
-/** The steering counters as of the last refresh, per socket cookie. */
-export interface SteeringSample {
-  cpus: number;
-  bySock: Map<number, FlowSteering>;
-  evictions: number;
-  unhashed: number;
-}
+import { SteeringSample } from '../steering/types';
 
 export class FlowMonitor {
   readonly table: FlowTable;

@@ -143,3 +143,11 @@ export interface SteeringReport {
   evictions: number;
   unhashed: number;
 }
+
+/** The steering counters as of a FlowMonitor refresh, per socket cookie. */
+export interface SteeringSample {
+  cpus: number;
+  bySock: Map<number, FlowSteering>;
+  evictions: number;
+  unhashed: number;
+}
