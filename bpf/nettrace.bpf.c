@@ -22,6 +22,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define ECONNABORTED 103
 #define SOCK_DONE 1 /* enum sock_flags: set by tcp_fin() when the peer's FIN arrives */
 
+#include "steering.bpf.h"
+
 /* user space sets max_entries before load */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);

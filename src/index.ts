@@ -21,3 +21,4 @@ export type { Rollup, FlowSnapshot, RouteRollup } from './flows/rollup';
 export { RouteResolver } from './flows/routes';
 export type { KernelFilter, KernelIds } from './native';
 export * from './metrics';
+export * from './steering';

@@ -1,6 +1,7 @@
 /** The Rust addon, built by `npm run build:native` into native/. */
 import path from 'node:path';
 import { NettraceError } from './errors';
+import { RawSteering } from './steering/types';
 
 export interface NativeHook {
   name: string;
@@ -33,6 +34,7 @@ export interface NativeOptions {
   maxSockets?: number;
   disable?: string[];
   batchBytes?: number;
+  steering?: boolean;
 }
 
 export interface KernelIds {
@@ -44,6 +46,8 @@ export interface NativeTracer {
   stop(): void;
   snapshot(): Buffer;
   stats(): NativeStats;
+  steering(): RawSteering;
+  steeringForget(cookies: number[]): void;
   readonly hooks: NativeHook[];
   readonly kernelIds: KernelIds;
 }

@@ -10,6 +10,7 @@ import { FlowMonitor } from './flows/monitor';
 import { FlowSnapshot, flowSnapshot } from './flows/rollup';
 import { Flow, FlowTableOptions } from './flows/table';
 import { KernelFilter, KernelIds, native, NativeHook, NativeStats, NativeTracer } from './native';
+import { RawSteering } from './steering/types';
 
 /**
  * What `disable` can leave off: a hook (`state`: transitions, connects and
@@ -30,6 +31,11 @@ export interface TraceOptions {
   maxSockets?: number;
   /** Hooks or kernel features to leave off, as if the kernel lacked them. */
   disable?: HookName[];
+  /**
+   * Attach the per-packet receive-steering hooks (see steering()). They cost
+   * something on every received TCP segment and read, so they are off by default.
+   */
+  steering?: boolean;
   /**
    * Conditions every wanted record meets, checked in the kernel so that other
    * sockets never reach the ring: family, owner pids (at most 1024), ports on
@@ -86,9 +92,9 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
   private constructor(private readonly options: TraceOptions) {
     this.maxQueued = options.maxQueuedBatches ?? 64;
     this.cursor.filter = options.filter;
-    const { ringBytes, flushMs, batchBytes, maxSockets, disable, kernelFilter } = options;
+    const { ringBytes, flushMs, batchBytes, maxSockets, disable, kernelFilter, steering } = options;
     try {
-      this.handle = native().NativeTracer.open({ ringBytes, flushMs, batchBytes, maxSockets, disable, kernelFilter }, ([batch, last]) =>
+      this.handle = native().NativeTracer.open({ ringBytes, flushMs, batchBytes, maxSockets, disable, kernelFilter, steering }, ([batch, last]) =>
         this.receive(batch, last),
       );
     } catch (e) {
@@ -127,6 +133,25 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
     } catch (e) {
       throw fromNative(e);
     }
+  }
+
+  /** Whether the receive-steering hooks are attached. */
+  get steeringEnabled(): boolean {
+    return this.options.steering === true;
+  }
+
+  /** The receive-steering counters now, per socket, as the kernel keeps them (needs the steering option). */
+  steering(): RawSteering {
+    try {
+      return this.handle.steering();
+    } catch (e) {
+      throw fromNative(e);
+    }
+  }
+
+  /** Lets the kernel forget the steering counters of these sockets (closed and reported). */
+  steeringForget(cookies: number[]): void {
+    if (cookies.length > 0) this.handle.steeringForget(cookies);
   }
 
   stats(): TracerStats {

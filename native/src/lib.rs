@@ -9,6 +9,7 @@ mod layout;
 mod loader;
 mod ring;
 mod route;
+mod steering;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -45,6 +46,8 @@ pub struct NativeOptions {
     pub disable: Option<Vec<String>>,
     /// A batch goes to JavaScript once it holds this many bytes, before the timer: 4 KiB to 64 MiB. Default 4 MiB.
     pub batch_bytes: Option<u32>,
+    /// Attach the per-packet receive-steering hooks. Default false.
+    pub steering: Option<bool>,
 }
 
 #[napi(object)]
@@ -98,6 +101,7 @@ pub struct NativeTracer {
     hooks: Vec<NativeHook>,
     kernel_ids: Vec<(u32, u32)>,
     snapshot: Option<libbpf_rs::Link>,
+    steering: Option<steering::SteeringMaps>,
 }
 
 #[napi]
@@ -128,13 +132,14 @@ impl NativeTracer {
             ring_bytes,
             max_sockets: options.max_sockets.unwrap_or(65536),
             disabled: options.disable.unwrap_or_default(),
+            steering: options.steering.unwrap_or(false),
         };
         let tsfn: BatchFn = on_batch
             .build_threadsafe_function::<(Vec<u8>, bool)>()
             .callee_handled::<false>()
             .max_queue_size::<4>()
             .build_callback(|ctx| Ok((Buffer::from(ctx.value.0), ctx.value.1)))?;
-        let loader::Loaded { object, links, hooks, snapshot, kernel_ids } = loader::load(&opts)?;
+        let loader::Loaded { object, links, hooks, snapshot, kernel_ids, steering } = loader::load(&opts)?;
         let hooks = hooks
             .iter()
             .map(|h| NativeHook { name: h.name.into(), status: h.status.into(), detail: h.detail.clone() })
@@ -142,13 +147,14 @@ impl NativeTracer {
         let counters = Arc::new(Counters::default());
         let drain = Drain::spawn(object, links, ring_bytes, opts.max_sockets, Duration::from_millis(flush_ms as u64), batch_bytes, counters.clone(), JsSink(tsfn))
             .map_err(|e| NtError::new(Code::Kernel, format!("cannot start draining the ring buffer: {e}")))?;
-        Ok(NativeTracer { drain: Some(drain), counters, hooks, kernel_ids, snapshot })
+        Ok(NativeTracer { drain: Some(drain), counters, hooks, kernel_ids, snapshot, steering })
     }
 
     /// Detaches everything; the last batch arrives with `last` set. Safe to call twice.
     #[napi]
     pub fn stop(&mut self) {
         self.snapshot.take();
+        self.steering.take();
         if let Some(drain) = self.drain.take() {
             drain.stop();
         }
@@ -170,6 +176,28 @@ impl NativeTracer {
             .and_then(|mut it| it.read_to_end(&mut out).map_err(Into::into))
             .map_err(|e| NtError::new(Code::Kernel, format!("cannot read the socket snapshot: {e}")))?;
         Ok(out.into())
+    }
+
+    /// The receive-steering counters now (only with the steering option).
+    #[napi]
+    pub fn steering(&self) -> Result<steering::NativeSteering> {
+        Ok(self.steering_maps()?.read())
+    }
+
+    /// Drops what the steering maps hold of these sockets (closed and reported).
+    #[napi]
+    pub fn steering_forget(&self, cookies: Vec<f64>) -> Result<()> {
+        let cookies: Vec<u64> = cookies.into_iter().map(|c| c as u64).collect();
+        self.steering_maps()?.forget(&cookies);
+        Ok(())
+    }
+
+    fn steering_maps(&self) -> Result<&steering::SteeringMaps> {
+        match (&self.drain, &self.steering) {
+            (None, _) => Err(NtError::new(Code::Invalid, "the tracer is stopped").into()),
+            (_, None) => Err(NtError::new(Code::Invalid, "steering was not enabled when the tracer started").into()),
+            (_, Some(maps)) => Ok(maps),
+        }
     }
 
     #[napi]

@@ -2,6 +2,7 @@
 //! every way that can fail into one sentence the user can act on.
 
 use std::ffi::CString;
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -26,6 +27,8 @@ pub struct Options {
     pub max_sockets: u32,
     /// Hooks ("state", "accept", "snapshot") or kernel features ("fexit") the caller turned off.
     pub disabled: Vec<String>,
+    /// Attach the per-packet receive-steering hooks (steering.bpf.h).
+    pub steering: bool,
 }
 
 pub struct Hook {
@@ -43,6 +46,7 @@ pub struct Loaded {
     pub snapshot: Option<Link>,
     /// (link id, program id) of each attachment, as bpftool shows them.
     pub kernel_ids: Vec<(u32, u32)>,
+    pub steering: Option<crate::steering::SteeringMaps>,
 }
 
 /// One way a hook can attach: its programs, and what the kernel must have for them.
@@ -57,16 +61,18 @@ struct Way {
 /// A hook of the object and its ways, best first; the later ones are fallbacks.
 struct HookDef {
     name: &'static str,
+    /// Off unless asked for (the steering hooks run per packet), and then listed in the hooks.
+    on_request: bool,
     ways: &'static [Way],
 }
 
 const HOOKS: &[HookDef] = &[
-    HookDef { name: "state", ways: &[Way {
+    HookDef { name: "state", on_request: false, ways: &[Way {
         programs: &["on_state"], attach: "tp_btf/inet_sock_set_state", feature: None,
         needs: |k| k.has_type("btf_trace_inet_sock_set_state", BTF_KIND_TYPEDEF)
             .then_some(()).ok_or_else(|| "this kernel's BTF has no inet_sock_set_state tracepoint (Linux 4.16+)".into()),
     }] },
-    HookDef { name: "accept", ways: &[
+    HookDef { name: "accept", on_request: false, ways: &[
         Way {
             programs: &["on_accept_fexit"], attach: "fexit/inet_csk_accept", feature: Some("fexit"),
             needs: |k| k.has_type("inet_csk_accept", BTF_KIND_FUNC)
@@ -83,12 +89,41 @@ const HOOKS: &[HookDef] = &[
             },
         },
     ] },
-    HookDef { name: "snapshot", ways: &[Way {
+    HookDef { name: "snapshot", on_request: false, ways: &[Way {
         programs: &["dump_tcp"], attach: "iter/tcp", feature: None,
         needs: |k| k.has_type("bpf_iter__tcp", BTF_KIND_STRUCT)
             .then_some(()).ok_or_else(|| "this kernel has no iter/tcp BPF iterator (Linux 5.9+)".into()),
     }] },
+    HookDef { name: "steering", on_request: true, ways: &[Way {
+        programs: &["steer_ingress", "steer_recv", "steer_rx_entry", "steer_receive_entry", "steer_list_entry",
+            "steer_gro_entry", "steer_gro_frags_entry"],
+        attach: "cgroup_skb/ingress at the cgroup v2 root, tp_btf/sock_recv_length, tp_btf/netif_rx_entry, \
+                 netif_receive_skb_entry, netif_receive_skb_list_entry, napi_gro_receive_entry, napi_gro_frags_entry",
+        feature: None,
+        needs: |k| {
+            cgroup2_mount().ok_or("no cgroup v2 hierarchy is mounted")?;
+            k.has_type("btf_trace_sock_recv_length", BTF_KIND_TYPEDEF)
+                .then_some(()).ok_or_else(|| "this kernel has no sock_recv_length tracepoint (Linux 6.3+)".into())
+        },
+    }] },
 ];
+
+/// Where cgroup v2 is mounted: /sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid systems.
+fn cgroup2_mount() -> Option<String> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
+    mounts.lines().find_map(|l| {
+        let mut f = l.split(' ');
+        let (_, dir, fs) = (f.next()?, f.next()?, f.next()?);
+        (fs == "cgroup2").then(|| dir.to_string())
+    })
+}
+
+/// The cgroup v2 root: a cgroup program attached there sees every socket of every descendant cgroup.
+fn cgroup_root() -> libbpf_rs::Result<std::fs::File> {
+    let dir = cgroup2_mount().ok_or_else(|| libbpf_rs::Error::from(std::io::Error::new(
+        std::io::ErrorKind::NotFound, "no cgroup v2 hierarchy is mounted")))?;
+    std::fs::File::open(&dir).map_err(libbpf_rs::Error::from)
+}
 
 pub const FEATURES: &[&str] = &["fexit"];
 
@@ -137,6 +172,9 @@ struct Choice {
 impl Choice {
     /// The first way from `from` that the options allow and the kernel has.
     fn pick(def: &HookDef, from: usize, opts: &Options, kernel: &Kernel, mut skipped: Vec<String>) -> Choice {
+        if def.on_request && !opts.steering {
+            return Choice { way: None, skipped: vec!["not requested".into()], by_option: true };
+        }
         if opts.disabled.iter().any(|d| d == def.name) {
             return Choice { way: None, skipped: vec!["turned off by option".into()], by_option: true };
         }
@@ -199,9 +237,17 @@ pub fn load(opts: &Options) -> Result<Loaded, NtError> {
             .flatten().copied().collect();
         match try_load(opts, &programs) {
             Ok((object, links, snapshot)) => {
-                let hooks = HOOKS.iter().zip(&choices).map(|(def, c)| c.hook(def)).collect();
+                let hooks = HOOKS.iter().zip(&choices)
+                    .filter(|(def, _)| !def.on_request || opts.steering)
+                    .map(|(def, c)| c.hook(def)).collect();
                 let kernel_ids = links.iter().chain(&snapshot).filter_map(|l| l.info().ok()).map(|i| (i.id, i.prog_id)).collect();
-                return Ok(Loaded { object, links, hooks, snapshot, kernel_ids });
+                let steering_on = HOOKS.iter().zip(&choices).any(|(def, c)| def.name == "steering" && c.way.is_some());
+                let steering = match steering_on {
+                    true => Some(crate::steering::SteeringMaps::from_object(&object)
+                        .map_err(|e| NtError::new(Code::Kernel, format!("cannot open the steering maps: {e}")))?),
+                    false => None,
+                };
+                return Ok(Loaded { object, links, hooks, snapshot, kernel_ids, steering });
             }
             Err(Failure { program: Some(program), error }) => {
                 // that way is missing from this kernel: fall back to the hook's next one, or go without the hook
@@ -249,7 +295,11 @@ fn try_load(opts: &Options, programs: &[&str]) -> Result<(Object, Vec<Link>, Opt
         if section.starts_with("tracepoint/") {
             ensure_tracefs();
         }
-        match prog.attach() {
+        let attached = match section.starts_with("cgroup") {
+            true => cgroup_root().and_then(|root| prog.attach_cgroup(root.as_raw_fd())),
+            false => prog.attach(),
+        };
+        match attached {
             Ok(link) if section.starts_with("iter/") => snapshot = Some(link),
             Ok(link) => links.push(link),
             Err(e) => {

@@ -10,6 +10,7 @@ export const USAGE = `Usage: nettrace [options] [FILTER]
        nettrace routes [-a] [options] [FILTER]
        nettrace serve [--listen HOST:PORT] [--otlp URL] [options] [FILTER]
        nettrace bench churn [options]
+       nettrace steering [options] [FILTER]
 
 Streams every TCP connect, accept, state change and close on this machine,
 one line each, attributed to the process that owns the socket.
@@ -23,6 +24,7 @@ Commands:
   routes              the routing table (ip route, route -n) with flows and bytes per route
   serve               metrics for Prometheus (/metrics) and OTLP, until stopped (see nettrace serve --help)
   bench churn         connection churn from native threads, untraced and traced (see nettrace bench --help)
+  steering            which CPUs process each flow's packets and which its reader runs on (RPS/RFS), live
 
 Options:
 ${COMMON_HELP}

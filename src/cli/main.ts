@@ -16,6 +16,7 @@ import { HEADER, kindName, textLine } from './render';
 import { checkAddress, ROUTE_USAGE, routeCommand, ROUTES_USAGE, routesCommand } from './route';
 import { SERVE_OPTIONS, SERVE_USAGE, serveCommand, serveOptions } from './serve';
 import { statesCommand } from './states';
+import { STEERING_OPTIONS, STEERING_USAGE, steeringCommand, steeringOptions } from './steering';
 import { TOP_OPTIONS, topCommand, topOptions } from './top';
 
 const VERSION: string = require('../../../package.json').version;
@@ -275,6 +276,20 @@ function bench(argv: string[]): void {
   );
 }
 
+function steering(argv: string[]): void {
+  const { common, values } = parseCommand(argv, STEERING_OPTIONS);
+  if (common.help) return void process.stdout.write(STEERING_USAGE(COMMON_HELP) + '\n');
+  const o = steeringOptions(common, values);
+  const stop = stopRequested(common);
+  const tracer = start({ ...traceOptions(common), steering: true });
+  const done = (code: number): void => void tracer.stop().then(() => process.exit(code));
+  const cancel = steeringCommand(o, tracer, done);
+  void stop.then(() => {
+    cancel();
+    done(0);
+  });
+}
+
 export function main(argv = process.argv.slice(2)): void {
   try {
     const [command, ...rest] = argv;
@@ -286,6 +301,7 @@ export function main(argv = process.argv.slice(2)): void {
     if (command === 'route') return route(rest);
     if (command === 'routes') return routes(rest);
     if (command === 'serve') return serve(rest);
+    if (command === 'steering') return steering(rest);
     const { common, values } = parseCommand(argv, { 'stats-interval': { type: 'string' } });
     if (common.help) return void process.stdout.write(USAGE + '\n');
     if (common.version) return void process.stdout.write(`nettrace ${VERSION}\n`);

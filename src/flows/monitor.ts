@@ -6,11 +6,16 @@ import { ProcOwners } from './owners';
 import { RouteResolver } from './routes';
 import { decodeSnapshot, SocketRow } from './snapshot';
 import { Flow, FlowTable, FlowTableOptions } from './table';
+import { foldSteering } from '../steering/fold';
+import { SteeringSample } from '../steering/types';
 
 export class FlowMonitor {
   readonly table: FlowTable;
+  /** Set by each refresh when the tracer runs the steering hooks. */
+  steering: SteeringSample | undefined;
   private readonly owners = new ProcOwners();
-  private readonly netns = fs.statSync('/proc/self/ns/net').ino;
+  /** This process's network namespace: the one snapshots list. */
+  readonly netns = fs.statSync('/proc/self/ns/net').ino;
   private readonly unsubscribe: () => void;
   private routing: Promise<void> = Promise.resolve();
   private routingBusy = false;
@@ -20,7 +25,7 @@ export class FlowMonitor {
 
   /** With `routes`, every refresh also sets each flow's route (see routesSettled). */
   constructor(
-    private readonly tracer: Tracer,
+    readonly tracer: Tracer,
     options: FlowTableOptions = {},
     readonly routes?: RouteResolver,
   ) {
@@ -43,6 +48,7 @@ export class FlowMonitor {
         if (o) this.table.setOwner(r.sock, o.pid, o.comm);
       }
     }
+    if (this.tracer.steeringEnabled) this.refreshSteering();
     this.table.tick(now);
     if (this.routes) this.resolveRoutes(this.routes);
     return rows;
@@ -72,6 +78,13 @@ export class FlowMonitor {
   /** Resolves once the routes of the flows as of the last refresh are set (or routeError says why not). */
   routesSettled(): Promise<void> {
     return this.routing;
+  }
+
+  private refreshSteering(): void {
+    const raw = this.tracer.steering();
+    const bySock = foldSteering(raw);
+    for (const [sock, s] of bySock) this.table.setSteering(sock, s);
+    this.steering = { cpus: raw.cpus, bySock, evictions: raw.evictions, unhashed: raw.unhashed };
   }
 
   close(): void {

@@ -10,6 +10,7 @@ import { Clock } from '../events';
 import { Kind } from '../layout';
 import { stateName, TcpState } from '../tcp';
 import { SocketIdent, SocketOwner, SocketRow } from './snapshot';
+import { FlowSteering } from '../steering/types';
 
 export interface Flow extends SocketIdent, SocketOwner {
   state: TcpState;
@@ -33,6 +34,8 @@ export interface Flow extends SocketIdent, SocketOwner {
   gateway: string | null;
   route_src: string | null;
   route_table: string | null;
+  /** Receive steering since tracing began; null unless the tracer runs the steering hooks. */
+  steering: FlowSteering | null;
 }
 
 /** A flow nothing is known of yet but which socket it is, first seen at `now`. */
@@ -65,6 +68,7 @@ export function newFlow(ident: SocketIdent, now: number): Flow {
     gateway: null,
     route_src: null,
     route_table: null,
+    steering: null,
   };
 }
 
@@ -208,6 +212,12 @@ export class FlowTable {
       f.pid = pid;
       f.comm = comm;
     }
+  }
+
+  /** Sets a socket's steering figures (see steering/fold); sockets the table does not hold are left out. */
+  setSteering(sock: number, s: FlowSteering): void {
+    const f = this.entries.get(sock)?.flow;
+    if (f) f.steering = s;
   }
 
   /** Ends an interval at `now`: rates over it, and closed flows past their grace leave. */

@@ -2,6 +2,7 @@
  * The one mapping between nettrace's TypeScript objects and proto/nettrace.proto's messages, both ways.
  * A new field is a line in each direction here (and one in the .proto).
  */
+import { CpuCounts, FlowSteering, MatrixCell } from '../steering/types';
 import { formatAddr } from '../decode';
 import { EventBase, NettraceEvent } from '../events';
 import { parseIp } from '../filter/addr';
@@ -135,6 +136,7 @@ function flowOf(f: Flow): pb.Flow.$Properties {
     gateway: f.gateway ?? undefined,
     route_src: f.route_src ?? undefined,
     route_table: f.route_table ?? undefined,
+    steering: f.steering === null ? undefined : steeringOf(f.steering),
   };
 }
 
@@ -287,6 +289,55 @@ function flowFrom(f: pb.Flow.$Properties): Flow {
     gateway: f.gateway ?? null,
     route_src: f.route_src ?? null,
     route_table: f.route_table ?? null,
+    steering: f.steering ? steeringFrom(f.steering) : null,
+  };
+}
+
+function countsOf(c: CpuCounts): pb.CpuCounts.$Properties {
+  return { counts: Object.fromEntries(Object.entries(c).map(([cpu, n]) => [cpu, n])) };
+}
+
+function countsFrom(c: pb.CpuCounts.$Properties | null | undefined): CpuCounts {
+  const out: CpuCounts = {};
+  for (const [cpu, n] of Object.entries(c?.counts ?? {})) out[Number(cpu)] = num(n as U64);
+  return out;
+}
+
+function steeringOf(s: FlowSteering): pb.FlowSteering.$Properties {
+  return {
+    segs: s.segs,
+    processed_on: countsOf(s.processed_on),
+    entered_on: s.entered_on === null ? undefined : countsOf(s.entered_on),
+    read_on: countsOf(s.read_on),
+    reads: s.reads,
+    read_bytes: s.read_bytes,
+    reader_cpu: s.reader_cpu ?? undefined,
+    reader_pid: s.reader_pid ?? undefined,
+    known_segs: s.known_segs,
+    local_segs: s.local_segs,
+    locality: s.locality ?? undefined,
+    cells: s.cells.map(([processed_cpu, read_cpu, segs]) => ({ processed_cpu, read_cpu, segs })),
+    ifindex: s.ifindex ?? undefined,
+    interface: s.interface ?? undefined,
+  };
+}
+
+function steeringFrom(s: pb.FlowSteering.$Properties): FlowSteering {
+  return {
+    segs: num(s.segs),
+    processed_on: countsFrom(s.processed_on),
+    entered_on: s.entered_on ? countsFrom(s.entered_on) : null,
+    read_on: countsFrom(s.read_on),
+    reads: num(s.reads),
+    read_bytes: num(s.read_bytes),
+    reader_cpu: s.reader_cpu ?? null,
+    reader_pid: s.reader_pid ?? null,
+    known_segs: num(s.known_segs),
+    local_segs: num(s.local_segs),
+    locality: s.locality ?? null,
+    cells: (s.cells ?? []).map((c) => [c.processed_cpu ?? 0, c.read_cpu ?? 0, num(c.segs)] as MatrixCell),
+    ifindex: s.ifindex ?? null,
+    interface: s.interface ?? null,
   };
 }
 

@@ -1,0 +1,201 @@
+//! Reads the receive-steering maps (bpf/steering.bpf.h) on demand, through
+//! duplicates of their fds, so JavaScript's thread can read them while the
+//! drain thread owns the BPF object.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use libbpf_rs::{MapCore, MapFlags, MapHandle, Object};
+use napi_derive::napi;
+
+/// Segments of one socket processed on `cpu` while its reader last ran on `reader_cpu`.
+#[napi(object)]
+pub struct SteerCell {
+    pub cookie: f64,
+    pub ifindex: u32,
+    pub cpu: u32,
+    /// -1 before the socket's first read.
+    pub reader_cpu: i32,
+    pub segs: f64,
+    pub packets: f64,
+    /// The flow hash RPS/RFS steer by (0 if none).
+    pub hash: u32,
+}
+
+/// Reads of one socket: where and by whom it was read last, and reads per CPU.
+#[napi(object)]
+pub struct SteerReader {
+    pub cookie: f64,
+    /// -1 if the reader entry was evicted but reads remain.
+    pub cpu: i32,
+    pub pid: u32,
+    /// Reads that returned data, indexed by the CPU they ran on.
+    pub reads: Vec<f64>,
+    pub bytes: f64,
+}
+
+/// Segments of one flow hash, indexed by the CPU they entered the stack on (before RPS).
+#[napi(object)]
+pub struct SteerEntry {
+    pub hash: u32,
+    pub segs: Vec<f64>,
+}
+
+#[napi(object)]
+pub struct NativeSteering {
+    /// Possible CPUs: the length of every per-CPU array.
+    pub cpus: u32,
+    pub cells: Vec<SteerCell>,
+    pub readers: Vec<SteerReader>,
+    pub entries: Vec<SteerEntry>,
+    /// Packets that entered the stack without a flow hash: not attributable to a flow.
+    pub unhashed: f64,
+    /// Entries the kernel's LRU maps pushed out to make room (their counts are lost).
+    pub evictions: f64,
+}
+
+pub struct SteeringMaps {
+    cells: MapHandle,
+    readers: MapHandle,
+    reads: MapHandle,
+    entry: MapHandle,
+    counts: MapHandle,
+    cpus: usize,
+    forgotten: AtomicU64,
+    /// Evictions never go back: the highest count seen.
+    evictions: AtomicU64,
+}
+
+// enum in steering.bpf.h
+const INSERT_COUNTERS: u32 = 4;
+const UNHASHED: u32 = 4;
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_ne_bytes(b[at..at + 8].try_into().unwrap())
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_ne_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+fn u16_at(b: &[u8], at: usize) -> u16 {
+    u16::from_ne_bytes(b[at..at + 2].try_into().unwrap())
+}
+
+impl SteeringMaps {
+    pub fn from_object(object: &Object) -> libbpf_rs::Result<SteeringMaps> {
+        // read() decodes these by offset: a layout that drifted from steering.bpf.h must not be misread
+        let handle = |name: &str, key: u32, value: u32| {
+            let map = object.maps().find(|m| m.name() == name).expect("the object defines the steering maps");
+            if (map.key_size(), map.value_size()) != (key, value) {
+                return Err(libbpf_rs::Error::from(std::io::Error::other(format!(
+                    "map {name} has {}-byte keys and {}-byte values, not the {key} and {value} this addon reads",
+                    map.key_size(), map.value_size()))));
+            }
+            MapHandle::try_from(&map)
+        };
+        Ok(SteeringMaps {
+            cells: handle("steer_cells", 16, 24)?,
+            readers: handle("steer_readers", 8, 8)?,
+            reads: handle("steer_reads", 8, 16)?,
+            entry: handle("steer_entry", 4, 8)?,
+            counts: handle("steer_counts", 4, 8)?,
+            cpus: libbpf_rs::num_possible_cpus().unwrap_or(1),
+            forgotten: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
+        })
+    }
+
+    fn counter(&self, which: u32) -> u64 {
+        match self.counts.lookup_percpu(&which.to_ne_bytes(), MapFlags::ANY) {
+            Ok(Some(values)) => values.iter().map(|v| u64_at(v, 0)).sum(),
+            _ => 0,
+        }
+    }
+
+    fn percpu(&self, map: &MapHandle, key: &[u8]) -> Vec<Vec<u8>> {
+        map.lookup_percpu(key, MapFlags::ANY).ok().flatten().unwrap_or_default()
+    }
+
+    pub fn read(&self) -> NativeSteering {
+        // Counted before the walk: what is inserted during it may then be seen
+        // live without being counted, which can only hide an eviction, never invent one.
+        let inserted: u64 = (0..INSERT_COUNTERS).map(|c| self.counter(c)).sum();
+        let mut live = 0u64;
+        let mut cells = Vec::new();
+        for key in self.cells.keys() {
+            live += 1;
+            let Ok(Some(v)) = self.cells.lookup(&key, MapFlags::ANY) else { continue };
+            let reader = u16_at(&key, 14);
+            cells.push(SteerCell {
+                cookie: u64_at(&key, 0) as f64,
+                ifindex: u32_at(&key, 8),
+                cpu: u16_at(&key, 12) as u32,
+                reader_cpu: if reader == 0xffff { -1 } else { reader as i32 },
+                segs: u64_at(&v, 0) as f64,
+                packets: u64_at(&v, 8) as f64,
+                hash: u32_at(&v, 16),
+            });
+        }
+        let mut readers: HashMap<u64, SteerReader> = HashMap::new();
+        let blank = |cookie: u64, cpus: usize| SteerReader { cookie: cookie as f64, cpu: -1, pid: 0, reads: vec![0.0; cpus], bytes: 0.0 };
+        for key in self.readers.keys() {
+            live += 1;
+            let Ok(Some(v)) = self.readers.lookup(&key, MapFlags::ANY) else { continue };
+            let cookie = u64_at(&key, 0);
+            let r = readers.entry(cookie).or_insert_with(|| blank(cookie, self.cpus));
+            r.cpu = u32_at(&v, 0) as i32;
+            r.pid = u32_at(&v, 4);
+        }
+        for key in self.reads.keys() {
+            live += 1;
+            let cookie = u64_at(&key, 0);
+            let per_cpu = self.percpu(&self.reads, &key);
+            let r = readers.entry(cookie).or_insert_with(|| blank(cookie, self.cpus));
+            for (cpu, v) in per_cpu.iter().enumerate().take(self.cpus) {
+                r.reads[cpu] = u64_at(v, 0) as f64;
+                r.bytes += u64_at(v, 8) as f64;
+            }
+        }
+        let mut entries = Vec::new();
+        for key in self.entry.keys() {
+            live += 1;
+            let per_cpu = self.percpu(&self.entry, &key);
+            entries.push(SteerEntry { hash: u32_at(&key, 0), segs: per_cpu.iter().map(|v| u64_at(v, 0) as f64).collect() });
+        }
+        let now = inserted.saturating_sub(self.forgotten.load(Ordering::Relaxed)).saturating_sub(live);
+        let evictions = self.evictions.fetch_max(now, Ordering::Relaxed).max(now);
+        NativeSteering {
+            cpus: self.cpus as u32,
+            cells,
+            readers: readers.into_values().collect(),
+            entries,
+            unhashed: self.counter(UNHASHED) as f64,
+            evictions: evictions as f64,
+        }
+    }
+
+    /// Deletes what the maps hold of these sockets (closed, already reported) and of their flow hashes.
+    pub fn forget(&self, cookies: &[u64]) {
+        let mut deleted = 0u64;
+        let mut hashes = Vec::new();
+        let cell_keys: Vec<Vec<u8>> = self.cells.keys().filter(|k| cookies.contains(&u64_at(k, 0))).collect();
+        for key in cell_keys {
+            if let Ok(Some(v)) = self.cells.lookup(&key, MapFlags::ANY) {
+                hashes.push(u32_at(&v, 16));
+            }
+            deleted += self.cells.delete(&key).is_ok() as u64;
+        }
+        for cookie in cookies {
+            let key = cookie.to_ne_bytes();
+            deleted += self.readers.delete(&key).is_ok() as u64;
+            deleted += self.reads.delete(&key).is_ok() as u64;
+        }
+        hashes.sort_unstable();
+        hashes.dedup();
+        for hash in hashes.into_iter().filter(|h| *h != 0) {
+            deleted += self.entry.delete(&hash.to_ne_bytes()).is_ok() as u64;
+        }
+        self.forgotten.fetch_add(deleted, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,153 @@
+/**
+ * Receive steering, all in one place: what the kernel counts (raw), what a
+ * flow carries, the rollups, the configuration and the event.
+ * CPUs are numbered as the kernel numbers them; maps from CPU to a count are
+ * objects keyed by the CPU number.
+ */
+
+/** As the addon reads the BPF maps (bpf/steering.bpf.h). */
+export interface RawSteering {
+  /** Possible CPUs: the length of every per-CPU array. */
+  cpus: number;
+  /** Segments of one socket processed on `cpu` while its reader last ran on `readerCpu` (-1: no read yet). */
+  cells: { cookie: number; ifindex: number; cpu: number; readerCpu: number; segs: number; packets: number; hash: number }[];
+  /** Reads per socket: the last reader (cpu -1 if forgotten) and reads per CPU. */
+  readers: { cookie: number; cpu: number; pid: number; reads: number[]; bytes: number }[];
+  /** Segments per flow hash, indexed by the CPU they entered the stack on (before RPS). */
+  entries: { hash: number; segs: number[] }[];
+  /** Packets that entered the stack with no flow hash: not attributable. */
+  unhashed: number;
+  /** Entries the kernel's LRU maps pushed out for room: counts lost. */
+  evictions: number;
+}
+
+export type CpuCounts = Record<number, number>;
+
+/** One cell of a CPU × CPU matrix: segments processed on `processed` while the reader last ran on `read`. */
+export type MatrixCell = [processed: number, read: number, segs: number];
+
+/** A socket's steering since tracing began (field `steering` of a Flow). */
+export interface FlowSteering {
+  /** Segments received (a GSO/GRO packet counts its segments). */
+  segs: number;
+  /** Segments per CPU the stack processed them on (after RPS/RFS). */
+  processed_on: CpuCounts;
+  /** Segments per CPU they entered the stack on (NIC/NAPI or, for veth, the sender), before RPS; null when the same as processed_on. */
+  entered_on: CpuCounts | null;
+  /** Reads that returned data, per CPU the reader ran on. */
+  read_on: CpuCounts;
+  reads: number;
+  read_bytes: number;
+  /** The CPU and process of the last read; null before any. */
+  reader_cpu: number | null;
+  reader_pid: number | null;
+  /** Segments processed while a reader CPU was known, and of those the ones on that CPU. */
+  known_segs: number;
+  local_segs: number;
+  /** local_segs / known_segs; null before the first read. */
+  locality: number | null;
+  /** Sparse processed-on × read-on matrix. */
+  cells: MatrixCell[];
+  /** Interface the segments arrived on (index in the socket's namespace) and its name when known. */
+  ifindex: number | null;
+  interface: string | null;
+}
+
+/** Locality and the CPU matrix of a set of flows: a process, an interface, or everything. */
+export interface SteeringGroup {
+  key: string;
+  flows: number;
+  segs: number;
+  known_segs: number;
+  local_segs: number;
+  locality: number | null;
+  /** matrix[processed][read]: segments, cpus × cpus. */
+  matrix: number[][];
+}
+
+export interface QueueConfig {
+  queue: string;
+  /** rps_cpus as the kernel prints it (hex mask) and as CPU numbers. */
+  rps_mask: string;
+  rps_cpus: number[];
+  rps_flow_cnt: number;
+  rps: boolean;
+  rfs: boolean;
+}
+
+export interface InterfaceConfig {
+  netns: number;
+  name: string;
+  ifindex: number;
+  queues: QueueConfig[];
+}
+
+export interface SteeringConfig {
+  /** net.core.rps_sock_flow_entries (global): 0 means RFS is off everywhere. */
+  rps_sock_flow_entries: number;
+  interfaces: InterfaceConfig[];
+  /** Namespaces whose configuration could not be read, and why. */
+  unreadable: { netns: number; reason: string }[];
+}
+
+/** Which socket, and its owner; null where the flow table never saw it open. */
+export interface SteeringSocket {
+  sock: number;
+  netns: number | null;
+  family: 4 | 6 | null;
+  saddr: string | null;
+  sport: number | null;
+  daddr: string | null;
+  dport: number | null;
+  pid: number | null;
+  comm: string | null;
+}
+
+/** A flow whose locality stayed below the threshold for the hold time. */
+export interface SteeringEvent extends SteeringSocket {
+  type: 'steering';
+  ts: number;
+  processed_on: CpuCounts;
+  read_on: CpuCounts;
+  /** Over the time it stayed below. */
+  locality: number;
+  threshold: number;
+  below_ms: number;
+}
+
+export interface SteeringOptions {
+  /** A flow whose locality stays below this is reported (default 0.5). */
+  threshold?: number;
+  /** For this long, ms (default 5000). */
+  holdMs?: number;
+  /** Segments an interval needs before its locality counts (default 100). */
+  minSegs?: number;
+}
+
+/** A socket's steering, with which socket it is. */
+export interface SteeringFlow extends FlowSteering, SteeringSocket {
+  /** Over the last interval. */
+  interval: { segs: number; reads: number; locality: number | null };
+}
+
+export interface SteeringReport {
+  type: 'report';
+  ts: number;
+  cpus: number;
+  overall: SteeringGroup;
+  processes: SteeringGroup[];
+  interfaces: SteeringGroup[];
+  flows: SteeringFlow[];
+  config: SteeringConfig;
+  /** Map entries the kernel's LRU pushed out, and packets that entered without a flow hash. */
+  evictions: number;
+  unhashed: number;
+}
+
+/** The steering counters as of a FlowMonitor refresh, per socket cookie. */
+export interface SteeringSample {
+  cpus: number;
+  bySock: Map<number, FlowSteering>;
+  evictions: number;
+  unhashed: number;
+}
