@@ -1,4 +1,5 @@
 /** `nettrace [command]`: parses, starts the tracer, runs the command, exits with 0, 1 or 2. */
+import fs from 'node:fs';
 import { NettraceError } from '../errors';
 import { Clock, toEvent } from '../events';
 import { Tracer, TraceOptions } from '../tracer';
@@ -52,16 +53,33 @@ Options:
   -d, --duration SEC  stop after SEC seconds
 ${COMMON_HELP}`;
 
-function start(options: TraceOptions): Tracer {
+function start(o: CommonOptions): Tracer {
+  const options: TraceOptions = { filter: o.recordFilter, kernelFilter: o.kernelFilter, ringBytes: o.ringBytes };
   try {
     const tracer = Tracer.start(options);
     // a fallback keeps the feature whole (tracer.hooks says which); only a missing one is news
     for (const h of tracer.hooks) {
       if (h.status === 'unavailable') process.stderr.write(`nettrace: ${h.name} events are unavailable: ${h.detail}\n`);
     }
+    reportKernelIds(tracer);
     return tracer;
   } catch (e) {
     fail(e instanceof NettraceError ? e.message : String(e), 1);
+  }
+}
+
+/**
+ * NETTRACE_KERNEL_IDS=PATH writes the ids of every BPF program, link and map
+ * this process holds to PATH as one JSON line once attached (a FIFO holds the
+ * process there until it is read), so they can be checked with bpftool.
+ */
+function reportKernelIds(tracer: Tracer): void {
+  const where = process.env.NETTRACE_KERNEL_IDS;
+  if (!where) return;
+  try {
+    fs.writeFileSync(where, JSON.stringify(tracer.kernelIds) + '\n');
+  } catch (e) {
+    process.stderr.write(`nettrace: cannot write kernel ids to ${where}: ${(e as Error).message}\n`);
   }
 }
 
@@ -80,8 +98,13 @@ function stopRequested(o: CommonOptions): Promise<void> {
   });
 }
 
-function summary(tracer: Tracer, printed: number, byKind: Map<string, number>): string {
+function summary(tracer: Tracer, printed: number, byKind: Map<string, number>, json: boolean): string {
   const s = tracer.stats();
+  if (json) {
+    const { records, bytes, batches, drops, dropsByKind, missed, evictions, queueDrops } = s;
+    const stats = { records, bytes, batches, drops, drops_by_kind: dropsByKind, missed, evictions, queue_drops: queueDrops };
+    return JSON.stringify({ type: 'summary', events: printed, by_kind: Object.fromEntries(byKind), ...stats }) + '\n';
+  }
   const kinds = [...byKind].map(([k, n]) => `${k} ${n}`).join(', ');
   const missed = s.missed ? `, ${s.missed} missed by the kernel (hook re-entered)` : '';
   const evicted = s.evictions ? `, ${s.evictions} sockets evicted from the kernel's table (owner lost)` : '';
@@ -90,7 +113,7 @@ function summary(tracer: Tracer, printed: number, byKind: Map<string, number>): 
 
 function stream(o: CommonOptions): void {
   const stop = stopRequested(o);
-  const tracer = start({ filter: o.recordFilter, kernelFilter: o.kernelFilter });
+  const tracer = start(o);
   const clock = new Clock();
   const byKind = new Map<string, number>();
   let printed = 0;
@@ -98,7 +121,7 @@ function stream(o: CommonOptions): void {
   let finishing: Promise<void> | undefined;
   const finish = (): Promise<void> =>
     (finishing ??= tracer.stop().then(() => {
-      process.stderr.write(summary(tracer, printed, byKind));
+      process.stderr.write(summary(tracer, printed, byKind, o.json));
       process.exit(0);
     }));
   tracer.onBatch((c) => {
@@ -124,7 +147,7 @@ function flows(argv: string[]): void {
   if (common.help) return void process.stdout.write(FLOWS_USAGE + '\n');
   const o: FlowsOptions = { ...common, listening: (values.listening as boolean) ?? false, all: (values.all as boolean) ?? false };
   const stop = stopRequested(common);
-  const tracer = start({ filter: common.recordFilter, kernelFilter: common.kernelFilter });
+  const tracer = start(common);
   void stop.then(() => tracer.stop().then(() => process.exit(0)));
   flowsCommand(o, tracer).then(
     () => process.exit(0),
@@ -140,7 +163,7 @@ function states(argv: string[]): void {
     throw new UsageError(`--interval must be a number of seconds from 0.1 to 3600, not '${values.interval}'`);
   }
   const stop = stopRequested(common);
-  const tracer = start({ filter: common.recordFilter, kernelFilter: common.kernelFilter });
+  const tracer = start(common);
   const done = (code: number): void => void tracer.stop().then(() => process.exit(code));
   statesCommand({ ...common, intervalMs: interval * 1000 }, tracer, done);
   void stop.then(() => done(0));
@@ -151,7 +174,7 @@ function top(argv: string[]): void {
   if (common.help) return void process.stdout.write(TOP_USAGE + '\n');
   const o = topOptions(common, values);
   const stop = stopRequested(common);
-  const tracer = start({ filter: common.recordFilter, kernelFilter: common.kernelFilter });
+  const tracer = start(common);
   const view = topCommand(o, tracer, (code) => void tracer.stop().then(() => process.exit(code)));
   void stop.then(() => view.quit(0));
 }

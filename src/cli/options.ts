@@ -28,6 +28,8 @@ export interface CommonOptions {
   families: (4 | 6)[];
   durationMs?: number;
   count?: number;
+  /** --ring-kb in bytes. */
+  ringBytes?: number;
   help: boolean;
   version: boolean;
   /** The filters, over a flow. */
@@ -49,6 +51,7 @@ const COMMON: Options = {
   ipv6: { type: 'boolean', short: '6' },
   duration: { type: 'string', short: 'd' },
   count: { type: 'string', short: 'c' },
+  'ring-kb': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'V' },
 };
@@ -59,6 +62,8 @@ export const COMMON_HELP = `  --json              one JSON object per line
       --port PORT     only sockets with PORT on either side
   -4, --ipv4          only IPv4 (including v4-mapped IPv6)
   -6, --ipv6          only IPv6
+      --ring-kb KB    ring buffer size, a power of two from 4 to 1048576 (default 16384);
+                      what it cannot take is counted as dropped
   -h, --help          show this help
 
 FILTER is ss's filter grammar, e.g. state established '( dport = :443 or dport = :80 )',
@@ -78,6 +83,13 @@ export function seconds(name: string, value: unknown): number | undefined {
   const s = String(value);
   if (!/^\d+(\.\d+)?$/.test(s) || !(Number(s) > 0)) throw new UsageError(`${name} must be a positive number of seconds, not '${s}'`);
   return Number(s) * 1000;
+}
+
+function ringKb(value: unknown): number | undefined {
+  const kb = integer('--ring-kb', value, 4, 1 << 20);
+  if (kb === undefined) return undefined;
+  if ((kb & (kb - 1)) !== 0) throw new UsageError(`--ring-kb must be a power of two (4, 8, ... 1048576), not '${kb}'`);
+  return kb * 1024;
 }
 
 export function parseCommand(argv: string[], extra: Options = {}): { common: CommonOptions; values: Record<string, unknown> } {
@@ -113,6 +125,7 @@ export function parseCommand(argv: string[], extra: Options = {}): { common: Com
     families,
     durationMs: seconds('--duration', values.duration),
     count: integer('--count', values.count, 1, Number.MAX_SAFE_INTEGER),
+    ringBytes: ringKb(values['ring-kb']),
     help: (values.help as boolean) ?? false,
     version: (values.version as boolean) ?? false,
     match: (f) =>
