@@ -165,8 +165,8 @@ function states(argv: string[]): void {
   const stop = stopRequested(common);
   const tracer = start(common);
   const done = (code: number): void => void tracer.stop().then(() => process.exit(code));
-  statesCommand({ ...common, intervalMs: interval * 1000 }, tracer, done);
-  void stop.then(() => done(0));
+  const end = statesCommand({ ...common, intervalMs: interval * 1000 }, tracer, done);
+  void stop.then(() => end(0));
 }
 
 function top(argv: string[]): void {
