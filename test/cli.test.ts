@@ -117,7 +117,8 @@ test('--json streams every record of a connection with the documented keys; SIGI
     assert.deepEqual([e.tx_bytes, e.rx_bytes, e.retrans], [100, 200, 0]);
     assert.ok(e.duration_us > 0 && e.srtt_us > 0);
   }
-  assert.match(r.stderr, /nettrace: 42 events \(.*connect 3.*\), 0 dropped\n$/);
+  const summary = JSON.parse(r.stderr);
+  assert.deepEqual([summary.type, summary.events, summary.by_kind.connect, summary.drops], ['summary', 42, 3, 0]);
   assert.deepEqual(remaining({ programs: progs, links: [] }).programs, [], 'no program is left after SIGINT');
 });
 
