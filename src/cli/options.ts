@@ -2,10 +2,16 @@
 import { parseArgs, ParseArgsConfig } from 'node:util';
 import { RecordCursor } from '../decode';
 import { compile, cursorFilter, FilterNode, FilterSyntaxError, kernelHints, parseFilter, subjectOf } from '../filter';
+import { escapeControls } from '../errors';
 import { KernelFilter } from '../native';
 import { TCP_STATES, TcpState } from '../tcp';
 
-export class UsageError extends Error {}
+/** Bad usage: its message is one line, whatever the user typed. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(escapeControls(message));
+  }
+}
 
 /** What a filter needs of a flow or a socket. */
 export interface Matchable {
