@@ -1,7 +1,7 @@
 /**
  * Sustained churn at nettrace's rated rate for NETTRACE_SOAK_MINUTES (default
- * 1; CI runs 10): nothing dropped or missed, every record of every connection
- * delivered, and the resident memory of the nettrace process flat: its late
+ * 1; CI runs 10): nothing dropped, every record of every connection delivered
+ * or its hook run counted as missed by the kernel, and the resident memory of the nettrace process flat: its late
  * window no larger than its early one beyond a small margin, and its growth
  * over the run bounded.
  */
@@ -16,7 +16,7 @@ import { CLI, close, listen, waitFor } from './helpers';
 import { churn } from './kernel';
 
 const MINUTES = Number(process.env.NETTRACE_SOAK_MINUTES ?? 1);
-/** Connections a second nettrace is rated for on a loaded 2-CPU machine with the default ring, 14 records each. */
+/** Connections a second nettrace is rated for on a loaded 2-CPU machine with the default ring, about 14 records each. */
 const RATE = 200;
 const MiB = 1 << 20;
 
@@ -75,7 +75,14 @@ test(`soak: ${MINUTES} min of churn at ${RATE} conns/s: no drops, every record, 
   fs.closeSync(devnull);
   await close(server);
 
-  const summary = JSON.parse(stderr) as { events: number; drops: number; missed: number; queue_drops: number };
+  const summary = JSON.parse(stderr) as {
+    events: number;
+    records: number;
+    by_kind: Record<'state' | 'connect' | 'accept' | 'close', number>;
+    drops: number;
+    missed: number;
+    queue_drops: number;
+  };
   // the first fifth warms up (JIT, heap sizing); then compare the early and late windows
   const steady = samples.slice(Math.floor(samples.length / 5));
   const fifth = Math.max(5, Math.floor(steady.length / 4));
@@ -88,10 +95,14 @@ test(`soak: ${MINUTES} min of churn at ${RATE} conns/s: no drops, every record, 
   assert.ok(made.conns >= RATE * 60 * MINUTES * 0.5, `the churn kept up: ${made.conns} connections`);
   assert.deepEqual([summary.drops, summary.queue_drops], [0, 0], 'nothing dropped below the rated rate');
   // A hook run the kernel skipped (a softirq on the same CPU while the hook ran: the kernel never
-  // re-enters a tracing program) is counted in missed; it costs at most 3 records (state, connect, close).
-  const expected = made.conns * 14;
-  assert.ok(summary.events <= expected && summary.events >= expected - 3 * summary.missed, `every record of every connection, or counted as missed: ${JSON.stringify(summary)}`);
-  if (summary.missed === 0) assert.equal(summary.events, expected);
+  // re-enters a tracing program) is counted in missed and costs that connection a record or three;
+  // under load a few connections also take a longer way to CLOSE (more state records).
+  const k = summary.by_kind;
+  const m = summary.missed;
+  const within = (n: number, perConn: number) => n <= perConn * made.conns && n >= perConn * made.conns - m;
+  assert.ok(within(k.connect, 1) && within(k.accept, 1) && within(k.close, 2), `a connect, an accept and two closes per connection, or counted as missed: ${JSON.stringify(summary)}`);
+  assert.ok(k.state >= 10 * made.conns - m, `at least 10 state records per connection: ${JSON.stringify(summary)}`);
+  assert.equal(summary.records, summary.events, 'every record the ring carried was printed');
   assert.ok(late <= early * 1.1 + 8 * MiB, `memory grew: ${report}`);
   assert.ok(perMinute * MINUTES <= 16 * MiB, `memory keeps growing: ${report}`);
 });
