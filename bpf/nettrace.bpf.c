@@ -30,10 +30,10 @@ struct {
 	__uint(max_entries, 16 << 20);
 } events SEC(".maps");
 
-/* records the ring could not take, per CPU */
+/* records the ring could not take, per CPU: key 0 all of them, key NT_<kind> that kind's */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, NT_CLOSE + 1);
 	__type(key, __u32);
 	__type(value, __u64);
 } drops SEC(".maps");
@@ -140,21 +140,28 @@ static __always_inline int wanted(const struct nt_sock *s, const struct nt_owner
 	return 1;
 }
 
-static __always_inline void count_drops(__u64 records)
+static __always_inline void add_drops(__u32 key, __u64 records)
 {
-	__u32 zero = 0;
-	__u64 *n = bpf_map_lookup_elem(&drops, &zero);
+	__u64 *n = bpf_map_lookup_elem(&drops, &key);
 
 	if (n)
 		__sync_fetch_and_add(n, records); /* tasks can preempt each other mid-program */
 }
 
-static __always_inline void *reserve(__u32 size)
+static __always_inline void count_drops(__u32 kind, __u64 records)
+{
+	if (!records)
+		return;
+	add_drops(0, records);
+	add_drops(kind, records);
+}
+
+static __always_inline void *reserve(__u32 size, __u32 kind)
 {
 	void *rec = bpf_ringbuf_reserve(&events, size, 0);
 
 	if (!rec)
-		count_drops(1);
+		count_drops(kind, 1);
 	return rec;
 }
 
@@ -243,7 +250,7 @@ static __always_inline void read_sock(struct nt_sock *s, const struct sock_commo
 static __always_inline void emit_connect(const struct nt_state *st, const struct sock *sk,
 					 const struct sock_info *si)
 {
-	struct nt_connect *r = reserve(sizeof(*r));
+	struct nt_connect *r = reserve(sizeof(*r), NT_CONNECT);
 
 	if (!r)
 		return;
@@ -294,7 +301,7 @@ static __always_inline void emit_close(const struct nt_state *st, const struct s
 
 	if (!tp)
 		return;
-	r = reserve(sizeof(*r));
+	r = reserve(sizeof(*r), NT_CLOSE);
 	if (!r)
 		return;
 	__builtin_memcpy(&r->h, &st->h, sizeof(r->h));
@@ -315,7 +322,7 @@ static __always_inline void emit_close(const struct nt_state *st, const struct s
 /* The child's LISTEN>SYN_RECV record, sent late (see sock_info.syn_recv_ns). */
 static __always_inline void emit_syn_recv(const struct nt_sock *tuple, __u64 ts)
 {
-	struct nt_state *r = reserve(sizeof(*r));
+	struct nt_state *r = reserve(sizeof(*r), NT_STATE);
 
 	if (!r)
 		return;
@@ -405,10 +412,11 @@ int BPF_PROG(on_state, const struct sock *sk, int old, int new)
 	if (syn_recv_ns)
 		emit_syn_recv(&tuple, syn_recv_ns);
 
-	r = reserve(sizeof(*r));
+	r = reserve(sizeof(*r), NT_STATE);
 	if (!r) {
 		/* the connect and close records made from it are lost with it */
-		count_drops((old == TCP_SYN_SENT) + (new == TCP_CLOSE && old != TCP_LISTEN));
+		count_drops(NT_CONNECT, old == TCP_SYN_SENT);
+		count_drops(NT_CLOSE, new == TCP_CLOSE && old != TCP_LISTEN);
 		goto out;
 	}
 	head(&r->h, NT_STATE, sizeof(*r), now);
@@ -446,7 +454,7 @@ static __always_inline void emit_accept(__u64 key, const struct sock *btf_sk)
 		__builtin_memcpy(&tuple, &si->sock, sizeof(tuple));
 	if (!wanted(&tuple, &si->owner))
 		return;
-	r = reserve(sizeof(*r));
+	r = reserve(sizeof(*r), NT_ACCEPT);
 	if (!r)
 		return;
 	head(&r->h, NT_ACCEPT, sizeof(*r), now);

@@ -11,9 +11,9 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-# libelf/zlib/pkg-config build the vendored libbpf; clang/llvm rebuild bpf/*.bpf.o;
+# libelf/zlib/pkg-config build the vendored libbpf; clang/llvm and libbpf-dev (bpf_helpers.h) rebuild bpf/*.bpf.o;
 # bpftool, iproute2 and gcc are used by the tests.
-packages=(build-essential pkg-config libelf-dev zlib1g-dev clang llvm bpftool iproute2 util-linux tmux)
+packages=(build-essential pkg-config libbpf-dev libelf-dev zlib1g-dev clang llvm bpftool iproute2 util-linux tmux)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

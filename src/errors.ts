@@ -18,3 +18,14 @@ export function fromNative(e: unknown): NettraceError {
   if (m) return new NettraceError(m[1] as ErrorCode, m[2]);
   return new NettraceError('ENATIVE', message);
 }
+
+/**
+ * Text a user or a process supplied, made safe for a one-line message: control
+ * characters (newlines, ESC, C1) and lone surrogates become \xNN / \uXXXX.
+ */
+export function escapeControls(s: string): string {
+  return s.replace(/[\x00-\x1f\x7f-\x9f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, (ch) => {
+    const code = ch.charCodeAt(0);
+    return code > 0xff ? `\\u${code.toString(16)}` : `\\x${code.toString(16).padStart(2, '0')}`;
+  });
+}

@@ -15,10 +15,17 @@ export interface NativeStats {
   batches: number;
   /** Records the ring buffer could not take. */
   drops: number;
+  /** The same drops by record kind (derived records lost with their state record included). */
+  dropsByKind: { state: number; connect: number; accept: number; close: number };
   /** Hook runs the kernel skipped because the hook was already running on that CPU. */
   missed: number;
   /** Sockets the kernel-side table (LRU, maxSockets) dropped to make room; their later records lack an owner. */
   evictions: number;
+  /**
+   * The kernel's own count of hook runs (bpf_prog_info.run_cnt), kept only while
+   * kernel.bpf_stats_enabled is on (or a BPF_ENABLE_STATS descriptor is open); final after stop().
+   */
+  hookRuns: { state: number; accept: number };
 }
 
 export interface KernelFilter {
@@ -40,6 +47,7 @@ export interface NativeOptions {
 export interface KernelIds {
   programs: number[];
   links: number[];
+  maps: number[];
 }
 
 export interface NativeTracer {

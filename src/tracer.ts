@@ -112,7 +112,7 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
     return this.handle.hooks;
   }
 
-  /** Ids of the BPF programs and links this tracer attached (see `bpftool prog show`). */
+  /** Ids of the BPF programs, links and maps this tracer holds (see `bpftool prog/link/map show id N`). */
   get kernelIds(): KernelIds {
     return this.handle.kernelIds;
   }
@@ -247,6 +247,9 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
     } finally {
       this.iterating = false;
       this.queue.length = 0;
+      // Leaving the loop early (break, return, a throw in its body) ends the trace:
+      // nothing is left attached for a consumer that has gone.
+      void this.stop();
     }
   }
 

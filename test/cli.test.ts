@@ -3,8 +3,11 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { promisify } from 'node:util';
-import { CLI, close, listen, nettracePrograms, remaining, runClient, spawnCli, waitFor } from './helpers';
+import { CLI, close, listen, remaining, runClient, spawnCli, waitFor } from './helpers';
 
 const run = promisify(execFile);
 
@@ -18,31 +21,35 @@ interface Finished {
 const children: ChildProcess[] = [];
 after(() => children.forEach((c) => c.exitCode === null && c.kill('SIGKILL')));
 
-function start(args: string[]): { child: ChildProcess; done: Promise<Finished>; out: () => string } {
-  const child = spawnCli(args);
+let runs = 0;
+const idsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'nettrace-cli-'));
+after(() => fs.rmSync(idsDir, { recursive: true, force: true }));
+
+function start(args: string[]): { child: ChildProcess; done: Promise<Finished>; out: () => string; ids: string } {
+  const ids = path.join(idsDir, String(++runs));
+  const child = spawnCli(args, { env: { ...process.env, NETTRACE_KERNEL_IDS: ids } });
   children.push(child);
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d) => (stdout += d));
   child.stderr!.on('data', (d) => (stderr += d));
   const done = once(child, 'exit').then(([code, signal]) => ({ code, signal, stdout, stderr }) as Finished);
-  return { child, done, out: () => stdout };
+  return { child, done, out: () => stdout, ids };
 }
 
-/** Waits until the CLI's programs are attached, and returns their ids. */
-async function attached(before: Set<number>): Promise<number[]> {
-  let mine: number[] = [];
-  await waitFor(
-    () => (mine = nettracePrograms().filter((id) => !before.has(id))).length >= 2,
-    10000,
-    "the CLI's BPF programs",
-  );
-  return mine;
+/**
+ * Waits until the CLI has attached (it writes its kernel ids to NETTRACE_KERNEL_IDS
+ * then) and returns its program ids: its own, whatever other tracers run meanwhile.
+ */
+async function attached(cli: { ids: string }): Promise<number[]> {
+  const written = () => fs.existsSync(cli.ids) && fs.readFileSync(cli.ids, 'utf8').endsWith('\n');
+  await waitFor(written, 20000, "the CLI's BPF programs");
+  return (JSON.parse(fs.readFileSync(cli.ids, 'utf8')) as { programs: number[] }).programs;
 }
 
-async function fails(args: string[], opts: { uid?: number } = {}): Promise<{ code: number; stderr: string; stdout: string }> {
+async function fails(args: string[], opts: { uid?: number; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; stderr: string; stdout: string }> {
   try {
-    await run(process.execPath, [CLI, ...args], { uid: opts.uid, gid: opts.uid });
+    await run(process.execPath, [CLI, ...args], { uid: opts.uid, gid: opts.uid, env: opts.env });
   } catch (e) {
     const err = e as { code: number; stderr: string; stdout: string };
     return err;
@@ -59,7 +66,6 @@ test('--help and --version exit 0', async () => {
 });
 
 test('bad usage: one line on stderr, exit 2, nothing loaded', async () => {
-  const before = new Set(nettracePrograms());
   const cases: [string[], RegExp][] = [
     [['--bogus'], /^nettrace: Unknown option '--bogus' \(see nettrace --help\)\n$/],
     [['--pid', 'abc'], /^nettrace: --pid must be a whole number from 1 to \d+, not 'abc'/],
@@ -69,14 +75,17 @@ test('bad usage: one line on stderr, exit 2, nothing loaded', async () => {
     [['--comm', 'a-name-longer-than-15'], /^nettrace: --comm takes a process name of 1 to 15 characters/],
     [['stray'], /^nettrace: filter: at column 1: expected a term .*, got 'stray' \(see nettrace --help\)\n$/],
     [['flows', 'sport', '=', ':80', 'or'], /^nettrace: filter: at column 15: expected a term/],
+    [['--ring-kb', '6'], /^nettrace: --ring-kb must be a power of two/],
   ];
+  // a run that attaches writes its kernel ids here: none may
+  const ids = path.join(idsDir, 'bad-usage');
   for (const [args, message] of cases) {
-    const r = await fails(args);
+    const r = await fails(args, { env: { ...process.env, NETTRACE_KERNEL_IDS: ids } });
     assert.equal(r.code, 2, args.join(' '));
     assert.match(r.stderr, message);
     assert.equal(r.stderr.split('\n').length, 2, `one line for ${args.join(' ')}: ${r.stderr}`);
   }
-  assert.deepEqual(nettracePrograms().filter((id) => !before.has(id)), []);
+  assert.ok(!fs.existsSync(ids), 'nothing was loaded');
 });
 
 test('unprivileged: one line naming what is missing, exit 1', async () => {
@@ -88,9 +97,8 @@ test('unprivileged: one line naming what is missing, exit 1', async () => {
 
 test('--json streams every record of a connection with the documented keys; SIGINT stops cleanly', async () => {
   const server = await listen('::1', 100, 200);
-  const before = new Set(nettracePrograms());
   const cli = start(['--json', '--port', String(server.port)]);
-  const progs = await attached(before);
+  const progs = await attached(cli);
   const client = await runClient('::1', server.port, 3, 100, 200);
   await waitFor(() => (cli.out().match(/"type":"close"/g) ?? []).length === 6, 5000, 'six close lines');
   cli.child.kill('SIGINT');
@@ -117,14 +125,14 @@ test('--json streams every record of a connection with the documented keys; SIGI
     assert.deepEqual([e.tx_bytes, e.rx_bytes, e.retrans], [100, 200, 0]);
     assert.ok(e.duration_us > 0 && e.srtt_us > 0);
   }
-  assert.match(r.stderr, /nettrace: 42 events \(.*connect 3.*\), 0 dropped\n$/);
+  const summary = JSON.parse(r.stderr);
+  assert.deepEqual([summary.type, summary.events, summary.by_kind.connect, summary.drops], ['summary', 42, 3, 0]);
   assert.deepEqual(remaining({ programs: progs, links: [] }).programs, [], 'no program is left after SIGINT');
 });
 
 test('SIGTERM stops cleanly and removes every program', async () => {
-  const before = new Set(nettracePrograms());
   const cli = start([]);
-  const progs = await attached(before);
+  const progs = await attached(cli);
   cli.child.kill('SIGTERM');
   const r = await cli.done;
   assert.equal(r.code, 0);
@@ -135,10 +143,9 @@ test('SIGTERM stops cleanly and removes every program', async () => {
 
 test('text lines; --count ends the run by itself; filters by pid and family', async () => {
   const server = await listen('127.0.0.1', 10, 10);
-  const before = new Set(nettracePrograms());
   // the test process listens and accepts: its pid owns exactly the accept side
   const cli = start(['--pid', String(process.pid), '-4', '--port', String(server.port), '--count', '4']);
-  const progs = await attached(before);
+  const progs = await attached(cli);
   await runClient('127.0.0.1', server.port, 2, 10, 10);
   const r = await cli.done;
   await close(server);

@@ -61,7 +61,8 @@ test('a moderate rate delivers every record with no drops', async () => {
 
 test('stop() detaches every program and link, and is safe to call twice', async () => {
   const tracer = start();
-  const ids = tracer.kernelIds;
+  const { programs, links } = tracer.kernelIds;
+  const ids = { programs, links };
   assert.ok(ids.programs.length >= 2 && ids.links.length === ids.programs.length, 'state and accept hooks');
   assert.deepEqual(remaining(ids), ids, 'the kernel lists every program and link');
   const first = tracer.stop();

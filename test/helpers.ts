@@ -94,6 +94,6 @@ export async function closedPort(host: string): Promise<number> {
   return port;
 }
 
-export function spawnCli(args: string[], opts: { uid?: number } = {}): ChildProcess {
-  return spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], uid: opts.uid });
+export function spawnCli(args: string[], opts: { uid?: number; env?: NodeJS.ProcessEnv } = {}): ChildProcess {
+  return spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], uid: opts.uid, env: opts.env });
 }

@@ -13,7 +13,7 @@ use libbpf_rs::MapCore;
 
 use libbpf_rs::{Link, Object};
 
-use crate::loader::{read_evictions, read_missed, read_percpu_sum};
+use crate::loader::{read_evictions, read_hook_runs, read_percpu_sum};
 use crate::ring::Ring;
 
 /// By default a batch goes out once it holds this much, even before the timer.
@@ -25,7 +25,12 @@ pub struct Counters {
     pub bytes: AtomicU64,
     pub batches: AtomicU64,
     pub drops: AtomicU64,
+    /// Drops of each record kind, indexed by kind - 1.
+    pub drops_by_kind: [AtomicU64; 4],
     pub missed: AtomicU64,
+    /// The kernel's run counts of the hooks (kernel.bpf_stats_enabled), final once tracing stopped.
+    pub state_runs: AtomicU64,
+    pub accept_runs: AtomicU64,
     pub evictions: AtomicU64,
 }
 
@@ -145,7 +150,13 @@ fn drain_all(ring: &mut Ring, max_batch: usize, counters: &Counters, sink: &impl
 
 fn read_losses(counters: &Counters, object: &libbpf_rs::Object) {
     counters.drops.store(read_percpu_sum(object, "drops", 0), Ordering::Relaxed);
-    counters.missed.store(read_missed(object), Ordering::Relaxed);
+    for (kind, n) in counters.drops_by_kind.iter().enumerate() {
+        n.store(read_percpu_sum(object, "drops", kind as u32 + 1), Ordering::Relaxed);
+    }
+    let runs = read_hook_runs(object);
+    counters.missed.store(runs.missed, Ordering::Relaxed);
+    counters.state_runs.store(runs.state, Ordering::Relaxed);
+    counters.accept_runs.store(runs.accept, Ordering::Relaxed);
 }
 
 /// Evictions need a walk of the socket map once it is near full: at most once a second.

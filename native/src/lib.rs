@@ -56,10 +56,29 @@ pub struct NativeStats {
     pub bytes: f64,
     pub batches: f64,
     pub drops: f64,
+    /// The same drops by record kind.
+    pub drops_by_kind: DropsByKind,
     /// Hook runs the kernel skipped because the hook was already running on that CPU.
     pub missed: f64,
     /// Sockets the kernel's socket table (LRU, `maxSockets`) forgot to make room: their later records lack an owner.
     pub evictions: f64,
+    /// The kernel's own count of hook runs (bpf_prog_info.run_cnt), kept only while
+    /// kernel.bpf_stats_enabled is on; final after stop.
+    pub hook_runs: HookRuns,
+}
+
+#[napi(object)]
+pub struct DropsByKind {
+    pub state: f64,
+    pub connect: f64,
+    pub accept: f64,
+    pub close: f64,
+}
+
+#[napi(object)]
+pub struct HookRuns {
+    pub state: f64,
+    pub accept: f64,
 }
 
 #[napi(object)]
@@ -74,6 +93,7 @@ pub struct NativeHook {
 pub struct KernelIds {
     pub programs: Vec<u32>,
     pub links: Vec<u32>,
+    pub maps: Vec<u32>,
 }
 
 #[napi(object)]
@@ -100,6 +120,7 @@ pub struct NativeTracer {
     counters: Arc<Counters>,
     hooks: Vec<NativeHook>,
     kernel_ids: Vec<(u32, u32)>,
+    map_ids: Vec<u32>,
     snapshot: Option<libbpf_rs::Link>,
     steering: Option<steering::SteeringMaps>,
 }
@@ -139,7 +160,7 @@ impl NativeTracer {
             .callee_handled::<false>()
             .max_queue_size::<4>()
             .build_callback(|ctx| Ok((Buffer::from(ctx.value.0), ctx.value.1)))?;
-        let loader::Loaded { object, links, hooks, snapshot, kernel_ids, steering } = loader::load(&opts)?;
+        let loader::Loaded { object, links, hooks, snapshot, kernel_ids, map_ids, steering } = loader::load(&opts)?;
         let hooks = hooks
             .iter()
             .map(|h| NativeHook { name: h.name.into(), status: h.status.into(), detail: h.detail.clone() })
@@ -147,7 +168,7 @@ impl NativeTracer {
         let counters = Arc::new(Counters::default());
         let drain = Drain::spawn(object, links, ring_bytes, opts.max_sockets, Duration::from_millis(flush_ms as u64), batch_bytes, counters.clone(), JsSink(tsfn))
             .map_err(|e| NtError::new(Code::Kernel, format!("cannot start draining the ring buffer: {e}")))?;
-        Ok(NativeTracer { drain: Some(drain), counters, hooks, kernel_ids, snapshot, steering })
+        Ok(NativeTracer { drain: Some(drain), counters, hooks, kernel_ids, map_ids, snapshot, steering })
     }
 
     /// Detaches everything; the last batch arrives with `last` set. Safe to call twice.
@@ -203,6 +224,7 @@ impl NativeTracer {
     #[napi]
     pub fn stats(&self) -> NativeStats {
         let c = &self.counters;
+        let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
         NativeStats {
             records: c.records.load(Ordering::Relaxed) as f64,
             bytes: c.bytes.load(Ordering::Relaxed) as f64,
@@ -210,6 +232,13 @@ impl NativeTracer {
             drops: c.drops.load(Ordering::Relaxed) as f64,
             missed: c.missed.load(Ordering::Relaxed) as f64,
             evictions: c.evictions.load(Ordering::Relaxed) as f64,
+            drops_by_kind: DropsByKind {
+                state: n(&c.drops_by_kind[0]),
+                connect: n(&c.drops_by_kind[1]),
+                accept: n(&c.drops_by_kind[2]),
+                close: n(&c.drops_by_kind[3]),
+            },
+            hook_runs: HookRuns { state: n(&c.state_runs), accept: n(&c.accept_runs) },
         }
     }
 
@@ -218,6 +247,7 @@ impl NativeTracer {
         KernelIds {
             programs: self.kernel_ids.iter().map(|(_, p)| *p).collect(),
             links: self.kernel_ids.iter().map(|(l, _)| *l).collect(),
+            maps: self.map_ids.clone(),
         }
     }
 

@@ -47,6 +47,8 @@ pub struct Loaded {
     /// (link id, program id) of each attachment, as bpftool shows them.
     pub kernel_ids: Vec<(u32, u32)>,
     pub steering: Option<crate::steering::SteeringMaps>,
+    /// Ids of the object's maps, as `bpftool map show` lists them.
+    pub map_ids: Vec<u32>,
 }
 
 /// One way a hook can attach: its programs, and what the kernel must have for them.
@@ -247,7 +249,8 @@ pub fn load(opts: &Options) -> Result<Loaded, NtError> {
                         .map_err(|e| NtError::new(Code::Kernel, format!("cannot open the steering maps: {e}")))?),
                     false => None,
                 };
-                return Ok(Loaded { object, links, hooks, snapshot, kernel_ids, steering });
+                let map_ids = object.maps().filter_map(|m| m.info().ok()).map(|i| i.info.id).collect();
+                return Ok(Loaded { object, links, hooks, snapshot, kernel_ids, map_ids, steering });
             }
             Err(Failure { program: Some(program), error }) => {
                 // that way is missing from this kernel: fall back to the hook's next one, or go without the hook
@@ -488,23 +491,40 @@ pub fn read_percpu_sum(object: &Object, map_name: &str, key: u32) -> u64 {
     }
 }
 
-/// Hook runs the kernel skipped because the program was already running on
-/// that CPU (a softirq interrupting it): records that never existed, so they
-/// are counted beside the ring's drops.
-pub fn read_missed(object: &Object) -> u64 {
+/// What the kernel counts of the hooks' runs, summed over programs.
+#[derive(Default)]
+pub struct HookRuns {
+    /// Runs the kernel skipped because the program was already running on
+    /// that CPU (a softirq interrupting it): records that never existed, so
+    /// they are counted beside the ring's drops.
+    pub missed: u64,
+    /// Runs of the state hook (counted only while kernel.bpf_stats_enabled is on).
+    pub state: u64,
+    /// Runs of the accept hook(s), likewise.
+    pub accept: u64,
+}
+
+pub fn read_hook_runs(object: &Object) -> HookRuns {
     use std::os::fd::{AsFd, AsRawFd};
-    object
-        .progs()
-        .filter(|p| p.autoload())
-        .map(|p| {
-            let mut info = libbpf_rs::libbpf_sys::bpf_prog_info::default();
-            let mut len = std::mem::size_of_val(&info) as u32;
-            let ret = unsafe {
-                libbpf_rs::libbpf_sys::bpf_obj_get_info_by_fd(p.as_fd().as_raw_fd(), (&mut info as *mut libbpf_rs::libbpf_sys::bpf_prog_info).cast(), &mut len)
-            };
-            if ret == 0 { info.recursion_misses } else { 0 }
-        })
-        .sum()
+    let mut runs = HookRuns::default();
+    for p in object.progs().filter(|p| p.autoload()) {
+        let mut info = libbpf_rs::libbpf_sys::bpf_prog_info::default();
+        let mut len = std::mem::size_of_val(&info) as u32;
+        let ret = unsafe {
+            libbpf_rs::libbpf_sys::bpf_obj_get_info_by_fd(p.as_fd().as_raw_fd(), (&mut info as *mut libbpf_rs::libbpf_sys::bpf_prog_info).cast(), &mut len)
+        };
+        if ret != 0 {
+            continue;
+        }
+        runs.missed += info.recursion_misses;
+        let name = p.name().to_string_lossy();
+        if name == "on_state" {
+            runs.state += info.run_cnt;
+        } else if name.starts_with("on_accept") {
+            runs.accept += info.run_cnt;
+        }
+    }
+    runs
 }
 
 /// Entries of the socks map the kernel's LRU pushed out: inserted - deleted - live.

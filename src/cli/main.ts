@@ -1,4 +1,5 @@
 /** `nettrace [command]`: parses, starts the tracer, runs the command, exits with 0, 1 or 2. */
+import fs from 'node:fs';
 import { NettraceError } from '../errors';
 import { Clock, NettraceEvent, toEvent } from '../events';
 import { Tracer, TraceOptions } from '../tracer';
@@ -66,10 +67,27 @@ ${COMMON_HELP}`;
 function start(options: TraceOptions): Tracer {
   try {
     const tracer = Tracer.start(options);
-    for (const line of hookReport(tracer.hooks)) process.stderr.write(`nettrace: ${line}\n`);
+    for (const line of hookReport(tracer.hooks)) process.stderr.write(`nettrace: ${line}
+`);
+    reportKernelIds(tracer);
     return tracer;
   } catch (e) {
     fail(e instanceof NettraceError ? e.message : String(e), 1);
+  }
+}
+
+/**
+ * NETTRACE_KERNEL_IDS=PATH writes the ids of every BPF program, link and map
+ * this process holds to PATH as one JSON line once attached (a FIFO holds the
+ * process there until it is read), so they can be checked with bpftool.
+ */
+function reportKernelIds(tracer: Tracer): void {
+  const where = process.env.NETTRACE_KERNEL_IDS;
+  if (!where) return;
+  try {
+    fs.writeFileSync(where, JSON.stringify(tracer.kernelIds) + '\n');
+  } catch (e) {
+    process.stderr.write(`nettrace: cannot write kernel ids to ${where}: ${(e as Error).message}\n`);
   }
 }
 
@@ -88,8 +106,13 @@ function stopRequested(o: CommonOptions): Promise<void> {
   });
 }
 
-function summary(tracer: Tracer, printed: number, byKind: Map<string, number>, notWritten: number): string {
+function summary(tracer: Tracer, printed: number, byKind: Map<string, number>, notWritten: number, json: boolean): string {
   const s = tracer.stats();
+  if (json) {
+    const { records, bytes, batches, drops, dropsByKind, missed, evictions, queueDrops } = s;
+    const stats = { records, bytes, batches, drops, drops_by_kind: dropsByKind, missed, evictions, queue_drops: queueDrops, not_written: notWritten };
+    return JSON.stringify({ type: 'summary', events: printed, by_kind: Object.fromEntries(byKind), ...stats }) + '\n';
+  }
   const kinds = [...byKind].map(([k, n]) => `${k} ${n}`).join(', ');
   const missed = s.missed ? `, ${s.missed} missed by the kernel (hook re-entered)` : '';
   const evicted = s.evictions ? `, ${s.evictions} sockets evicted from the kernel's table (owner lost)` : '';
@@ -125,7 +148,7 @@ function streamTo(o: StreamOptions, out: Output, stop: Promise<void>): void {
       clearInterval(statsTimer);
       if (o.format === 'protobuf') stats();
       await out.close();
-      process.stderr.write(summary(tracer, printed, byKind, notWritten));
+      process.stderr.write(summary(tracer, printed, byKind, notWritten, o.format === 'json'));
       process.exit(0);
     }));
   tracer.onBatch((c) => {
@@ -230,8 +253,8 @@ function states(argv: string[]): void {
   const stop = stopRequested(common);
   const tracer = start(traceOptions(common));
   const done = (code: number): void => void tracer.stop().then(() => process.exit(code));
-  statesCommand({ ...common, intervalMs: interval * 1000 }, tracer, done);
-  void stop.then(() => done(0));
+  const end = statesCommand({ ...common, intervalMs: interval * 1000 }, tracer, done);
+  void stop.then(() => end(0));
 }
 
 function top(argv: string[]): void {
@@ -257,7 +280,7 @@ function serve(argv: string[]): void {
     (session) => {
       void Promise.race([stop, tracer.done]).then(() =>
         session.stop().then(() => {
-          process.stderr.write(summary(tracer, tracer.stats().records, new Map(), 0));
+          process.stderr.write(summary(tracer, tracer.stats().records, new Map(), 0, false));
           const failure = tracer.error;
           return failure ? end(1, failure instanceof Error ? failure.message : String(failure)) : end(0);
         }),

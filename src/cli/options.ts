@@ -2,11 +2,17 @@
 import { parseArgs, ParseArgsConfig } from 'node:util';
 import { RecordCursor } from '../decode';
 import { compile, cursorFilter, FilterNode, FilterSyntaxError, kernelHints, parseFilter, subjectOf } from '../filter';
+import { escapeControls } from '../errors';
 import { KernelFilter } from '../native';
 import { HOOK_NAMES, HookName, TraceOptions } from '../tracer';
 import { TCP_STATES, TcpState } from '../tcp';
 
-export class UsageError extends Error {}
+/** Bad usage: its message is one line, whatever the user typed. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(escapeControls(message));
+  }
+}
 
 /** What a filter needs of a flow or a socket. */
 export interface Matchable {
@@ -35,6 +41,8 @@ export interface CommonOptions {
   families: (4 | 6)[];
   durationMs?: number;
   count?: number;
+  /** --ring-kb in bytes. */
+  ringBytes?: number;
   help: boolean;
   version: boolean;
   /** The filters, over a flow. */
@@ -60,6 +68,7 @@ const COMMON: Options = {
   ipv6: { type: 'boolean', short: '6' },
   duration: { type: 'string', short: 'd' },
   count: { type: 'string', short: 'c' },
+  'ring-kb': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'V' },
   disable: { type: 'string', multiple: true },
@@ -76,6 +85,8 @@ export const COMMON_HELP = `  --json              one JSON object per line
       --disable HOOK  go without HOOK, as on a kernel that lacks it: state, accept,
                       snapshot, or fexit (accepts then come from syscall tracepoints);
                       repeat it or give a comma list
+      --ring-kb KB    ring buffer size, a power of two from 4 to 1048576 (default 16384);
+                      what it cannot take is counted as dropped
   -h, --help          show this help
 
 FILTER is ss's filter grammar, e.g. state established '( dport = :443 or dport = :80 )',
@@ -100,6 +111,13 @@ export function seconds(name: string, value: unknown): number | undefined {
   const s = String(value);
   if (!/^\d+(\.\d+)?$/.test(s) || !(Number(s) > 0)) throw new UsageError(`${name} must be a positive number of seconds, not '${s}'`);
   return Number(s) * 1000;
+}
+
+function ringKb(value: unknown): number | undefined {
+  const kb = integer('--ring-kb', value, 4, 1 << 20);
+  if (kb === undefined) return undefined;
+  if ((kb & (kb - 1)) !== 0) throw new UsageError(`--ring-kb must be a power of two (4, 8, ... 1048576), not '${kb}'`);
+  return kb * 1024;
 }
 
 export function parseCommand(argv: string[], extra: Options = {}): { common: CommonOptions; values: Record<string, unknown> } {
@@ -138,6 +156,7 @@ export function parseCommand(argv: string[], extra: Options = {}): { common: Com
     families,
     durationMs: seconds('--duration', values.duration),
     count: integer('--count', values.count, 1, Number.MAX_SAFE_INTEGER),
+    ringBytes: ringKb(values['ring-kb']),
     help: (values.help as boolean) ?? false,
     version: (values.version as boolean) ?? false,
     match: (f) =>
@@ -179,7 +198,7 @@ function hookNames(values: string[] | undefined): HookName[] {
 
 /** What every command hands the tracer. */
 export function traceOptions(o: CommonOptions): TraceOptions {
-  return { filter: o.recordFilter, kernelFilter: o.kernelFilter, disable: o.disable };
+  return { filter: o.recordFilter, kernelFilter: o.kernelFilter, disable: o.disable, ringBytes: o.ringBytes };
 }
 
 /**

@@ -48,7 +48,8 @@ export function renderStates(r: StatesReport): string {
   ].join('\n');
 }
 
-export function statesCommand(o: StatesOptions, tracer: Tracer, done: (code: number) => void): void {
+/** Starts the reports; returns how to end them (the timer first, so no report reads a stopped tracer). */
+export function statesCommand(o: StatesOptions, tracer: Tracer, done: (code: number) => void): (code: number) => void {
   const monitor = new FlowMonitor(tracer);
   const moves = new Map<string, number>();
   tracer.onBatch((c) => {
@@ -84,11 +85,15 @@ export function statesCommand(o: StatesOptions, tracer: Tracer, done: (code: num
       },
     };
     process.stdout.write((o.json ? JSON.stringify(r) : renderStates(r) + '\n') + '\n');
-    if (o.count !== undefined && ++reports >= o.count) {
-      clearInterval(timer);
-      done(0);
-    }
+    if (o.count !== undefined && ++reports >= o.count) end(0);
+  };
+  let ended = false;
+  const end = (code: number): void => {
+    clearInterval(timer);
+    if (!ended) done(code);
+    ended = true;
   };
   report();
-  if (o.count === undefined || reports < o.count) timer = setInterval(report, o.intervalMs);
+  if (!ended) timer = setInterval(report, o.intervalMs);
+  return end;
 }

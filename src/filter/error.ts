@@ -1,3 +1,5 @@
+import { escapeControls } from '../errors';
+
 /** A filter that does not parse, pointing at the offending character. */
 export class FilterSyntaxError extends Error {
   constructor(
@@ -12,8 +14,8 @@ export class FilterSyntaxError extends Error {
   ) {
     super(
       `filter: at column ${position + 1}: expected ${expected}` +
-        (after ? ` after '${after}'` : '') +
-        (found !== null ? `, got '${found}'` : ''),
+        (after ? ` after '${escapeControls(after)}'` : '') +
+        (found !== null ? `, got '${escapeControls(found)}'` : ''),
     );
     this.name = 'FilterSyntaxError';
   }

@@ -164,7 +164,14 @@ export function toFrame(item: StreamItem): pb.Frame.$Properties {
       };
     case 'stats': {
       const { records, bytes, batches, drops, missed, evictions } = item;
-      const more = { queue_drops: item.queueDrops, snapshot_drops: item.snapshotDrops, flow_evictions: item.flowEvictions, output_drops: item.outputDrops };
+      const more = {
+        queue_drops: item.queueDrops,
+        snapshot_drops: item.snapshotDrops,
+        flow_evictions: item.flowEvictions,
+        output_drops: item.outputDrops,
+        drops_by_kind: item.dropsByKind,
+        hook_runs: item.hookRuns,
+      };
       return { stats: { ts_us: msToUs(item.ts), records, bytes, batches, drops, missed, evictions, ...more } };
     }
     case 'steering':
@@ -341,6 +348,10 @@ function steeringFrom(s: pb.FlowSteering.$Properties): FlowSteering {
   };
 }
 
+function countsByName(m: { [k: string]: U64 } | null | undefined): Record<string, number> {
+  return Object.fromEntries(Object.entries(m ?? {}).map(([k, v]) => [k, num(v)]));
+}
+
 function rollupFrom(r: pb.Rollup.$Properties): Rollup {
   return {
     key: r.key ?? '',
@@ -390,6 +401,8 @@ export function fromFrame(frame: pb.Frame): StreamItem | undefined {
         queueDrops: num(s.queue_drops),
         snapshotDrops: num(s.snapshot_drops),
         flowEvictions: num(s.flow_evictions),
+        dropsByKind: countsByName(s.drops_by_kind) as TracerStats['dropsByKind'],
+        hookRuns: countsByName(s.hook_runs) as TracerStats['hookRuns'],
         ...(s.output_drops === null || s.output_drops === undefined ? {} : { outputDrops: num(s.output_drops) }),
       };
     }
