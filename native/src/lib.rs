@@ -93,6 +93,8 @@ pub struct NativeTracer {
     hooks: Vec<NativeHook>,
     kernel_ids: Vec<(u32, u32)>,
     snapshot: Option<libbpf_rs::Link>,
+    udp_snapshot: Option<libbpf_rs::Link>,
+    udp_peers: Option<libbpf_rs::MapHandle>,
 }
 
 #[napi]
@@ -125,7 +127,7 @@ impl NativeTracer {
             .callee_handled::<false>()
             .max_queue_size::<4>()
             .build_callback(|ctx| Ok((Buffer::from(ctx.value.0), ctx.value.1)))?;
-        let loader::Loaded { object, links, hooks, snapshot, kernel_ids } = loader::load(&opts)?;
+        let loader::Loaded { object, links, hooks, snapshot, udp_snapshot, udp_peers, kernel_ids } = loader::load(&opts)?;
         let hooks = hooks
             .iter()
             .map(|h| NativeHook { name: h.name.into(), status: h.status.into(), detail: h.detail.clone() })
@@ -133,13 +135,23 @@ impl NativeTracer {
         let counters = Arc::new(Counters::default());
         let drain = Drain::spawn(object, links, ring_bytes, opts.max_sockets, Duration::from_millis(flush_ms as u64), counters.clone(), JsSink(tsfn))
             .map_err(|e| NtError::new(Code::Kernel, format!("cannot start draining the ring buffer: {e}")))?;
-        Ok(NativeTracer { drain: Some(drain), counters, hooks, kernel_ids, snapshot: Some(snapshot) })
+        Ok(NativeTracer {
+            drain: Some(drain),
+            counters,
+            hooks,
+            kernel_ids,
+            snapshot: Some(snapshot),
+            udp_snapshot: Some(udp_snapshot),
+            udp_peers: Some(udp_peers),
+        })
     }
 
     /// Detaches everything; the last batch arrives with `last` set. Safe to call twice.
     #[napi]
     pub fn stop(&mut self) {
         self.snapshot.take();
+        self.udp_snapshot.take();
+        self.udp_peers.take();
         if let Some(drain) = self.drain.take() {
             drain.stop();
         }
@@ -148,17 +160,32 @@ impl NativeTracer {
     /// Every TCP socket of this network namespace now, as packed `struct nt_flow` records.
     #[napi]
     pub fn snapshot(&self) -> Result<Buffer> {
-        use std::io::Read;
-        let link = self
-            .snapshot
-            .as_ref()
-            .ok_or_else(|| NtError::new(Code::Invalid, "the tracer is stopped"))?;
+        read_iter(self.snapshot.as_ref())
+    }
+
+    /// Every UDP socket of this network namespace now, as packed `struct nt_udp_flow` records.
+    #[napi]
+    pub fn snapshot_udp(&self) -> Result<Buffer> {
+        read_iter(self.udp_snapshot.as_ref())
+    }
+
+    /// Traffic of unconnected UDP sockets per remote endpoint: packed
+    /// (`struct nt_udp_peer`, `struct nt_udp_peer_bytes`) pairs.
+    #[napi]
+    pub fn udp_peers(&self) -> Result<Buffer> {
+        use libbpf_rs::MapCore;
+        let map = self.udp_peers.as_ref().ok_or_else(|| NtError::new(Code::Invalid, "the tracer is stopped"))?;
         let mut out = Vec::new();
-        libbpf_rs::Iter::new(link)
-            .and_then(|mut it| it.read_to_end(&mut out).map_err(Into::into))
-            .map_err(|e| NtError::new(Code::Kernel, format!("cannot read the socket snapshot: {e}")))?;
+        for key in map.keys() {
+            // an entry the LRU pushed out between the two calls is simply gone
+            if let Ok(Some(value)) = map.lookup(&key, libbpf_rs::MapFlags::ANY) {
+                out.extend_from_slice(&key);
+                out.extend_from_slice(&value);
+            }
+        }
         Ok(out.into())
     }
+
 
     #[napi]
     pub fn stats(&self) -> NativeStats {
@@ -185,6 +212,16 @@ impl NativeTracer {
     pub fn hooks(&self) -> Vec<NativeHook> {
         self.hooks.iter().map(|h| NativeHook { name: h.name.clone(), status: h.status.clone(), detail: h.detail.clone() }).collect()
     }
+}
+
+fn read_iter(link: Option<&libbpf_rs::Link>) -> Result<Buffer> {
+    use std::io::Read;
+    let link = link.ok_or_else(|| NtError::new(Code::Invalid, "the tracer is stopped"))?;
+    let mut out = Vec::new();
+    libbpf_rs::Iter::new(link)
+        .and_then(|mut it| it.read_to_end(&mut out).map_err(Into::into))
+        .map_err(|e| NtError::new(Code::Kernel, format!("cannot read the socket snapshot: {e}")))?;
+    Ok(out.into())
 }
 
 /// The record layout as this crate compiled it, for the layout test.

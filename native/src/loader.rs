@@ -2,10 +2,11 @@
 //! every way that can fail into one sentence the user can act on.
 
 use std::ffi::CString;
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::sync::Mutex;
 
-use libbpf_rs::{Link, MapCore, Object, ObjectBuilder, OpenObject, PrintLevel};
+use libbpf_rs::{Link, MapCore, MapHandle, Object, ObjectBuilder, OpenObject, PrintLevel};
 
 use crate::errors::{Code, NtError};
 
@@ -40,6 +41,9 @@ pub struct Loaded {
     pub hooks: Vec<Hook>,
     /// The iter/tcp snapshot program's link: read on demand, not drained.
     pub snapshot: Link,
+    /// The iter/udp one, and the per remote endpoint UDP counters.
+    pub udp_snapshot: Link,
+    pub udp_peers: MapHandle,
     /// (link id, program id) of each attachment, as bpftool shows them.
     pub kernel_ids: Vec<(u32, u32)>,
 }
@@ -91,10 +95,15 @@ pub fn load(opts: &Options) -> Result<Loaded, NtError> {
                     AcceptVia::Off => Hook { name: "accept", status: "disabled", detail: "turned off by option".into() },
                 };
                 let state = Hook { name: "state", status: "attached", detail: "tp_btf/inet_sock_set_state".into() };
+                let udp = udp_hook();
                 let kernel_ids = links.iter().filter_map(|l| l.info().ok()).map(|i| (i.id, i.prog_id)).collect();
-                // try_load attaches the iterator last
-                let snapshot = links.pop().expect("the snapshot iterator is attached");
-                return Ok(Loaded { object, links, hooks: vec![state, accept], snapshot, kernel_ids });
+                // try_load attaches the iterators last, dump_tcp before dump_udp
+                let udp_snapshot = links.pop().expect("the UDP snapshot iterator is attached");
+                let snapshot = links.pop().expect("the TCP snapshot iterator is attached");
+                let peers = object.maps().find(|m| m.name() == "udp_peers").expect("the object defines udp_peers");
+                let udp_peers = MapHandle::try_from(&peers)
+                    .map_err(|e| NtError::new(Code::Kernel, format!("cannot keep the udp_peers map: {e}")))?;
+                return Ok(Loaded { object, links, hooks: vec![state, accept, udp], snapshot, udp_snapshot, udp_peers, kernel_ids });
             }
             Err(failure) if via == AcceptVia::Fexit && failure.program.as_deref() == Some("on_accept_fexit") => {
                 fexit_failure = failure.error.message;
@@ -127,14 +136,25 @@ fn try_load(opts: &Options, via: AcceptVia) -> Result<(Object, Vec<Link>), Failu
     set_kernel_filter(&object, &opts.kernel_filter).map_err(|error| Failure { program: None, error })?;
     let mut links = Vec::new();
     let mut progs: Vec<_> = object.progs_mut().filter(|p| p.autoload()).collect();
-    // the snapshot iterator goes last, where load() expects it
-    progs.sort_by_key(|p| p.section().to_string_lossy().starts_with("iter/"));
+    // the snapshot iterators go last, where load() expects them
+    progs.sort_by_key(|p| {
+        let iter = p.section().to_string_lossy().starts_with("iter/");
+        (iter, if iter { p.name().to_string_lossy().into_owned() } else { String::new() })
+    });
+    let cgroup = cgroup_root();
     for prog in progs {
         let name = prog.name().to_string_lossy().into_owned();
-        if prog.section().to_string_lossy().starts_with("tracepoint/") {
+        let section = prog.section().to_string_lossy().into_owned();
+        if section.starts_with("tracepoint/") {
             ensure_tracefs();
         }
-        match prog.attach() {
+        // a link is detached when dropped and coexists with others' programs (BPF_F_ALLOW_MULTI)
+        let attached = match (section.starts_with("cgroup/"), &cgroup) {
+            (true, Some(root)) => prog.attach_cgroup(root.fd.as_raw_fd()),
+            (true, None) => continue, // configure() turned them off; udp_hook() says so
+            (false, _) => prog.attach(),
+        };
+        match attached {
             Ok(link) => links.push(link),
             Err(e) => {
                 let hook = prog.section().to_string_lossy().into_owned();
@@ -168,7 +188,8 @@ fn configure(open: &mut OpenObject, opts: &Options, via: AcceptVia) -> Result<()
         } else {
             true
         };
-        prog.set_autoload(wanted);
+        let cgroup_less = prog.section().to_string_lossy().starts_with("cgroup/") && cgroup_root_path().is_none();
+        prog.set_autoload(wanted && !cgroup_less);
     }
     Ok(())
 }
@@ -264,6 +285,33 @@ fn check_privileges() -> Result<(), NtError> {
     } else {
         Err(NtError::new(Code::Perm,
             "nettrace needs root (or CAP_BPF and CAP_PERFMON) to load its BPF programs"))
+    }
+}
+
+/// Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup or, on hybrid systems, /sys/fs/cgroup/unified).
+fn cgroup_root_path() -> Option<String> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
+    mounts.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        (f.len() > 2 && f[2] == "cgroup2").then(|| f[1].replace("\\040", " "))
+    })
+}
+
+struct CgroupRoot {
+    fd: std::fs::File,
+}
+
+/// The root cgroup: programs attached there run for the sockets of every process on the machine.
+fn cgroup_root() -> Option<CgroupRoot> {
+    std::fs::File::open(cgroup_root_path()?).ok().map(|fd| CgroupRoot { fd })
+}
+
+fn udp_hook() -> Hook {
+    match cgroup_root_path() {
+        Some(root) => Hook { name: "udp", status: "attached",
+            detail: format!("cgroup sock_create/sock_release/sendmsg/recvmsg at {root}, tp_btf/sock_send_length, tp_btf/sock_recv_length") },
+        None => Hook { name: "udp", status: "unavailable",
+            detail: "no cgroup v2 hierarchy is mounted: UDP sockets are counted but not seen open or close".into() },
     }
 }
 
