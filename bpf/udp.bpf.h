@@ -141,7 +141,8 @@ int udp_release(struct bpf_sock *ctx)
 
 	if (ctx->protocol != IPPROTO_UDP || ctx->type != SOCK_DGRAM)
 		return 1;
-	ui = bpf_sk_storage_get(&udp_store, ctx, 0, 0);
+	/* made here for a socket that predates tracing and was never used: the closer owns it */
+	ui = bpf_sk_storage_get(&udp_store, ctx, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (ui && !ui->owner.known)
 		capture_owner(&ui->owner);
 	emit_udp(ctx, sock_of(ctx), ui, NT_UDP_CLOSE);

@@ -42,6 +42,8 @@ export interface KernelIds {
 export interface NativeTracer {
   stop(): void;
   snapshot(): Buffer;
+  snapshotUdp(): Buffer;
+  udpPeers(): Buffer;
   stats(): NativeStats;
   readonly hooks: NativeHook[];
   readonly kernelIds: KernelIds;

@@ -8,7 +8,7 @@ import { fromNative, NettraceError } from './errors';
 import { Clock, NettraceEvent, toEvent } from './events';
 import { KernelFilter, KernelIds, native, NativeHook, NativeStats, NativeTracer } from './native';
 
-export type HookName = 'accept';
+export type HookName = 'accept' | 'udp';
 
 export interface TraceOptions {
   /** Ring buffer bytes, a power of two (default 16 MiB). */
@@ -99,6 +99,24 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
   snapshot(): Buffer {
     try {
       return this.handle.snapshot();
+    } catch (e) {
+      throw fromNative(e);
+    }
+  }
+
+  /** Every UDP socket of this network namespace now, as packed struct nt_udp_flow (see flows/snapshot). */
+  snapshotUdp(): Buffer {
+    try {
+      return this.handle.snapshotUdp();
+    } catch (e) {
+      throw fromNative(e);
+    }
+  }
+
+  /** Per remote endpoint traffic of unconnected UDP sockets, as packed (nt_udp_peer, nt_udp_peer_bytes) pairs. */
+  udpPeers(): Buffer {
+    try {
+      return this.handle.udpPeers();
     } catch (e) {
       throw fromNative(e);
     }

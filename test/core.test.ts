@@ -200,6 +200,7 @@ test('a disabled hook is reported and the rest still traces', async () => {
     [
       ['state', 'attached'],
       ['accept', 'disabled'],
+      ['udp', 'attached'],
     ],
   );
   const events = collect(tracer);

@@ -77,9 +77,9 @@ pub fn load(opts: &Options) -> Result<Loaded, NtError> {
         return Err(NtError::new(Code::Invalid, "the kernel filter takes at most 1024 pids and 1024 ports"));
     }
     for name in &opts.disabled {
-        if name != "accept" {
+        if name != "accept" && name != "udp" {
             return Err(NtError::new(Code::Invalid,
-                format!("unknown hook '{name}' (hooks that can be disabled: accept)")));
+                format!("unknown hook '{name}' (hooks that can be disabled: accept, udp)")));
         }
     }
 
@@ -95,7 +95,11 @@ pub fn load(opts: &Options) -> Result<Loaded, NtError> {
                     AcceptVia::Off => Hook { name: "accept", status: "disabled", detail: "turned off by option".into() },
                 };
                 let state = Hook { name: "state", status: "attached", detail: "tp_btf/inet_sock_set_state".into() };
-                let udp = udp_hook();
+                let udp = if udp_off(opts) {
+                    Hook { name: "udp", status: "disabled", detail: "turned off by option".into() }
+                } else {
+                    udp_hook()
+                };
                 let kernel_ids = links.iter().filter_map(|l| l.info().ok()).map(|i| (i.id, i.prog_id)).collect();
                 // try_load attaches the iterators last, dump_tcp before dump_udp
                 let udp_snapshot = links.pop().expect("the UDP snapshot iterator is attached");
@@ -189,7 +193,9 @@ fn configure(open: &mut OpenObject, opts: &Options, via: AcceptVia) -> Result<()
             true
         };
         let cgroup_less = prog.section().to_string_lossy().starts_with("cgroup/") && cgroup_root_path().is_none();
-        prog.set_autoload(wanted && !cgroup_less);
+        // the iter/udp snapshot stays: it lists UDP sockets without counting their traffic
+        let udp_hook = name.starts_with("udp_");
+        prog.set_autoload(wanted && !cgroup_less && !(udp_hook && udp_off(opts)));
     }
     Ok(())
 }
@@ -306,6 +312,10 @@ fn cgroup_root() -> Option<CgroupRoot> {
     std::fs::File::open(cgroup_root_path()?).ok().map(|fd| CgroupRoot { fd })
 }
 
+fn udp_off(opts: &Options) -> bool {
+    opts.disabled.iter().any(|h| h == "udp")
+}
+
 fn udp_hook() -> Hook {
     match cgroup_root_path() {
         Some(root) => Hook { name: "udp", status: "attached",
@@ -381,19 +391,24 @@ pub fn read_percpu_sum(object: &Object, map_name: &str, key: u32) -> u64 {
 /// that CPU (a softirq interrupting it): records that never existed, so they
 /// are counted beside the ring's drops.
 pub fn read_missed(object: &Object) -> u64 {
-    use std::os::fd::{AsFd, AsRawFd};
+    prog_infos(object).iter().map(|i| i.recursion_misses).sum()
+}
+
+/// What the kernel says of each loaded program (id, recursion misses...).
+pub fn prog_infos(object: &Object) -> Vec<libbpf_rs::libbpf_sys::bpf_prog_info> {
+    use std::os::fd::AsFd;
     object
         .progs()
         .filter(|p| p.autoload())
-        .map(|p| {
+        .filter_map(|p| {
             let mut info = libbpf_rs::libbpf_sys::bpf_prog_info::default();
             let mut len = std::mem::size_of_val(&info) as u32;
             let ret = unsafe {
                 libbpf_rs::libbpf_sys::bpf_obj_get_info_by_fd(p.as_fd().as_raw_fd(), (&mut info as *mut libbpf_rs::libbpf_sys::bpf_prog_info).cast(), &mut len)
             };
-            if ret == 0 { info.recursion_misses } else { 0 }
+            (ret == 0).then_some(info)
         })
-        .sum()
+        .collect()
 }
 
 /// Entries of the socks map the kernel's LRU pushed out: inserted - deleted - live.

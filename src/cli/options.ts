@@ -2,6 +2,7 @@
 import { parseArgs, ParseArgsConfig } from 'node:util';
 import { RecordCursor } from '../decode';
 import { compile, cursorFilter, FilterNode, FilterSyntaxError, kernelHints, parseFilter, subjectOf } from '../filter';
+import { Kind } from '../layout';
 import { KernelFilter } from '../native';
 import { TCP_STATES, TcpState } from '../tcp';
 
@@ -9,6 +10,7 @@ export class UsageError extends Error {}
 
 /** What a filter needs of a flow or a socket. */
 export interface Matchable {
+  proto: 'tcp' | 'udp';
   family: 4 | 6;
   state: TcpState;
   saddr: string;
@@ -26,6 +28,8 @@ export interface CommonOptions {
   comm?: string;
   port?: number;
   families: (4 | 6)[];
+  /** -t and -u: the protocols shown; both when neither or both were given, as ss. */
+  protos: ('tcp' | 'udp')[];
   durationMs?: number;
   count?: number;
   help: boolean;
@@ -47,6 +51,8 @@ const COMMON: Options = {
   port: { type: 'string' },
   ipv4: { type: 'boolean', short: '4' },
   ipv6: { type: 'boolean', short: '6' },
+  tcp: { type: 'boolean', short: 't' },
+  udp: { type: 'boolean', short: 'u' },
   duration: { type: 'string', short: 'd' },
   count: { type: 'string', short: 'c' },
   help: { type: 'boolean', short: 'h' },
@@ -59,10 +65,12 @@ export const COMMON_HELP = `  --json              one JSON object per line
       --port PORT     only sockets with PORT on either side
   -4, --ipv4          only IPv4 (including v4-mapped IPv6)
   -6, --ipv6          only IPv6
+  -t, --tcp           only TCP sockets
+  -u, --udp           only UDP sockets
   -h, --help          show this help
 
 FILTER is ss's filter grammar, e.g. state established '( dport = :443 or dport = :80 )',
-dst 10.0.0.0/8, not src [::1], plus pid N, comm NAME and cgroup ID.`;
+dst 10.0.0.0/8, not src [::1], tcp, udp, plus pid N, comm NAME and cgroup ID.`;
 
 export function integer(name: string, value: unknown, min: number, max: number): number | undefined {
   if (value === undefined) return undefined;
@@ -100,17 +108,20 @@ export function parseCommand(argv: string[], extra: Options = {}): { common: Com
   const pid = integer('--pid', values.pid, 1, 4194304);
   const port = integer('--port', values.port, 0, 65535);
   const family = families.length === 1 ? families[0] : undefined;
+  const only = values.tcp && !values.udp ? 'tcp' : values.udp && !values.tcp ? 'udp' : undefined;
+  const onlyUdp = only === 'udp';
   const commBytes = comm === undefined ? undefined : Buffer.from(comm, 'latin1');
   const ast = filterExpression(positionals.join(' '));
   const expr = ast && compile(ast);
   const onRecords = expr && cursorFilter(expr);
-  const any = pid !== undefined || comm !== undefined || port !== undefined || family !== undefined || expr !== undefined;
+  const any = pid !== undefined || comm !== undefined || port !== undefined || family !== undefined || only !== undefined || expr !== undefined;
   const common: CommonOptions = {
     json: (values.json as boolean) ?? false,
     pid,
     comm,
     port,
     families,
+    protos: only ? [only] : ['tcp', 'udp'],
     durationMs: seconds('--duration', values.duration),
     count: integer('--count', values.count, 1, Number.MAX_SAFE_INTEGER),
     help: (values.help as boolean) ?? false,
@@ -120,6 +131,7 @@ export function parseCommand(argv: string[], extra: Options = {}): { common: Com
       (comm === undefined || f.comm === comm) &&
       (port === undefined || f.sport === port || f.dport === port) &&
       (family === undefined || f.family === family) &&
+      (only === undefined || f.proto === only) &&
       (expr === undefined || expr(subjectOf({ ...f, state: TCP_STATES.indexOf(f.state) }))),
     recordFilter: any
       ? (c) =>
@@ -127,6 +139,7 @@ export function parseCommand(argv: string[], extra: Options = {}): { common: Com
           (commBytes === undefined || (c.hasOwner && c.commEquals(commBytes))) &&
           (port === undefined || c.sport === port || c.dport === port) &&
           (family === undefined || c.family === family) &&
+          (only === undefined || (c.kind === Kind.Udp) === onlyUdp) &&
           (onRecords === undefined || onRecords(c))
       : undefined,
     kernelFilter: kernelFilterOf(ast, { pid, port, family }),

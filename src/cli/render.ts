@@ -1,7 +1,7 @@
 /** One aligned line per record, like tcpstates and tcplife but in one view. */
 import { RecordCursor } from '../decode';
 import { Clock } from '../events';
-import { Kind } from '../layout';
+import { Kind, UdpEvent } from '../layout';
 import { connectResult, stateName } from '../tcp';
 
 const COLUMNS: [string, number][] = [
@@ -22,6 +22,7 @@ const KIND_NAMES: Record<number, string> = {
   [Kind.Connect]: 'connect',
   [Kind.Accept]: 'accept',
   [Kind.Close]: 'close',
+  [Kind.Udp]: 'udp',
 };
 
 export function kindName(kind: number): string {
@@ -71,6 +72,13 @@ export function textLine(c: RecordCursor, clock: Clock): string {
       detail = `${stateName(c.oldState)}>CLOSE`;
       dur = c.lifetimeNs;
       bytes = `tx ${c.txBytes} rx ${c.rxBytes}`;
+      break;
+    case Kind.Udp:
+      detail = c.udpEvent === UdpEvent.Open ? 'open' : 'close';
+      dur = c.lifetimeNs;
+      if (c.udpEvent !== UdpEvent.Open) {
+        bytes = `tx ${c.txBytes} (${c.txDatagrams} dgrams) rx ${c.rxBytes} (${c.rxDatagrams} dgrams) drops ${c.drops}`;
+      }
       break;
     default:
       detail = '';

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import { Clock } from '../events';
 import { Tracer } from '../tracer';
 import { ProcOwners } from './owners';
-import { decodeSnapshot } from './snapshot';
+import { decodePeers, decodeSnapshot, decodeUdpSnapshot } from './snapshot';
 import { FlowTable, FlowTableOptions } from './table';
 
 export class FlowMonitor {
@@ -27,7 +27,9 @@ export class FlowMonitor {
   refresh(now = Date.now()): void {
     const rows = decodeSnapshot(this.tracer.snapshot());
     this.table.applySnapshot(rows, now, this.netns);
-    const unowned = rows.filter((r) => r.ino !== 0 && this.table.get(r.sock)?.pid === null);
+    const udp = decodeUdpSnapshot(this.tracer.snapshotUdp());
+    this.table.applyUdpSnapshot(udp, decodePeers(this.tracer.udpPeers()), now, this.netns);
+    const unowned = [...rows, ...udp].filter((r) => r.ino !== 0 && this.table.get(r.sock)?.pid === null);
     if (unowned.length > 0) {
       const found = this.owners.lookup(unowned.map((r) => r.ino));
       for (const r of unowned) {

@@ -25,11 +25,20 @@ function keyOf(f: Flow, by: By): Pick<Rollup, 'key' | 'pid' | 'comm' | 'host'> {
   return { key, pid, comm, host };
 }
 
+/**
+ * An unconnected UDP socket talks to many hosts: per host it counts as one
+ * flow per remote endpoint, with that endpoint's bytes. Without any, it has no host.
+ */
+function perRemote(f: Flow): Flow[] {
+  if (f.proto !== 'udp' || f.dport !== 0) return [f];
+  return (f.peers ?? []).map((p) => ({ ...f, ...p, peers: undefined }));
+}
+
 /** Sorted by combined rate, then combined bytes. Listeners have no remote host and count only per process. */
 export function rollup(flows: Flow[], by: By): Rollup[] {
   const out = new Map<string, Rollup>();
-  for (const f of flows) {
-    if (by !== 'process' && f.state === 'LISTEN') continue;
+  const parts = by === 'process' ? flows : flows.filter((f) => f.state !== 'LISTEN').flatMap(perRemote);
+  for (const f of parts) {
     const k = keyOf(f, by);
     let r = out.get(k.key);
     if (!r) out.set(k.key, (r = { ...k, flows: 0, tx_bytes: 0, rx_bytes: 0, tx_rate: 0, rx_rate: 0 }));
