@@ -247,7 +247,8 @@ static __always_inline void count_datagram(struct sock *sk, int ret, int tx)
 	struct udp_pending *p;
 	struct udp_info *ui;
 
-	ui = bpf_sk_storage_get(&udp_store, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	/* a failed call (a non-blocking read finding nothing, mostly) needs no storage made */
+	ui = bpf_sk_storage_get(&udp_store, sk, 0, ret < 0 ? 0 : BPF_SK_STORAGE_GET_F_CREATE);
 	if (!ui)
 		return;
 	p = tx ? &ui->tx_pend : &ui->rx_pend;
