@@ -3,8 +3,10 @@
  * A UDP flood over loopback: one thread sends small datagrams as fast as it
  * can, another receives them. Prints one JSON line with what each side did,
  * so a tracer's totals can be held against it:
- *   {"seconds":..,"sent":..,"sent_bytes":..,"received":..,"received_bytes":..,"drops":..,"sport":..,"dport":..}
- * drops is the kernel's own count for the receiving socket (SO_MEMINFO).
+ *   {"seconds":..,"cpu_ms":..,"sent":..,"sent_bytes":..,"received":..,"received_bytes":..,"drops":..,"sport":..,"dport":..}
+ * drops is the kernel's own count for the receiving socket (SO_MEMINFO);
+ * cpu_ms the CPU both threads used (user + system, loopback delivery included),
+ * which other load on a shared machine disturbs far less than the rate.
  *
  *   udp-flood [-s SECONDS] [-p PAYLOAD] [-c]    -c: connected sockets (send/recv), else sendto/recvfrom
  */
@@ -19,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,6 +36,14 @@ static void die(const char *what)
 {
 	perror(what);
 	exit(1);
+}
+
+static double cpu_ms(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
 }
 
 static double now(void)
@@ -72,7 +83,7 @@ int main(int argc, char **argv)
 	struct sockaddr_in rx_addr = { .sin_family = AF_INET }, tx_addr;
 	struct timeval tick = { .tv_usec = 100000 };
 	unsigned long sent = 0, sent_bytes = 0;
-	double seconds = 5, start, elapsed;
+	double seconds = 5, start, elapsed, cpu0;
 	int opt, tx_fd, rcvbuf = 4 << 20;
 	__u32 meminfo[SK_MEMINFO_VARS];
 	socklen_t len = sizeof(rx_addr);
@@ -110,6 +121,7 @@ int main(int argc, char **argv)
 	if (pthread_create(&receiver, NULL, receive, NULL))
 		die("pthread_create");
 
+	cpu0 = cpu_ms();
 	start = now();
 	do {
 		for (int i = 0; i < 256; i++) {
@@ -131,9 +143,9 @@ int main(int argc, char **argv)
 	len = sizeof(meminfo);
 	if (getsockopt(rx_fd, SOL_SOCKET, SO_MEMINFO, meminfo, &len))
 		die("SO_MEMINFO");
-	printf("{\"seconds\":%.3f,\"sent\":%lu,\"sent_bytes\":%lu,\"received\":%lu,\"received_bytes\":%lu,"
+	printf("{\"seconds\":%.3f,\"cpu_ms\":%.1f,\"sent\":%lu,\"sent_bytes\":%lu,\"received\":%lu,\"received_bytes\":%lu,"
 	       "\"drops\":%u,\"sport\":%u,\"dport\":%u}\n",
-	       elapsed, sent, sent_bytes, received, received_bytes, meminfo[SK_MEMINFO_DROPS],
+	       elapsed, cpu_ms() - cpu0, sent, sent_bytes, received, received_bytes, meminfo[SK_MEMINFO_DROPS],
 	       ntohs(tx_addr.sin_port), ntohs(rx_addr.sin_port));
 	close(tx_fd);
 	close(rx_fd);

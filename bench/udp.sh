@@ -86,12 +86,17 @@ jq -s --arg date "$(date -u +%FT%TZ)" --arg kernel "$(uname -r)" --argjson cpus 
 jq -r '
 	def median: sort | if length == 0 then null else .[(length - 1) / 2 | floor] end;
 	def rate: .flood.sent / .flood.seconds;
+	def per_cpu_s: .flood.sent / .flood.cpu_ms * 1000;
+	def r2: . * 100 | round / 100;
 	.runs | group_by(.mode)[] | . as $runs | $runs[0].mode as $mode
 	| ($runs | map(select(.variant == "untraced"))) as $u
 	| ($runs | map(select(.variant == "nettrace"))) as $t
 	| [range(0; $u | length) | ($t[.] | rate) / ($u[.] | rate)] as $ratios
+	| [range(0; $u | length) | ($t[.] | per_cpu_s) / ($u[.] | per_cpu_s)] as $cpu_ratios
 	| "\($mode): untraced \($u | map(rate) | median | floor) dgrams/s, nettrace \($t | map(rate) | median | floor) dgrams/s, "
-	  + "ratio \($ratios | median * 100 | round / 100) [\($ratios | min * 100 | round / 100)-\($ratios | max * 100 | round / 100)], "
+	  + "ratio \($ratios | median | r2) [\($ratios | min | r2)-\($ratios | max | r2)], "
+	  + "per CPU second untraced \($u | map(per_cpu_s) | median | floor), nettrace \($t | map(per_cpu_s) | median | floor), "
+	  + "ratio \($cpu_ratios | median | r2) [\($cpu_ratios | min | r2)-\($cpu_ratios | max | r2)], "
 	  + "receiver drops untraced \($u | map(.flood.drops) | median) / nettrace \($t | map(.flood.drops) | median), "
 	  + "ring drops \($t | map(.nettrace.drops) | add), exact totals in \($t | map(select(.exact)) | length)/\($t | length) runs"
 ' "$RESULTS/udp-latest.json"
