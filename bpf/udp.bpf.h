@@ -97,7 +97,7 @@ static __always_inline void emit_udp(struct bpf_sock *ctx, const struct sock *sk
 	__builtin_memcpy(&r->h.sock, &tuple, sizeof(tuple));
 	if (ui) {
 		__builtin_memcpy(&r->h.owner, &ui->owner, sizeof(r->h.owner));
-		r->lifetime_ns = ui->born_ns ? now - ui->born_ns : 0;
+		r->lifetime_ns = event == NT_UDP_CLOSE && ui->born_ns ? now - ui->born_ns : 0;
 		r->tx_bytes = ui->tx_bytes;
 		r->rx_bytes = ui->rx_bytes;
 		r->tx_datagrams = ui->tx_datagrams;

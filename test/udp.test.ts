@@ -92,8 +92,8 @@ for (const host of ['127.0.0.1', '::1']) {
     const monitor = new FlowMonitor(tracer, { graceMs: 60000 });
     const tx = await peer(['send', host, String(rx.port), SIZES.join(',')]);
     await once(tx.child, 'exit');
-    await waitFor(() => rx.got.length === SIZES.length, 5000, 'every datagram');
-    await waitFor(() => events.some((e) => e.pid === tx.pid && e.type === 'udp' && e.event === 'close'), 5000, "the sender's close");
+    await waitFor(() => rx.got.length === SIZES.length, 15000, 'every datagram');
+    await waitFor(() => events.some((e) => e.pid === tx.pid && e.type === 'udp' && e.event === 'close'), 15000, "the sender's close");
 
     // the sender: opened, then closed with its totals; the table keeps it through its grace period
     const mine = events.filter((e) => e.pid === tx.pid);
@@ -140,7 +140,7 @@ for (const host of ['127.0.0.1', '::1']) {
 
     const sock = recv.sock;
     await closeSocket(rx.sock);
-    await waitFor(() => events.some((e) => e.sock === sock && e.type === 'udp' && e.event === 'close'), 5000, "the receiver's close");
+    await waitFor(() => events.some((e) => e.sock === sock && e.type === 'udp' && e.event === 'close'), 15000, "the receiver's close");
     const done = events.find((e) => e.sock === sock && e.type === 'udp' && e.event === 'close');
     assert.ok(done && done.type === 'udp');
     assert.deepEqual(
@@ -159,8 +159,8 @@ test('a process that sends one datagram and exits at once is attributed, in open
   const events = udpEvents(tracer);
   const tx = await peer(['blurt', '127.0.0.1', String(rx.port)]);
   await once(tx.child, 'exit');
-  await waitFor(() => events.some((e) => e.pid === tx.pid && e.type === 'udp' && e.event === 'close'), 5000, 'the close at exit');
-  await waitFor(() => rx.got.length === 1, 5000, 'the datagram');
+  await waitFor(() => events.some((e) => e.pid === tx.pid && e.type === 'udp' && e.event === 'close'), 15000, 'the close at exit');
+  await waitFor(() => rx.got.length === 1, 15000, 'the datagram');
   const mine = events.filter((e) => e.pid === tx.pid);
   assert.deepEqual(
     mine.map((e) => e.type === 'udp' && [e.event, e.comm, e.tx_datagrams, e.tx_bytes]),
@@ -206,7 +206,7 @@ test('a receiver whose tiny buffer the test overruns shows the drops the kernel 
 
   sink.child.kill('SIGKILL');
   await once(sink.child, 'exit');
-  await waitFor(() => events.some((e) => e.sock === sock && e.type === 'udp' && e.event === 'close'), 5000, 'the close at exit');
+  await waitFor(() => events.some((e) => e.sock === sock && e.type === 'udp' && e.event === 'close'), 15000, 'the close at exit');
   const closed = events.find((e) => e.sock === sock && e.type === 'udp' && e.event === 'close');
   assert.ok(closed && closed.type === 'udp');
   assert.deepEqual([closed.drops, closed.pid, closed.rx_datagrams], [kernel, sink.pid, 0]);
@@ -295,7 +295,7 @@ test('filters udp and dport = :53, -u and -t select from TCP and UDP traffic the
   await waitFor(() => releaseLinks().some((id) => !linksBefore.has(id)), 15000, "the CLI's sock_release program attached");
   mix.kill('SIGUSR2'); // 3 datagrams each way while traced, then exit
   await once(mix, 'exit');
-  await waitFor(() => out.includes('\n'), 5000, 'the close of the socket connected to :53');
+  await waitFor(() => out.includes('\n'), 15000, 'the close of the socket connected to :53');
   cli.kill('SIGINT');
   await once(cli, 'exit');
   const events = out.trim().split('\n').map((l) => JSON.parse(l) as NettraceEvent);
