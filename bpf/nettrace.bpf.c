@@ -33,7 +33,7 @@ struct {
 /* records the ring could not take, per CPU: key 0 all of them, key NT_<kind> that kind's */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, NT_CLOSE + 1);
+	__uint(max_entries, NT_UDP + 1);
 	__type(key, __u32);
 	__type(value, __u64);
 } drops SEC(".maps");
@@ -216,10 +216,9 @@ static __always_inline int is_v4_mapped(const __u32 *a)
 	return a[0] == 0 && a[1] == 0 && a[2] == bpf_htonl(0x0000ffff);
 }
 
-/* skc must be a BTF pointer (tp_btf, fexit, iter): fields are read directly. */
-static __always_inline void read_sock(struct nt_sock *s, const struct sock_common *skc)
+/* Everything but the cookie; skc may also be an untrusted (read-only cast) pointer. */
+static __always_inline void read_tuple(struct nt_sock *s, const struct sock_common *skc)
 {
-	s->cookie = bpf_get_socket_cookie((void *)skc);
 	s->netns = skc->skc_net.net->ns.inum;
 	s->sport = skc->skc_num;
 	s->dport = bpf_ntohs(skc->skc_dport);
@@ -245,6 +244,13 @@ static __always_inline void read_sock(struct nt_sock *s, const struct sock_commo
 		*(__u32 *)s->saddr = skc->skc_rcv_saddr;
 		*(__u32 *)s->daddr = skc->skc_daddr;
 	}
+}
+
+/* skc must be a BTF pointer (tp_btf, fexit, iter): fields are read directly. */
+static __always_inline void read_sock(struct nt_sock *s, const struct sock_common *skc)
+{
+	s->cookie = bpf_get_socket_cookie((void *)skc);
+	read_tuple(s, skc);
 }
 
 static __always_inline void emit_connect(const struct nt_state *st, const struct sock *sk,
@@ -583,3 +589,5 @@ int dump_tcp(struct bpf_iter__tcp *ctx)
 	bpf_seq_write(ctx->meta->seq, &f, sizeof(f));
 	return 0;
 }
+
+#include "udp.bpf.h"

@@ -18,6 +18,7 @@ enum nt_kind {
 	NT_CONNECT = 2, /* an active open resolved: established or failed */
 	NT_ACCEPT = 3,  /* a passive open handed to a process by accept() */
 	NT_CLOSE = 4,   /* a socket reached CLOSE: its lifetime totals */
+	NT_UDP = 5,     /* a UDP socket was created or released (struct nt_udp) */
 };
 
 /* The socket a record is about. */
@@ -104,6 +105,66 @@ struct nt_flow {
 	__u32 segs_in;
 	__u8 state;        /* TCP_* as the kernel numbers them */
 	__u8 _pad[7];
+};
+
+/* nt_udp.event */
+#define NT_UDP_OPEN 1  /* socket(2) made it: the owner, no addresses yet */
+#define NT_UDP_CLOSE 2 /* its last close released it: the totals */
+
+/*
+ * A UDP socket's lifetime. Datagrams and bytes are what sendmsg/recvmsg
+ * returned to their callers since nettrace started (exact payload bytes);
+ * drops are the kernel's own count for the socket (receive buffer full and
+ * the like), as /proc/net/udp shows them.
+ */
+struct nt_udp {
+	struct nt_head h;
+	__u64 lifetime_ns;  /* socket(2) to release; 0 if created before tracing */
+	__u64 tx_bytes;
+	__u64 rx_bytes;
+	__u64 tx_datagrams;
+	__u64 rx_datagrams;
+	__u32 drops;
+	__u8 event;         /* NT_UDP_OPEN or NT_UDP_CLOSE */
+	__u8 _pad[3];
+};
+
+/* One UDP socket as the iter/udp snapshot sees it: what `ss -uanp` shows. */
+struct nt_udp_flow {
+	struct nt_sock sock;   /* daddr/dport zero while unconnected */
+	struct nt_owner owner; /* known when nettrace saw it created or used */
+	__u64 tx_bytes;        /* since tracing began, as in nt_udp */
+	__u64 rx_bytes;
+	__u64 tx_datagrams;
+	__u64 rx_datagrams;
+	__u64 born_ns;         /* CLOCK_MONOTONIC of socket(2); 0 if before tracing */
+	__u32 uid;
+	__u32 ino;
+	__u32 rx_queue;        /* bytes queued for reading (sk_rmem_alloc) */
+	__u32 tx_queue;        /* bytes queued for sending */
+	__u32 drops;
+	__u8 state;            /* TCP_ESTABLISHED (connected) or TCP_CLOSE (unconnected) */
+	__u8 _pad[3];
+};
+
+/*
+ * Traffic of an unconnected UDP socket with one remote endpoint, from the
+ * addresses sendto/recvfrom name. Keys and values of the udp_peers map
+ * (LRU: the endpoints least recently used leave first), read by user space.
+ */
+struct nt_udp_peer {
+	__u64 cookie;      /* the local socket */
+	__u8 addr[16];     /* remote address, network order; IPv4 in the first 4 bytes */
+	__u16 port;        /* remote port */
+	__u8 family;       /* 4 or 6 */
+	__u8 _pad[5];
+};
+
+struct nt_udp_peer_bytes {
+	__u64 tx_bytes;
+	__u64 rx_bytes;
+	__u64 tx_datagrams;
+	__u64 rx_datagrams;
 };
 
 /*

@@ -4,7 +4,7 @@
  * filtering and counting allocate nothing per record; strings and event
  * objects are made only when asked for.
  */
-import { Accept, Close, COMM_LEN, Connect, Head, KindCode, State } from './layout';
+import { Accept, Close, COMM_LEN, Connect, Head, Kind, KindCode, State, Udp } from './layout';
 
 const TWO32 = 4294967296;
 
@@ -68,6 +68,10 @@ export class RecordCursor {
 
   get kind(): KindCode {
     return this.u16(Head.kind) as KindCode;
+  }
+  /** Which protocol the record is about: UDP records are their own kind. */
+  get proto(): 'tcp' | 'udp' {
+    return this.kind === Kind.Udp ? 'udp' : 'tcp';
   }
   get size(): number {
     return this.u16(Head.size);
@@ -151,7 +155,7 @@ export class RecordCursor {
   get queuedNs(): number {
     return this.u64(Accept.queued_ns);
   }
-  // close
+  // close and udp (struct nt_udp keeps nt_close's offsets for lifetime and bytes)
   get lifetimeNs(): number {
     return this.u64(Close.lifetime_ns);
   }
@@ -172,6 +176,21 @@ export class RecordCursor {
   }
   get srttUs(): number {
     return this.u32(Close.srtt_us);
+  }
+  // udp
+  /** UdpEvent.Open or UdpEvent.Close. */
+  get udpEvent(): number {
+    return this.u8(Udp.event);
+  }
+  get txDatagrams(): number {
+    return this.u64(Udp.tx_datagrams);
+  }
+  get rxDatagrams(): number {
+    return this.u64(Udp.rx_datagrams);
+  }
+  /** The kernel's drop count for the socket. */
+  get drops(): number {
+    return this.u32(Udp.drops);
   }
 }
 

@@ -3,7 +3,7 @@
  * rather than the cursor. Keys are the JSON keys the CLI prints.
  */
 import { RecordCursor } from './decode';
-import { Kind } from './layout';
+import { Kind, UdpEvent as UdpEventCode } from './layout';
 import { connectResult, stateName, TcpState } from './tcp';
 
 export interface EventBase {
@@ -66,7 +66,25 @@ export interface CloseEvent extends EventBase {
   srtt_us: number;
 }
 
-export type NettraceEvent = StateEvent | ConnectEvent | AcceptEvent | CloseEvent;
+/**
+ * A UDP socket created (`open`: the owner; no addresses yet, socket(2) has
+ * none) or released (`close`: its addresses and totals).
+ */
+export interface UdpEvent extends EventBase {
+  type: 'udp';
+  event: 'open' | 'close';
+  /** socket(2) to release; null on open, or if the socket predates tracing. */
+  duration_us: number | null;
+  /** Payload bytes and datagrams that sendmsg/recvmsg returned since tracing began. */
+  tx_bytes: number;
+  rx_bytes: number;
+  tx_datagrams: number;
+  rx_datagrams: number;
+  /** Datagrams the kernel dropped on this socket (receive buffer full...), as /proc/net/udp counts them. */
+  drops: number;
+}
+
+export type NettraceEvent = StateEvent | ConnectEvent | AcceptEvent | CloseEvent | UdpEvent;
 export type EventType = NettraceEvent['type'];
 
 /** Maps CLOCK_MONOTONIC ns to wall-clock ms, fixed once per process. */
@@ -122,6 +140,20 @@ export function toEvent(c: RecordCursor, clock: Clock): NettraceEvent {
         segs_in: c.segsIn,
         retrans: c.retrans,
         srtt_us: c.srttUs,
+      };
+    }
+    case Kind.Udp: {
+      const life = c.lifetimeNs;
+      return {
+        type: 'udp',
+        ...base,
+        event: c.udpEvent === UdpEventCode.Open ? 'open' : 'close',
+        duration_us: life ? us(life) : null,
+        tx_bytes: c.txBytes,
+        rx_bytes: c.rxBytes,
+        tx_datagrams: c.txDatagrams,
+        rx_datagrams: c.rxDatagrams,
+        drops: c.drops,
       };
     }
     default:

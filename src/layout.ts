@@ -7,6 +7,7 @@ export const Kind = {
   Connect: 2,
   Accept: 3,
   Close: 4,
+  Udp: 5,
 } as const;
 export type KindCode = (typeof Kind)[keyof typeof Kind];
 
@@ -46,6 +47,19 @@ export const Close = {
   SIZE: 160,
 } as const;
 
+/** struct nt_udp: a UDP socket opened (event 1) or released (event 2). */
+export const Udp = {
+  lifetime_ns: 112,
+  tx_bytes: 120,
+  rx_bytes: 128,
+  tx_datagrams: 136,
+  rx_datagrams: 144,
+  drops: 152,
+  event: 156,
+  SIZE: 160,
+} as const;
+export const UdpEvent = { Open: 1, Close: 2 } as const;
+
 /** struct nt_flow: one socket of the iter/tcp snapshot. */
 export const Flow = {
   sock: at(SOCK, 0),
@@ -63,3 +77,25 @@ export const Flow = {
   state: 144,
   SIZE: 152,
 } as const;
+
+/** struct nt_udp_flow: one socket of the iter/udp snapshot. */
+export const UdpFlow = {
+  sock: at(SOCK, 0),
+  owner: at(OWNER, 56),
+  tx_bytes: 96,
+  rx_bytes: 104,
+  tx_datagrams: 112,
+  rx_datagrams: 120,
+  born_ns: 128,
+  uid: 136,
+  ino: 140,
+  rx_queue: 144,
+  tx_queue: 148,
+  drops: 152,
+  state: 156,
+  SIZE: 160,
+} as const;
+
+/** struct nt_udp_peer then struct nt_udp_peer_bytes: one entry of the udp_peers map. */
+export const UdpPeer = { cookie: 0, addr: 8, port: 24, family: 26, SIZE: 32 } as const;
+export const UdpPeerBytes = { tx_bytes: 0, rx_bytes: 8, tx_datagrams: 16, rx_datagrams: 24, SIZE: 32 } as const;

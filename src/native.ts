@@ -16,7 +16,7 @@ export interface NativeStats {
   /** Records the ring buffer could not take. */
   drops: number;
   /** The same drops by record kind (derived records lost with their state record included). */
-  dropsByKind: { state: number; connect: number; accept: number; close: number };
+  dropsByKind: { state: number; connect: number; accept: number; close: number; udp: number };
   /** Hook runs the kernel skipped because the hook was already running on that CPU. */
   missed: number;
   /** Sockets the kernel-side table (LRU, maxSockets) dropped to make room; their later records lack an owner. */
@@ -53,6 +53,8 @@ export interface KernelIds {
 export interface NativeTracer {
   stop(): void;
   snapshot(): Buffer;
+  snapshotUdp(): Buffer;
+  udpPeers(): Buffer;
   stats(): NativeStats;
   steering(): RawSteering;
   steeringForget(cookies: number[]): void;

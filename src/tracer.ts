@@ -14,11 +14,11 @@ import { RawSteering } from './steering/types';
 
 /**
  * What `disable` can leave off: a hook (`state`: transitions, connects and
- * closes; `accept`; `snapshot`: the iter/tcp socket list), or a kernel feature
+ * closes; `accept`; `snapshot`: the iter/tcp and iter/udp socket lists; `udp`: UDP sockets), or a kernel feature
  * (`fexit`: accept then attaches through its syscall tracepoints instead).
  */
-export type HookName = 'state' | 'accept' | 'snapshot' | 'fexit';
-export const HOOK_NAMES: readonly HookName[] = ['state', 'accept', 'snapshot', 'fexit'];
+export type HookName = 'state' | 'accept' | 'snapshot' | 'udp' | 'fexit';
+export const HOOK_NAMES: readonly HookName[] = ['state', 'accept', 'snapshot', 'udp', 'fexit'];
 
 export interface TraceOptions {
   /** Ring buffer bytes, a power of two (default 16 MiB). */
@@ -135,6 +135,15 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
     }
   }
 
+  /** Every UDP socket of this network namespace now, as packed struct nt_udp_flow (see flows/snapshot). */
+  snapshotUdp(): Buffer {
+    try {
+      return this.handle.snapshotUdp();
+    } catch (e) {
+      throw fromNative(e);
+    }
+  }
+
   /** Whether the receive-steering hooks are attached. */
   get steeringEnabled(): boolean {
     return this.options.steering === true;
@@ -144,6 +153,15 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
   steering(): RawSteering {
     try {
       return this.handle.steering();
+    } catch (e) {
+      throw fromNative(e);
+    }
+  }
+
+  /** Per remote endpoint traffic of unconnected UDP sockets, as packed (nt_udp_peer, nt_udp_peer_bytes) pairs. */
+  udpPeers(): Buffer {
+    try {
+      return this.handle.udpPeers();
     } catch (e) {
       throw fromNative(e);
     }

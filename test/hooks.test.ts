@@ -34,6 +34,7 @@ test('without the accept hook: reported disabled, every other record exact', asy
     ['state', 'attached'],
     ['accept', 'disabled'],
     ['snapshot', 'attached'],
+    ['udp', 'attached'],
   ]);
   expectConnections(events, run, false);
 });

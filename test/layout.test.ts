@@ -22,6 +22,10 @@ const C_STRUCT: Record<string, string> = {
   NtClose: 'nt_close',
   NtFlow: 'nt_flow',
   NtFilter: 'nt_filter',
+  NtUdp: 'nt_udp',
+  NtUdpFlow: 'nt_udp_flow',
+  NtUdpPeer: 'nt_udp_peer',
+  NtUdpPeerBytes: 'nt_udp_peer_bytes',
 };
 
 type Row = { name: string; offset: number; size: number };
@@ -82,14 +86,23 @@ const TS: Record<string, number> = {
   ...Object.fromEntries(Object.entries(L.Connect).map(([k, v]) => [k === 'SIZE' ? 'NtConnect' : `NtConnect.${k}`, v])),
   ...Object.fromEntries(Object.entries(L.Accept).map(([k, v]) => [k === 'SIZE' ? 'NtAccept' : `NtAccept.${k}`, v])),
   ...Object.fromEntries(Object.entries(L.Close).map(([k, v]) => [k === 'SIZE' ? 'NtClose' : `NtClose.${k}`, v])),
-  ...Object.fromEntries(
-    Object.entries(L.Flow).flatMap(([k, v]) =>
-      typeof v === 'number'
-        ? [[k === 'SIZE' ? 'NtFlow' : `NtFlow.${k}`, v]]
-        : Object.entries(v).map(([sub, off]) => [`NtFlow.${k}.${sub}`, off]),
-    ),
-  ),
+  ...rowsOf('NtUdp', L.Udp),
+  ...rowsOf('NtFlow', L.Flow),
+  ...rowsOf('NtUdpFlow', L.UdpFlow),
+  ...rowsOf('NtUdpPeer', L.UdpPeer),
+  ...rowsOf('NtUdpPeerBytes', L.UdpPeerBytes),
 };
+
+/** "Struct.field" rows of a TypeScript layout, sub-structs flattened, SIZE as the struct's own row. */
+function rowsOf(struct: string, layout: Record<string, number | Record<string, number>>): Record<string, number> {
+  return Object.fromEntries(
+    Object.entries(layout).flatMap(([k, v]) =>
+      typeof v === 'number'
+        ? [[k === 'SIZE' ? struct : `${struct}.${k}`, v]]
+        : Object.entries(v).map(([sub, off]) => [`${struct}.${k}.${sub}`, off]),
+    ),
+  );
+}
 
 test('Rust layout equals the C header', () => {
   const rust = native().recordLayout();
@@ -116,6 +129,12 @@ test('TypeScript offsets and sizes equal the C header', () => {
 
 test('record kinds match enum nt_kind', () => {
   const text = fs.readFileSync(HEADER, 'utf8');
-  const kinds = Object.fromEntries([...text.matchAll(/NT_(STATE|CONNECT|ACCEPT|CLOSE) = (\d+)/g)].map((m) => [m[1], Number(m[2])]));
-  assert.deepEqual(kinds, { STATE: L.Kind.State, CONNECT: L.Kind.Connect, ACCEPT: L.Kind.Accept, CLOSE: L.Kind.Close });
+  const kinds = Object.fromEntries([...text.matchAll(/NT_(STATE|CONNECT|ACCEPT|CLOSE|UDP) = (\d+)/g)].map((m) => [m[1], Number(m[2])]));
+  assert.deepEqual(kinds, { STATE: L.Kind.State, CONNECT: L.Kind.Connect, ACCEPT: L.Kind.Accept, CLOSE: L.Kind.Close, UDP: L.Kind.Udp });
+  const events = Object.fromEntries([...text.matchAll(/#define NT_UDP_(OPEN|CLOSE) (\d+)/g)].map((m) => [m[1], Number(m[2])]));
+  assert.deepEqual(events, { OPEN: L.UdpEvent.Open, CLOSE: L.UdpEvent.Close });
+});
+
+test('struct nt_udp keeps the offsets of nt_close that the cursor reads for both', () => {
+  assert.deepEqual([L.Udp.lifetime_ns, L.Udp.tx_bytes, L.Udp.rx_bytes], [L.Close.lifetime_ns, L.Close.tx_bytes, L.Close.rx_bytes]);
 });

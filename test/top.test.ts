@@ -313,7 +313,7 @@ function fakeTerminal(width = 80, height = 24): FakeTerminal {
 
 function fakeTracer(snapshot: () => Buffer): Tracer {
   const stats = { records: 0, bytes: 0, batches: 0, drops: 3, missed: 1, evictions: 0, queueDrops: 0 };
-  return { onBatch: () => () => {}, snapshot, stats: () => stats } as unknown as Tracer;
+  return { onBatch: () => () => {}, snapshot, snapshotUdp: () => Buffer.alloc(0), udpPeers: () => Buffer.alloc(0), stats: () => stats } as unknown as Tracer;
 }
 
 const ENTER_SCREEN = '\x1b[?1049h\x1b[?25l\x1b[?7l';
@@ -547,7 +547,7 @@ test('live in tmux: Ctrl-C, SIGINT, SIGTERM, SIGHUP, --duration and --count each
     ['sigint', [], (session) => process.kill(topPid(session), 'SIGINT')],
     ['sigterm', [], (session) => process.kill(topPid(session), 'SIGTERM')],
     ['sighup', [], (session) => process.kill(topPid(session), 'SIGHUP')],
-    ['duration', ['-d', '2'], () => {}],
+    ['duration', ['-d', '5'], () => {}],
     ['count', ['-c', '4'], () => {}],
   ];
   for (const [session, args] of ways) startTop(session, 80, 24, ['-i', '0.5', ...args]);

@@ -13,7 +13,7 @@ use libbpf_rs::MapCore;
 
 use libbpf_rs::{Link, Object};
 
-use crate::loader::{read_evictions, read_hook_runs, read_percpu_sum};
+use crate::loader::{prog_ids, read_evictions, read_hook_runs, read_percpu_sum};
 use crate::ring::Ring;
 
 /// By default a batch goes out once it holds this much, even before the timer.
@@ -26,7 +26,7 @@ pub struct Counters {
     pub batches: AtomicU64,
     pub drops: AtomicU64,
     /// Drops of each record kind, indexed by kind - 1.
-    pub drops_by_kind: [AtomicU64; 4],
+    pub drops_by_kind: [AtomicU64; 5],
     pub missed: AtomicU64,
     /// The kernel's run counts of the hooks (kernel.bpf_stats_enabled), final once tracing stopped.
     pub state_runs: AtomicU64,
@@ -119,8 +119,10 @@ fn run(object: Object, links: Vec<Link>, mut ring: Ring, epoll: OwnedFd, wake: O
     }
     read_losses(&counters, &object);
     read_evictions_now(&counters, &object, max_sockets);
+    let programs = prog_ids(&object);
     drop(ring);
     drop(object);
+    wait_gone(&programs);
     if alive {
         counters.batches.fetch_add(1, Ordering::Relaxed);
         sink.send(last, true);
@@ -163,6 +165,23 @@ fn read_losses(counters: &Counters, object: &libbpf_rs::Object) {
 fn read_evictions_now(counters: &Counters, object: &libbpf_rs::Object, max_sockets: u32) {
     if let Some(n) = read_evictions(object, max_sockets) {
         counters.evictions.store(n, Ordering::Relaxed);
+    }
+}
+
+/// The kernel frees a tracepoint link's program only after an RCU grace
+/// period, which a loaded machine stretches: wait (up to 2 s) so that when
+/// the last batch arrives, nothing of this tracer is left in the kernel.
+fn wait_gone(programs: &[u32]) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let alive = |id: u32| {
+        let fd = unsafe { libbpf_rs::libbpf_sys::bpf_prog_get_fd_by_id(id) };
+        if fd >= 0 {
+            unsafe { libc::close(fd) };
+        }
+        fd >= 0
+    };
+    while programs.iter().any(|&id| alive(id)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 

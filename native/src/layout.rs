@@ -75,7 +75,53 @@ pub struct NtClose {
     pub old_state: u8,
     pub _pad: [u8; 7],
 }
+#[repr(C)]
+pub struct NtUdp {
+    pub h: NtHead,
+    pub lifetime_ns: u64,
+    pub tx_bytes: u64,
+    pub rx_bytes: u64,
+    pub tx_datagrams: u64,
+    pub rx_datagrams: u64,
+    pub drops: u32,
+    pub event: u8,
+    pub _pad: [u8; 3],
+}
 
+#[repr(C)]
+pub struct NtUdpFlow {
+    pub sock: NtSock,
+    pub owner: NtOwner,
+    pub tx_bytes: u64,
+    pub rx_bytes: u64,
+    pub tx_datagrams: u64,
+    pub rx_datagrams: u64,
+    pub born_ns: u64,
+    pub uid: u32,
+    pub ino: u32,
+    pub rx_queue: u32,
+    pub tx_queue: u32,
+    pub drops: u32,
+    pub state: u8,
+    pub _pad: [u8; 3],
+}
+
+#[repr(C)]
+pub struct NtUdpPeer {
+    pub cookie: u64,
+    pub addr: [u8; 16],
+    pub port: u16,
+    pub family: u8,
+    pub _pad: [u8; 5],
+}
+
+#[repr(C)]
+pub struct NtUdpPeerBytes {
+    pub tx_bytes: u64,
+    pub rx_bytes: u64,
+    pub tx_datagrams: u64,
+    pub rx_datagrams: u64,
+}
 
 #[repr(C)]
 pub struct NtFlow {
@@ -165,6 +211,32 @@ pub fn describe() -> Vec<(&'static str, usize, usize)> {
         field!(NtFlow, segs_out, u32),
         field!(NtFlow, segs_in, u32),
         field!(NtFlow, state, u8),
+        field!(NtUdp, lifetime_ns, u64),
+        field!(NtUdp, tx_bytes, u64),
+        field!(NtUdp, rx_bytes, u64),
+        field!(NtUdp, tx_datagrams, u64),
+        field!(NtUdp, rx_datagrams, u64),
+        field!(NtUdp, drops, u32),
+        field!(NtUdp, event, u8),
+        field!(NtUdpFlow, tx_bytes, u64),
+        field!(NtUdpFlow, rx_bytes, u64),
+        field!(NtUdpFlow, tx_datagrams, u64),
+        field!(NtUdpFlow, rx_datagrams, u64),
+        field!(NtUdpFlow, born_ns, u64),
+        field!(NtUdpFlow, uid, u32),
+        field!(NtUdpFlow, ino, u32),
+        field!(NtUdpFlow, rx_queue, u32),
+        field!(NtUdpFlow, tx_queue, u32),
+        field!(NtUdpFlow, drops, u32),
+        field!(NtUdpFlow, state, u8),
+        field!(NtUdpPeer, cookie, u64),
+        field!(NtUdpPeer, addr, [u8; 16]),
+        field!(NtUdpPeer, port, u16),
+        field!(NtUdpPeer, family, u8),
+        field!(NtUdpPeerBytes, tx_bytes, u64),
+        field!(NtUdpPeerBytes, rx_bytes, u64),
+        field!(NtUdpPeerBytes, tx_datagrams, u64),
+        field!(NtUdpPeerBytes, rx_datagrams, u64),
         field!(NtFilter, flags, u32),
         field!(NtFilter, family, u32),
         ("NtHead", 0, size_of::<NtHead>()),
@@ -174,8 +246,13 @@ pub fn describe() -> Vec<(&'static str, usize, usize)> {
         ("NtClose", 0, size_of::<NtClose>()),
         ("NtFlow", 0, size_of::<NtFlow>()),
         ("NtFilter", 0, size_of::<NtFilter>()),
+        ("NtUdp", 0, size_of::<NtUdp>()),
+        ("NtUdpFlow", 0, size_of::<NtUdpFlow>()),
+        ("NtUdpPeer", 0, size_of::<NtUdpPeer>()),
+        ("NtUdpPeerBytes", 0, size_of::<NtUdpPeerBytes>()),
     ];
     rows.extend(sock_and_owner!(NtHead));
     rows.extend(sock_and_owner!(NtFlow));
+    rows.extend(sock_and_owner!(NtUdpFlow));
     rows
 }

@@ -73,6 +73,7 @@ pub struct DropsByKind {
     pub connect: f64,
     pub accept: f64,
     pub close: f64,
+    pub udp: f64,
 }
 
 #[napi(object)]
@@ -123,6 +124,8 @@ pub struct NativeTracer {
     map_ids: Vec<u32>,
     snapshot: Option<libbpf_rs::Link>,
     steering: Option<steering::SteeringMaps>,
+    udp_snapshot: Option<libbpf_rs::Link>,
+    udp_peers: Option<libbpf_rs::MapHandle>,
 }
 
 #[napi]
@@ -160,7 +163,7 @@ impl NativeTracer {
             .callee_handled::<false>()
             .max_queue_size::<4>()
             .build_callback(|ctx| Ok((Buffer::from(ctx.value.0), ctx.value.1)))?;
-        let loader::Loaded { object, links, hooks, snapshot, kernel_ids, map_ids, steering } = loader::load(&opts)?;
+        let loader::Loaded { object, links, hooks, snapshot, udp_snapshot, udp_peers, kernel_ids, map_ids, steering } = loader::load(&opts)?;
         let hooks = hooks
             .iter()
             .map(|h| NativeHook { name: h.name.into(), status: h.status.into(), detail: h.detail.clone() })
@@ -168,7 +171,7 @@ impl NativeTracer {
         let counters = Arc::new(Counters::default());
         let drain = Drain::spawn(object, links, ring_bytes, opts.max_sockets, Duration::from_millis(flush_ms as u64), batch_bytes, counters.clone(), JsSink(tsfn))
             .map_err(|e| NtError::new(Code::Kernel, format!("cannot start draining the ring buffer: {e}")))?;
-        Ok(NativeTracer { drain: Some(drain), counters, hooks, kernel_ids, map_ids, snapshot, steering })
+        Ok(NativeTracer { drain: Some(drain), counters, hooks, kernel_ids, map_ids, snapshot, steering, udp_snapshot, udp_peers })
     }
 
     /// Detaches everything; the last batch arrives with `last` set. Safe to call twice.
@@ -176,6 +179,8 @@ impl NativeTracer {
     pub fn stop(&mut self) {
         self.snapshot.take();
         self.steering.take();
+        self.udp_snapshot.take();
+        self.udp_peers.take();
         if let Some(drain) = self.drain.take() {
             drain.stop();
         }
@@ -184,18 +189,32 @@ impl NativeTracer {
     /// Every TCP socket of this network namespace now, as packed `struct nt_flow` records.
     #[napi]
     pub fn snapshot(&self) -> Result<Buffer> {
-        use std::io::Read;
-        let link = self
-            .snapshot
-            .as_ref()
-            .ok_or_else(|| match self.drain {
-                Some(_) => NtError::new(Code::NoHook, "the socket snapshot (iter/tcp) is unavailable on this tracer (see its hooks)"),
-                None => NtError::new(Code::Invalid, "the tracer is stopped"),
-            })?;
+        read_iter(self.snapshot.as_ref(), self.drain.is_some(), "iter/tcp")
+    }
+
+    /// Every UDP socket of this network namespace now, as packed `struct nt_udp_flow` records.
+    #[napi]
+    pub fn snapshot_udp(&self) -> Result<Buffer> {
+        read_iter(self.udp_snapshot.as_ref(), self.drain.is_some(), "iter/udp")
+    }
+
+    /// Traffic of unconnected UDP sockets per remote endpoint: packed
+    /// (`struct nt_udp_peer`, `struct nt_udp_peer_bytes`) pairs; empty when the udp hook is off.
+    #[napi]
+    pub fn udp_peers(&self) -> Result<Buffer> {
+        use libbpf_rs::MapCore;
+        if self.drain.is_none() {
+            return Err(NtError::new(Code::Invalid, "the tracer is stopped").into());
+        }
+        let Some(map) = self.udp_peers.as_ref() else { return Ok(Vec::new().into()) };
         let mut out = Vec::new();
-        libbpf_rs::Iter::new(link)
-            .and_then(|mut it| it.read_to_end(&mut out).map_err(Into::into))
-            .map_err(|e| NtError::new(Code::Kernel, format!("cannot read the socket snapshot: {e}")))?;
+        for key in map.keys() {
+            // an entry the LRU pushed out between the two calls is simply gone
+            if let Ok(Some(value)) = map.lookup(&key, libbpf_rs::MapFlags::ANY) {
+                out.extend_from_slice(&key);
+                out.extend_from_slice(&value);
+            }
+        }
         Ok(out.into())
     }
 
@@ -237,6 +256,7 @@ impl NativeTracer {
                 connect: n(&c.drops_by_kind[1]),
                 accept: n(&c.drops_by_kind[2]),
                 close: n(&c.drops_by_kind[3]),
+                udp: n(&c.drops_by_kind[4]),
             },
             hook_runs: HookRuns { state: n(&c.state_runs), accept: n(&c.accept_runs) },
         }
@@ -255,6 +275,19 @@ impl NativeTracer {
     pub fn hooks(&self) -> Vec<NativeHook> {
         self.hooks.iter().map(|h| NativeHook { name: h.name.clone(), status: h.status.clone(), detail: h.detail.clone() }).collect()
     }
+}
+
+fn read_iter(link: Option<&libbpf_rs::Link>, running: bool, what: &str) -> Result<Buffer> {
+    use std::io::Read;
+    let link = link.ok_or_else(|| match running {
+        true => NtError::new(Code::NoHook, format!("the socket snapshot ({what}) is unavailable on this tracer (see its hooks)")),
+        false => NtError::new(Code::Invalid, "the tracer is stopped"),
+    })?;
+    let mut out = Vec::new();
+    libbpf_rs::Iter::new(link)
+        .and_then(|mut it| it.read_to_end(&mut out).map_err(Into::into))
+        .map_err(|e| NtError::new(Code::Kernel, format!("cannot read the socket snapshot: {e}")))?;
+    Ok(out.into())
 }
 
 /// The record layout as this crate compiled it, for the layout test.

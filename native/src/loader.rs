@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use libbpf_rs::libbpf_sys::{self, BTF_KIND_FUNC, BTF_KIND_STRUCT, BTF_KIND_TYPEDEF};
-use libbpf_rs::{Link, MapCore, Object, ObjectBuilder, OpenObject, PrintLevel};
+use libbpf_rs::{Link, MapCore, MapHandle, Object, ObjectBuilder, OpenObject, PrintLevel};
 
 use crate::errors::{Code, NtError};
 
@@ -44,6 +44,9 @@ pub struct Loaded {
     pub hooks: Vec<Hook>,
     /// The iter/tcp snapshot program's link: read on demand, not drained. None when unavailable.
     pub snapshot: Option<Link>,
+    /// The iter/udp one, and the per remote endpoint UDP counters (None when unavailable).
+    pub udp_snapshot: Option<Link>,
+    pub udp_peers: Option<MapHandle>,
     /// (link id, program id) of each attachment, as bpftool shows them.
     pub kernel_ids: Vec<(u32, u32)>,
     pub steering: Option<crate::steering::SteeringMaps>,
@@ -92,10 +95,29 @@ const HOOKS: &[HookDef] = &[
         },
     ] },
     HookDef { name: "snapshot", on_request: false, ways: &[Way {
-        programs: &["dump_tcp"], attach: "iter/tcp", feature: None,
-        needs: |k| k.has_type("bpf_iter__tcp", BTF_KIND_STRUCT)
-            .then_some(()).ok_or_else(|| "this kernel has no iter/tcp BPF iterator (Linux 5.9+)".into()),
+        programs: &["dump_tcp", "dump_udp"], attach: "iter/tcp, iter/udp", feature: None,
+        needs: |k| (k.has_type("bpf_iter__tcp", BTF_KIND_STRUCT) && k.has_type("bpf_iter__udp", BTF_KIND_STRUCT))
+            .then_some(()).ok_or_else(|| "this kernel has no iter/tcp and iter/udp BPF iterators (Linux 5.9+)".into()),
     }] },
+    HookDef { name: "udp", on_request: false, ways: &[
+        Way {
+            programs: &["udp_create", "udp_release", "udp_sendto4", "udp_sendto6", "udp_recvfrom4", "udp_recvfrom6",
+                "udp_sent", "udp_received"],
+            attach: "cgroup sock_create/sock_release/sendmsg/recvmsg at the cgroup v2 root, tp_btf/sock_send_length, \
+                     tp_btf/sock_recv_length",
+            feature: None,
+            needs: |k| {
+                cgroup2_mount().ok_or("no cgroup v2 hierarchy is mounted")?;
+                udp_counting(k)
+            },
+        },
+        Way {
+            programs: &["udp_sent", "udp_received"],
+            attach: "tp_btf/sock_send_length, tp_btf/sock_recv_length (UDP sockets counted, not seen open or close)",
+            feature: None,
+            needs: udp_counting,
+        },
+    ] },
     HookDef { name: "steering", on_request: true, ways: &[Way {
         programs: &["steer_ingress", "steer_recv", "steer_rx_entry", "steer_receive_entry", "steer_list_entry",
             "steer_gro_entry", "steer_gro_frags_entry"],
@@ -109,6 +131,11 @@ const HOOKS: &[HookDef] = &[
         },
     }] },
 ];
+
+fn udp_counting(k: &Kernel) -> Result<(), String> {
+    (k.has_type("btf_trace_sock_send_length", BTF_KIND_TYPEDEF) && k.has_type("btf_trace_sock_recv_length", BTF_KIND_TYPEDEF))
+        .then_some(()).ok_or_else(|| "this kernel has no sock_send_length/sock_recv_length tracepoints (Linux 6.3+)".into())
+}
 
 /// Where cgroup v2 is mounted: /sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid systems.
 fn cgroup2_mount() -> Option<String> {
@@ -238,11 +265,11 @@ pub fn load(opts: &Options) -> Result<Loaded, NtError> {
             .filter_map(|(def, c)| c.way.map(|w| def.ways[w].programs))
             .flatten().copied().collect();
         match try_load(opts, &programs) {
-            Ok((object, links, snapshot)) => {
+            Ok((object, links, snapshots)) => {
                 let hooks = HOOKS.iter().zip(&choices)
                     .filter(|(def, _)| !def.on_request || opts.steering)
                     .map(|(def, c)| c.hook(def)).collect();
-                let kernel_ids = links.iter().chain(&snapshot).filter_map(|l| l.info().ok()).map(|i| (i.id, i.prog_id)).collect();
+                let kernel_ids = links.iter().chain(&snapshots.0).chain(&snapshots.1).filter_map(|l| l.info().ok()).map(|i| (i.id, i.prog_id)).collect();
                 let steering_on = HOOKS.iter().zip(&choices).any(|(def, c)| def.name == "steering" && c.way.is_some());
                 let steering = match steering_on {
                     true => Some(crate::steering::SteeringMaps::from_object(&object)
@@ -250,7 +277,16 @@ pub fn load(opts: &Options) -> Result<Loaded, NtError> {
                     false => None,
                 };
                 let map_ids = object.maps().filter_map(|m| m.info().ok()).map(|i| i.info.id).collect();
-                return Ok(Loaded { object, links, hooks, snapshot, kernel_ids, map_ids, steering });
+                let udp_peers = match HOOKS.iter().zip(&choices).any(|(def, c)| def.name == "udp" && c.way.is_some()) {
+                    true => {
+                        let peers = object.maps().find(|m| m.name() == "udp_peers").expect("the object defines udp_peers");
+                        Some(MapHandle::try_from(&peers)
+                            .map_err(|e| NtError::new(Code::Kernel, format!("cannot keep the udp_peers map: {e}")))?)
+                    }
+                    false => None,
+                };
+                let (snapshot, udp_snapshot) = snapshots;
+                return Ok(Loaded { object, links, hooks, snapshot, udp_snapshot, udp_peers, kernel_ids, map_ids, steering });
             }
             Err(Failure { program: Some(program), error }) => {
                 // that way is missing from this kernel: fall back to the hook's next one, or go without the hook
@@ -275,7 +311,10 @@ struct Failure {
     error: NtError,
 }
 
-fn try_load(opts: &Options, programs: &[&str]) -> Result<(Object, Vec<Link>, Option<Link>), Failure> {
+/// The iter/tcp and iter/udp links, read on demand rather than drained.
+type Snapshots = (Option<Link>, Option<Link>);
+
+fn try_load(opts: &Options, programs: &[&str]) -> Result<(Object, Vec<Link>, Snapshots), Failure> {
     let log = LogCapture::start();
     let mut open = ObjectBuilder::default()
         .open_memory(OBJECT)
@@ -291,7 +330,7 @@ fn try_load(opts: &Options, programs: &[&str]) -> Result<(Object, Vec<Link>, Opt
     drop(log);
     set_kernel_filter(&object, &opts.kernel_filter).map_err(|error| Failure { program: None, error })?;
     let mut links = Vec::new();
-    let mut snapshot = None;
+    let mut snapshots: Snapshots = (None, None);
     for prog in object.progs_mut().filter(|p| p.autoload()) {
         let name = prog.name().to_string_lossy().into_owned();
         let section = prog.section().to_string_lossy().into_owned();
@@ -303,7 +342,8 @@ fn try_load(opts: &Options, programs: &[&str]) -> Result<(Object, Vec<Link>, Opt
             false => prog.attach(),
         };
         match attached {
-            Ok(link) if section.starts_with("iter/") => snapshot = Some(link),
+            Ok(link) if name == "dump_tcp" => snapshots.0 = Some(link),
+            Ok(link) if name == "dump_udp" => snapshots.1 = Some(link),
             Ok(link) => links.push(link),
             Err(e) => {
                 return Err(Failure {
@@ -313,7 +353,7 @@ fn try_load(opts: &Options, programs: &[&str]) -> Result<(Object, Vec<Link>, Opt
             }
         }
     }
-    Ok((object, links, snapshot))
+    Ok((object, links, snapshots))
 }
 
 fn configure(open: &mut OpenObject, opts: &Options, programs: &[&str]) -> Result<(), NtError> {
@@ -525,6 +565,23 @@ pub fn read_hook_runs(object: &Object) -> HookRuns {
         }
     }
     runs
+}
+
+/// The ids of the object's loaded programs, as the kernel numbers them.
+pub fn prog_ids(object: &Object) -> Vec<u32> {
+    use std::os::fd::AsFd;
+    object
+        .progs()
+        .filter(|p| p.autoload())
+        .filter_map(|p| {
+            let mut info = libbpf_rs::libbpf_sys::bpf_prog_info::default();
+            let mut len = std::mem::size_of_val(&info) as u32;
+            let ret = unsafe {
+                libbpf_rs::libbpf_sys::bpf_obj_get_info_by_fd(p.as_fd().as_raw_fd(), (&mut info as *mut libbpf_rs::libbpf_sys::bpf_prog_info).cast(), &mut len)
+            };
+            (ret == 0).then_some(info.id)
+        })
+        .collect()
 }
 
 /// Entries of the socks map the kernel's LRU pushed out: inserted - deleted - live.

@@ -12,11 +12,12 @@ export const USAGE = `Usage: nettrace [options] [FILTER]
        nettrace bench churn [options]
        nettrace steering [options] [FILTER]
 
-Streams every TCP connect, accept, state change and close on this machine,
-one line each, attributed to the process that owns the socket.
+Streams every TCP connect, accept, state change and close, and every UDP
+socket's open and close (with its datagram and byte totals and drops), on this
+machine, one line each, attributed to the process that owns the socket.
 
 Commands:
-  flows               every TCP socket now, as ss -tanp shows them (see nettrace flows --help)
+  flows               every TCP and UDP socket now, as ss -tuanp shows them (see nettrace flows --help)
   states              the TCP state histogram and transitions per second, live (see nettrace states --help)
   top                 network use per process, remote host and connection, live (see nettrace top --help)
   decode              print a --format protobuf stream as text or JSON (see nettrace decode --help)

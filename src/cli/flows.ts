@@ -1,4 +1,4 @@
-/** `nettrace flows`: every TCP socket now, as `ss -tanp` shows them, with bytes and RTT. */
+/** `nettrace flows`: every TCP and UDP socket now, as `ss -tuanp` shows them, with bytes and RTT. */
 import { flowSnapshot } from '../flows/rollup';
 import { encodeItems } from '../proto/stream';
 import { Output } from './output';
@@ -15,27 +15,51 @@ export interface FlowsOptions extends CommonOptions {
   all: boolean;
 }
 
+/** As ss -l takes it: TCP listeners, and UDP sockets that are bound but not connected (UNCONN). */
+function listening(f: Flow): boolean {
+  return f.state === 'LISTEN' || (f.proto === 'udp' && f.state === 'CLOSE' && f.closed === null);
+}
+
 export function selectFlows(flows: Flow[], o: FlowsOptions): Flow[] {
   return flows
-    .filter((f) => (o.all ? true : o.listening ? f.state === 'LISTEN' : f.state !== 'LISTEN' && f.state !== 'CLOSE'))
+    .filter((f) => (o.all ? true : o.listening ? listening(f) : !listening(f) && f.state !== 'CLOSE'))
     .filter((f) => o.match(f))
     .sort((a, b) => a.sport - b.sport || a.dport - b.dport);
 }
 
-export function renderFlows(flows: Flow[], listening: boolean): string {
-  const header = ['State', 'Recv-Q', 'Send-Q', 'Local Address:Port', 'Peer Address:Port', 'Iface', 'TX', 'RX', 'RTT', 'Process'];
-  const rows = flows.map((f) => [
+/** Under an unconnected UDP socket, one line per remote endpoint it exchanged the most with. */
+function peerLines(f: Flow, netid: boolean): string[][] {
+  return (f.peers ?? []).map((p) => [
+    ...(netid ? [''] : []),
+    '',
+    '',
+    '',
+    '',
+    `> ${endpoint(p.daddr, p.dport, p.family)}`,
+    '',
+    bytes(p.tx_bytes),
+    bytes(p.rx_bytes),
+    '',
+    '',
+  ]);
+}
+
+/** With `netid`, a first column names the protocol, as ss does when it shows both. */
+export function renderFlows(flows: Flow[], listening: boolean, netid = false): string {
+  const header = [...(netid ? ['Netid'] : []), 'State', 'Recv-Q', 'Send-Q', 'Local Address:Port', 'Peer Address:Port', 'Iface', 'TX', 'RX', 'RTT', 'Process'];
+  const rows = flows.flatMap((f) => [[
+    ...(netid ? [f.proto] : []),
     ssState(f.state),
     String(f.rx_queue),
     String(f.tx_queue),
     endpoint(f.saddr, f.sport, f.family),
-    listening && f.state === 'LISTEN' ? endpoint(f.daddr, 0, f.family) : endpoint(f.daddr, f.dport, f.family),
+    (listening && f.state === 'LISTEN') || f.dport === 0 ? endpoint(f.daddr, 0, f.family) : endpoint(f.daddr, f.dport, f.family),
     f.ifname ?? '-',
     bytes(f.tx_bytes),
     bytes(f.rx_bytes),
     f.srtt_us ? `${(f.srtt_us / 1000).toFixed(2)}ms` : '-',
     f.pid === null ? '-' : `${printable(f.comm ?? '')},pid=${f.pid}`,
-  ]);
+  ], ...peerLines(f, netid)]);
   return table(header, rows);
 }
 
@@ -47,6 +71,6 @@ export async function flowsCommand(o: FlowsOptions, tracer: Tracer, out: Output)
   await tracer.stop();
   if (o.format === 'protobuf') out.write(encodeItems([streamHeader('flows'), flowSnapshot(flows, now), statsRecord(tracer)]));
   else if (o.json) out.write(flows.map((f) => JSON.stringify(f)).join('\n') + (flows.length ? '\n' : ''));
-  else out.write(renderFlows(flows, o.listening) + '\n');
+  else out.write(renderFlows(flows, o.listening, o.protos.length > 1) + '\n');
   await out.close();
 }

@@ -27,19 +27,23 @@ function fail(message: string, code: number): never {
   process.exit(code);
 }
 
-const FLOWS_USAGE = `Usage: nettrace flows [-l|-a] [options] [FILTER]
+const FLOWS_USAGE = `Usage: nettrace flows [-l|-a] [-t|-u] [options] [FILTER]
 
-Every TCP socket now, as ss -tanp shows them, with data bytes and RTT.
+Every TCP and UDP socket now, as ss -tuanp shows them, with data bytes and RTT
+(UDP: datagrams, the kernel's drops, and per remote endpoint bytes of
+unconnected sockets in --json, the top ones under each socket in the table).
 Sockets that predate nettrace are included, their owners found in /proc.
 
 Options:
   -l, --listening     only listening sockets (Recv-Q: pending accepts, Send-Q: backlog)
+                      and unconnected UDP sockets (UNCONN), as ss -l
   -a, --all           listening and connected sockets
 ${COMMON_HELP}`;
 
 const STATES_USAGE = `Usage: nettrace states [options] [FILTER]
 
 The TCP state histogram, live, with transitions per second between states.
+TCP only: UDP sockets have no states (see nettrace flows -u).
 
 Options:
   -i, --interval SEC  seconds between reports (default 1)
@@ -250,6 +254,7 @@ function states(argv: string[]): void {
   if (values.interval !== undefined && !(/^\d+(\.\d+)?$/.test(String(values.interval)) && interval >= 0.1 && interval <= 3600)) {
     throw new UsageError(`--interval must be a number of seconds from 0.1 to 3600, not '${values.interval}'`);
   }
+  if (!common.protos.includes('tcp')) throw new UsageError('states is TCP only: UDP sockets have no states (try nettrace flows -u)');
   const stop = stopRequested(common);
   const tracer = start(traceOptions(common));
   const done = (code: number): void => void tracer.stop().then(() => process.exit(code));

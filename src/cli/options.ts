@@ -3,6 +3,7 @@ import { parseArgs, ParseArgsConfig } from 'node:util';
 import { RecordCursor } from '../decode';
 import { compile, cursorFilter, FilterNode, FilterSyntaxError, kernelHints, parseFilter, subjectOf } from '../filter';
 import { escapeControls } from '../errors';
+import { Kind } from '../layout';
 import { KernelFilter } from '../native';
 import { HOOK_NAMES, HookName, TraceOptions } from '../tracer';
 import { TCP_STATES, TcpState } from '../tcp';
@@ -16,6 +17,7 @@ export class UsageError extends Error {
 
 /** What a filter needs of a flow or a socket. */
 export interface Matchable {
+  proto: 'tcp' | 'udp';
   family: 4 | 6;
   state: TcpState;
   saddr: string;
@@ -39,6 +41,8 @@ export interface CommonOptions {
   comm?: string;
   port?: number;
   families: (4 | 6)[];
+  /** -t and -u: the protocols shown; both when neither or both were given, as ss. */
+  protos: ('tcp' | 'udp')[];
   durationMs?: number;
   count?: number;
   /** --ring-kb in bytes. */
@@ -66,6 +70,8 @@ const COMMON: Options = {
   port: { type: 'string' },
   ipv4: { type: 'boolean', short: '4' },
   ipv6: { type: 'boolean', short: '6' },
+  tcp: { type: 'boolean', short: 't' },
+  udp: { type: 'boolean', short: 'u' },
   duration: { type: 'string', short: 'd' },
   count: { type: 'string', short: 'c' },
   'ring-kb': { type: 'string' },
@@ -87,10 +93,12 @@ export const COMMON_HELP = `  --json              one JSON object per line
                       repeat it or give a comma list
       --ring-kb KB    ring buffer size, a power of two from 4 to 1048576 (default 16384);
                       what it cannot take is counted as dropped
+  -t, --tcp           only TCP sockets
+  -u, --udp           only UDP sockets
   -h, --help          show this help
 
 FILTER is ss's filter grammar, e.g. state established '( dport = :443 or dport = :80 )',
-dst 10.0.0.0/8, not src [::1], plus pid N, comm NAME and cgroup ID.`;
+dst 10.0.0.0/8, not src [::1], tcp, udp, plus pid N, comm NAME and cgroup ID.`;
 
 /** A parseArgs failure as a usage error: its first sentence (the rest is a hint about '--'). */
 export function argsError(e: unknown): UsageError {
@@ -138,11 +146,13 @@ export function parseCommand(argv: string[], extra: Options = {}): { common: Com
   const pid = integer('--pid', values.pid, 1, 4194304);
   const port = integer('--port', values.port, 0, 65535);
   const family = families.length === 1 ? families[0] : undefined;
+  const only = values.tcp && !values.udp ? 'tcp' : values.udp && !values.tcp ? 'udp' : undefined;
+  const onlyUdp = only === 'udp';
   const commBytes = comm === undefined ? undefined : Buffer.from(comm, 'latin1');
   const ast = filterExpression(positionals.join(' '));
   const expr = ast && compile(ast);
   const onRecords = expr && cursorFilter(expr);
-  const any = pid !== undefined || comm !== undefined || port !== undefined || family !== undefined || expr !== undefined;
+  const any = pid !== undefined || comm !== undefined || port !== undefined || family !== undefined || only !== undefined || expr !== undefined;
   const format = formatOf(values.format, (values.json as boolean) ?? false);
   const output = values.output as string | undefined;
   if (output !== undefined && (output === '' || output === 'unix:')) throw new UsageError('--output takes a file or unix:PATH');
@@ -154,6 +164,7 @@ export function parseCommand(argv: string[], extra: Options = {}): { common: Com
     comm,
     port,
     families,
+    protos: only ? [only] : ['tcp', 'udp'],
     durationMs: seconds('--duration', values.duration),
     count: integer('--count', values.count, 1, Number.MAX_SAFE_INTEGER),
     ringBytes: ringKb(values['ring-kb']),
@@ -164,6 +175,7 @@ export function parseCommand(argv: string[], extra: Options = {}): { common: Com
       (comm === undefined || f.comm === comm) &&
       (port === undefined || f.sport === port || f.dport === port) &&
       (family === undefined || f.family === family) &&
+      (only === undefined || f.proto === only) &&
       (expr === undefined || expr(subjectOf({ ...f, state: TCP_STATES.indexOf(f.state) }))),
     recordFilter: any
       ? (c) =>
@@ -171,6 +183,7 @@ export function parseCommand(argv: string[], extra: Options = {}): { common: Com
           (commBytes === undefined || (c.hasOwner && c.commEquals(commBytes))) &&
           (port === undefined || c.sport === port || c.dport === port) &&
           (family === undefined || c.family === family) &&
+          (only === undefined || (c.kind === Kind.Udp) === onlyUdp) &&
           (onRecords === undefined || onRecords(c))
       : undefined,
     kernelFilter: kernelFilterOf(ast, { pid, port, family }),

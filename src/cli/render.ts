@@ -1,7 +1,7 @@
 /** One aligned line per record, like tcpstates and tcplife but in one view. */
 import { RecordCursor } from '../decode';
 import { Clock, NettraceEvent } from '../events';
-import { Kind } from '../layout';
+import { Kind, UdpEvent } from '../layout';
 import { connectResult, stateName } from '../tcp';
 
 const COLUMNS: [string, number][] = [
@@ -22,6 +22,7 @@ const KIND_NAMES: Record<number, string> = {
   [Kind.Connect]: 'connect',
   [Kind.Accept]: 'accept',
   [Kind.Close]: 'close',
+  [Kind.Udp]: 'udp',
 };
 
 export function kindName(kind: number): string {
@@ -101,6 +102,13 @@ export function textLine(c: RecordCursor, clock: Clock): string {
       dur = c.lifetimeNs;
       bytes = `tx ${c.txBytes} rx ${c.rxBytes}`;
       break;
+    case Kind.Udp:
+      detail = c.udpEvent === UdpEvent.Open ? 'open' : 'close';
+      dur = c.lifetimeNs;
+      if (c.udpEvent !== UdpEvent.Open) {
+        bytes = `tx ${c.txBytes} (${c.txDatagrams} dgrams) rx ${c.rxBytes} (${c.rxDatagrams} dgrams) drops ${c.drops}`;
+      }
+      break;
     default:
       detail = '';
       dur = 0;
@@ -120,6 +128,12 @@ export function eventLine(e: NettraceEvent): string {
         ? [e.result, e.latency_us, '']
         : e.type === 'accept'
           ? ['queued', e.queued_us, '']
-          : [`${e.old}>CLOSE`, e.duration_us ?? 0, `tx ${e.tx_bytes} rx ${e.rx_bytes}`];
+          : e.type === 'udp'
+            ? [
+                e.event,
+                e.duration_us ?? 0,
+                e.event === 'open' ? '' : `tx ${e.tx_bytes} (${e.tx_datagrams} dgrams) rx ${e.rx_bytes} (${e.rx_datagrams} dgrams) drops ${e.drops}`,
+              ]
+            : [`${e.old}>CLOSE`, e.duration_us ?? 0, `tx ${e.tx_bytes} rx ${e.rx_bytes}`];
   return line({ ...e, ms: e.ts, kind: e.type, detail, durNs: us * 1000, bytes });
 }

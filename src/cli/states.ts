@@ -65,7 +65,7 @@ export function statesCommand(o: StatesOptions, tracer: Tracer, done: (code: num
   const report = (): void => {
     const now = Date.now();
     monitor.refresh(now);
-    const flows = monitor.table.flows().filter((f) => o.match(f));
+    const flows = monitor.table.flows().filter((f) => f.proto === 'tcp' && o.match(f));
     const states = histogram(flows);
     const dt = (now - last) / 1000;
     last = now;

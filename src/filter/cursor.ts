@@ -9,7 +9,7 @@
  *           went SYN_SENT -> CLOSE)
  *   accept  ESTABLISHED, which every accepted socket has reached
  *   close   CLOSE
- * Every record is TCP, the only protocol nettrace traces so far.
+ *   udp     CLOSE (UNCONN), or ESTABLISHED for a connected socket's close
  */
 import { inPrefix } from './addr';
 import { Prefix, Side } from './ast';
@@ -41,12 +41,14 @@ export interface FilterableCursor {
 
 export class CursorSubject implements FilterSubject {
   cursor: FilterableCursor;
-  readonly proto = 'tcp';
 
   constructor(cursor: FilterableCursor) {
     this.cursor = cursor;
   }
 
+  get proto(): 'tcp' | 'udp' {
+    return this.cursor.kind === Kind.Udp ? 'udp' : 'tcp';
+  }
   get family(): 4 | 6 {
     return this.cursor.family;
   }
@@ -61,6 +63,8 @@ export class CursorSubject implements FilterSubject {
         return ESTABLISHED;
       case Kind.Close:
         return CLOSE;
+      case Kind.Udp:
+        return c.dport !== 0 ? ESTABLISHED : CLOSE;
       default:
         return UNKNOWN;
     }

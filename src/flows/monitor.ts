@@ -4,7 +4,7 @@ import { Clock } from '../events';
 import { Tracer } from '../tracer';
 import { ProcOwners } from './owners';
 import { RouteResolver } from './routes';
-import { decodeSnapshot, SocketRow } from './snapshot';
+import { decodePeers, decodeSnapshot, decodeUdpSnapshot, SocketRow } from './snapshot';
 import { Flow, FlowTable, FlowTableOptions } from './table';
 import { foldSteering } from '../steering/fold';
 import { SteeringSample } from '../steering/types';
@@ -40,7 +40,9 @@ export class FlowMonitor {
   refresh(now = Date.now()): SocketRow[] {
     const rows = decodeSnapshot(this.tracer.snapshot());
     this.table.applySnapshot(rows, now, this.netns);
-    const unowned = rows.filter((r) => r.ino !== 0 && this.table.get(r.sock)?.pid === null);
+    const udp = decodeUdpSnapshot(this.tracer.snapshotUdp());
+    this.table.applyUdpSnapshot(udp, decodePeers(this.tracer.udpPeers()), now, this.netns);
+    const unowned = [...rows, ...udp].filter((r) => r.ino !== 0 && this.table.get(r.sock)?.pid === null);
     if (unowned.length > 0) {
       const found = this.owners.lookup(unowned.map((r) => r.ino));
       for (const r of unowned) {

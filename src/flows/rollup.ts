@@ -36,6 +36,15 @@ function keyOf(f: Flow, by: By): Pick<Rollup, 'key' | 'pid' | 'comm' | 'host'> {
   return { key, pid, comm, host };
 }
 
+/**
+ * An unconnected UDP socket talks to many hosts: per host it counts as one
+ * flow per remote endpoint, with that endpoint's bytes. Without any, it has no host.
+ */
+function perRemote(f: Flow): Flow[] {
+  if (f.proto !== 'udp' || f.dport !== 0) return [f];
+  return (f.peers ?? []).map((p) => ({ ...f, ...p, peers: undefined }));
+}
+
 /** Sums flows into one row per key (flows without a key are left out), sorted by combined rate, then combined bytes. */
 function accumulate<K extends { key: string }>(flows: Flow[], keyFor: (f: Flow) => K | null): (K & Traffic)[] {
   const out = new Map<string, K & Traffic>();
@@ -70,7 +79,8 @@ export function flowSnapshot(flows: Flow[], ts: number): FlowSnapshot {
 
 /** Listeners have no remote host and count only per process. */
 export function rollup(flows: Flow[], by: By): Rollup[] {
-  return accumulate(flows, (f) => (by !== 'process' && f.state === 'LISTEN' ? null : keyOf(f, by)));
+  if (by === 'process') return accumulate(flows, (f) => keyOf(f, by));
+  return accumulate(flows.filter((f) => f.state !== 'LISTEN').flatMap(perRemote), (f) => keyOf(f, by));
 }
 
 /** Per interface and per gateway, over the flows whose route is known: what `top` and the metrics show per route. */

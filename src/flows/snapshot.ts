@@ -1,6 +1,6 @@
-/** Decodes the iter/tcp snapshot: one struct nt_flow per socket, back to back. */
+/** Decodes the iter/tcp and iter/udp snapshots (one struct per socket, back to back) and the UDP peer counters. */
 import { formatAddr } from '../decode';
-import { COMM_LEN, Flow } from '../layout';
+import { COMM_LEN, Flow, UdpFlow, UdpPeer, UdpPeerBytes } from '../layout';
 
 /** Which socket: its cookie, namespace and both ends. */
 export interface SocketIdent {
@@ -36,28 +36,69 @@ export interface SocketRow extends SocketIdent, SocketOwner {
   segs_in: number;
 }
 
+/** One UDP socket of the iter/udp snapshot: what ss -uanp shows, plus what nettrace counted. */
+export interface UdpRow extends SocketIdent, SocketOwner {
+  /** ESTABLISHED (1) when connected, CLOSE (7, ss's UNCONN) otherwise. */
+  state: number;
+  uid: number;
+  ino: number;
+  tx_bytes: number;
+  rx_bytes: number;
+  tx_datagrams: number;
+  rx_datagrams: number;
+  rx_queue: number;
+  tx_queue: number;
+  drops: number;
+  /** Created while nettrace traced (CLOCK_MONOTONIC ns), or 0. */
+  born_ns: number;
+}
+
+/** What an unconnected UDP socket exchanged with one remote endpoint. */
+export interface PeerRow {
+  sock: number;
+  family: 4 | 6;
+  daddr: string;
+  dport: number;
+  tx_bytes: number;
+  rx_bytes: number;
+  tx_datagrams: number;
+  rx_datagrams: number;
+}
+
 const TWO32 = 4294967296;
+
+const u64At = (buf: Buffer, at: number): number => buf.readUInt32LE(at) + buf.readUInt32LE(at + 4) * TWO32;
+
+type SockLayout = typeof Flow.sock;
+type OwnerLayout = typeof Flow.owner;
+
+/** The nt_sock and nt_owner every snapshot row starts with. */
+function identAndOwner(buf: Buffer, at: number, sock: SockLayout, owner: OwnerLayout): SocketIdent & SocketOwner {
+  const family = buf[at + sock.family] === 6 ? 6 : 4;
+  const known = buf.readUInt32LE(at + owner.known) !== 0;
+  const comm = at + owner.comm;
+  const end = buf.indexOf(0, comm);
+  return {
+    sock: u64At(buf, at + sock.cookie),
+    netns: buf.readUInt32LE(at + sock.netns),
+    family,
+    saddr: formatAddr(buf, at + sock.saddr, family),
+    sport: buf.readUInt16LE(at + sock.sport),
+    daddr: formatAddr(buf, at + sock.daddr, family),
+    dport: buf.readUInt16LE(at + sock.dport),
+    pid: known ? buf.readUInt32LE(at + owner.pid) : null,
+    comm: known ? buf.toString('latin1', comm, end < 0 || end > comm + COMM_LEN ? comm + COMM_LEN : end) : null,
+    cgroup: known ? u64At(buf, at + owner.cgroup) : null,
+  };
+}
 
 export function decodeSnapshot(buf: Buffer): SocketRow[] {
   const rows: SocketRow[] = [];
-  const u64 = (at: number) => buf.readUInt32LE(at) + buf.readUInt32LE(at + 4) * TWO32;
+  const u64 = (at: number) => u64At(buf, at);
   for (let at = 0; at + Flow.SIZE <= buf.length; at += Flow.SIZE) {
-    const family = buf[at + Flow.sock.family] === 6 ? 6 : 4;
-    const known = buf.readUInt32LE(at + Flow.owner.known) !== 0;
-    const comm = at + Flow.owner.comm;
-    const end = buf.indexOf(0, comm);
     rows.push({
-      sock: u64(at + Flow.sock.cookie),
-      netns: buf.readUInt32LE(at + Flow.sock.netns),
-      family,
-      saddr: formatAddr(buf, at + Flow.sock.saddr, family),
-      sport: buf.readUInt16LE(at + Flow.sock.sport),
-      daddr: formatAddr(buf, at + Flow.sock.daddr, family),
-      dport: buf.readUInt16LE(at + Flow.sock.dport),
+      ...identAndOwner(buf, at, Flow.sock, Flow.owner),
       state: buf[at + Flow.state],
-      pid: known ? buf.readUInt32LE(at + Flow.owner.pid) : null,
-      comm: known ? buf.toString('latin1', comm, end < 0 || end > comm + COMM_LEN ? comm + COMM_LEN : end) : null,
-      cgroup: known ? u64(at + Flow.owner.cgroup) : null,
       uid: buf.readUInt32LE(at + Flow.uid),
       ino: buf.readUInt32LE(at + Flow.ino),
       tx_bytes: u64(at + Flow.tx_bytes),
@@ -68,6 +109,48 @@ export function decodeSnapshot(buf: Buffer): SocketRow[] {
       retrans: buf.readUInt32LE(at + Flow.retrans),
       segs_out: buf.readUInt32LE(at + Flow.segs_out),
       segs_in: buf.readUInt32LE(at + Flow.segs_in),
+    });
+  }
+  return rows;
+}
+
+export function decodeUdpSnapshot(buf: Buffer): UdpRow[] {
+  const rows: UdpRow[] = [];
+  for (let at = 0; at + UdpFlow.SIZE <= buf.length; at += UdpFlow.SIZE) {
+    rows.push({
+      ...identAndOwner(buf, at, UdpFlow.sock, UdpFlow.owner),
+      state: buf[at + UdpFlow.state],
+      uid: buf.readUInt32LE(at + UdpFlow.uid),
+      ino: buf.readUInt32LE(at + UdpFlow.ino),
+      tx_bytes: u64At(buf, at + UdpFlow.tx_bytes),
+      rx_bytes: u64At(buf, at + UdpFlow.rx_bytes),
+      tx_datagrams: u64At(buf, at + UdpFlow.tx_datagrams),
+      rx_datagrams: u64At(buf, at + UdpFlow.rx_datagrams),
+      rx_queue: buf.readUInt32LE(at + UdpFlow.rx_queue),
+      tx_queue: buf.readUInt32LE(at + UdpFlow.tx_queue),
+      drops: buf.readUInt32LE(at + UdpFlow.drops),
+      born_ns: u64At(buf, at + UdpFlow.born_ns),
+    });
+  }
+  return rows;
+}
+
+/** The udp_peers map as the addon reads it: (nt_udp_peer, nt_udp_peer_bytes) pairs. */
+export function decodePeers(buf: Buffer): PeerRow[] {
+  const rows: PeerRow[] = [];
+  const step = UdpPeer.SIZE + UdpPeerBytes.SIZE;
+  for (let at = 0; at + step <= buf.length; at += step) {
+    const family = buf[at + UdpPeer.family] === 6 ? 6 : 4;
+    const v = at + UdpPeer.SIZE;
+    rows.push({
+      sock: u64At(buf, at + UdpPeer.cookie),
+      family,
+      daddr: formatAddr(buf, at + UdpPeer.addr, family),
+      dport: buf.readUInt16LE(at + UdpPeer.port),
+      tx_bytes: u64At(buf, v + UdpPeerBytes.tx_bytes),
+      rx_bytes: u64At(buf, v + UdpPeerBytes.rx_bytes),
+      tx_datagrams: u64At(buf, v + UdpPeerBytes.tx_datagrams),
+      rx_datagrams: u64At(buf, v + UdpPeerBytes.rx_datagrams),
     });
   }
   return rows;

@@ -22,7 +22,7 @@ export interface TcpMetricsOptions {
   /** How often the kernel snapshot refreshes bytes, retransmits and states (default 1000 ms, at most 5000). */
   refreshMs?: number;
   /** Only sockets this accepts count towards bytes, retransmits and states (the tracer's filter does the events). */
-  match?: (s: SocketIdent & SocketOwner & { state: TcpState }) => boolean;
+  match?: (s: SocketIdent & SocketOwner & { state: TcpState; proto: 'tcp' | 'udp' }) => boolean;
   /** Told of a failed refresh (the tracer keeps running). */
   onError?: (e: unknown) => void;
 }
@@ -109,7 +109,7 @@ export class TcpMetrics implements MetricSource {
     const states = new Map<TcpState, number>(TCP_STATES.filter((s) => s !== 'UNKNOWN').map((s) => [s, 0]));
     for (const r of this.rows) {
       const state = stateName(r.state);
-      if (!match || match({ ...r, state })) states.set(state, (states.get(state) ?? 0) + 1);
+      if (!match || match({ ...r, state, proto: 'tcp' })) states.set(state, (states.get(state) ?? 0) + 1);
     }
     return [
       {

@@ -112,6 +112,17 @@ function eventOf(e: NettraceEvent): pb.Event.$Properties {
         srtt_us: e.srtt_us,
       };
       break;
+    case 'udp':
+      out.udp = {
+        event: e.event === 'open' ? pb.Udp.Kind.OPEN : pb.Udp.Kind.CLOSE,
+        duration_us: e.duration_us ?? undefined,
+        tx_bytes: e.tx_bytes,
+        rx_bytes: e.rx_bytes,
+        tx_datagrams: e.tx_datagrams,
+        rx_datagrams: e.rx_datagrams,
+        drops: e.drops,
+      };
+      break;
   }
   return out;
 }
@@ -137,6 +148,11 @@ function flowOf(f: Flow): pb.Flow.$Properties {
     route_src: f.route_src ?? undefined,
     route_table: f.route_table ?? undefined,
     steering: f.steering === null ? undefined : steeringOf(f.steering),
+    proto: f.proto,
+    tx_datagrams: f.tx_datagrams,
+    rx_datagrams: f.rx_datagrams,
+    drops: f.drops,
+    peers: f.peers?.map((p) => ({ ...p, daddr: addrBytes(p.daddr, p.family) })),
   };
 }
 
@@ -271,6 +287,20 @@ function eventFrom(e: pb.Event): NettraceEvent {
         srtt_us: k.srtt_us ?? 0,
       };
     }
+    case 'udp': {
+      const k = e.udp!;
+      return {
+        type: 'udp',
+        ...base,
+        event: k.event === pb.Udp.Kind.OPEN ? 'open' : 'close',
+        duration_us: nullable(k.duration_us, num),
+        tx_bytes: num(k.tx_bytes),
+        rx_bytes: num(k.rx_bytes),
+        tx_datagrams: num(k.tx_datagrams),
+        rx_datagrams: num(k.rx_datagrams),
+        drops: num(k.drops),
+      };
+    }
     default:
       throw new InvalidFrame('event of no known kind');
   }
@@ -297,6 +327,7 @@ function flowFrom(f: pb.Flow.$Properties): Flow {
     route_src: f.route_src ?? null,
     route_table: f.route_table ?? null,
     steering: f.steering ? steeringFrom(f.steering) : null,
+    ...udpFieldsFrom(f),
   };
 }
 
@@ -350,6 +381,27 @@ function steeringFrom(s: pb.FlowSteering.$Properties): FlowSteering {
 
 function countsByName(m: { [k: string]: U64 } | null | undefined): Record<string, number> {
   return Object.fromEntries(Object.entries(m ?? {}).map(([k, v]) => [k, num(v)]));
+}
+
+function udpFieldsFrom(f: pb.Flow.$Properties): Pick<Flow, 'proto' | 'tx_datagrams' | 'rx_datagrams' | 'drops' | 'peers'> {
+  if (f.proto !== 'udp') return { proto: 'tcp' };
+  const peers = f.peers?.length
+    ? f.peers.map((p) => {
+        const family = p.daddr?.length === 16 ? 6 : 4;
+        return {
+          family: family as 4 | 6,
+          daddr: addrText(p.daddr, family, 'a peer address'),
+          dport: port(p.dport),
+          tx_bytes: num(p.tx_bytes),
+          rx_bytes: num(p.rx_bytes),
+          tx_datagrams: num(p.tx_datagrams),
+          rx_datagrams: num(p.rx_datagrams),
+          tx_rate: p.tx_rate ?? 0,
+          rx_rate: p.rx_rate ?? 0,
+        };
+      })
+    : undefined;
+  return { proto: 'udp', tx_datagrams: num(f.tx_datagrams), rx_datagrams: num(f.rx_datagrams), drops: num(f.drops), ...(peers ? { peers } : {}) };
 }
 
 function rollupFrom(r: pb.Rollup.$Properties): Rollup {

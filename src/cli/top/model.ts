@@ -27,6 +27,8 @@ export interface TopModel {
  * bound: neither is traffic. A flow that did close stays for its grace period.
  */
 export function carriesTraffic(f: Flow): boolean {
+  // an unconnected UDP socket is bound like a listener, but it is where UDP traffic goes
+  if (f.proto === 'udp') return f.closed !== null || f.tx_bytes + f.rx_bytes > 0;
   return f.state !== 'LISTEN' && !(f.state === 'CLOSE' && f.closed === null);
 }
 
