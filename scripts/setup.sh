@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what nettrace needs on a fresh Debian machine and builds it.
+# Installs what nettrace needs on a fresh Debian machine and builds it; with --test, also what the tests use.
 # Safe to run again: it installs only what is missing and rebuilds incrementally.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +14,14 @@ fi
 # libelf/zlib/pkg-config build the vendored libbpf; clang/llvm and libbpf-dev (bpf_helpers.h) rebuild bpf/*.bpf.o;
 # bpftool, iproute2 and gcc are used by the tests.
 packages=(build-essential pkg-config libbpf-dev libelf-dev zlib1g-dev clang llvm bpftool iproute2 util-linux tmux)
+if [ "${1:-}" = "--test" ]; then
+  # test/kernel.test.ts boots Debian's 6.1 kernel under qemu with a busybox initramfs; test/prometheus.test.ts
+  # runs a real Prometheus; test/deploy.test.ts verifies the systemd unit with systemd-analyze
+  packages+=(qemu-system-x86 busybox-static prometheus systemd)
+elif [ -n "${1:-}" ]; then
+  say "unknown option '$1' (the only one is --test)"
+  exit 2
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
