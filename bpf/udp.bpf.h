@@ -18,7 +18,8 @@
 #define MSG_PEEK 2
 #define MSG_ERRQUEUE 0x2000
 
-extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+/* 6.2+; weak so that older kernels still load the object (the UDP hook, 6.3+, is then left off) */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
 
 /* The remote endpoint a sendto/recvfrom names, until its length tracepoint fires. */
 struct udp_pending {

@@ -94,7 +94,9 @@ test('nettrace --disable accept: one line names what is unavailable, the rest st
   const events = stdout.trim().split('\n').map((l) => JSON.parse(l) as NettraceEvent);
   const run = { family: 4 as const, host: '127.0.0.1', port: server.port, count: 2, send: 20, reply: 30 };
   expectConnections(events, { ...run, server: { pid: process.pid, comm: '' }, client: { ...client, comm: 'nt-client' } }, false);
-  assert.match(stderr, /\nnettrace: 26 events \(.*\), 0 dropped\n$/);
+  // with --json the summary is one JSON object too
+  const summary = JSON.parse(stderr.trim().split('\n').pop()!) as { type: string; events: number; drops: number };
+  assert.deepEqual([summary.type, summary.events, summary.drops], ['summary', 26, 0]);
 });
 
 test('nettrace --disable with an unknown name: usage error, exit 2', async () => {
@@ -103,5 +105,5 @@ test('nettrace --disable with an unknown name: usage error, exit 2', async () =>
   cli.stderr!.on('data', (d) => (stderr += d));
   const [code] = await once(cli, 'exit');
   assert.equal(code, 2);
-  assert.equal(stderr, "nettrace: --disable takes state, accept, snapshot, fexit, not 'kprobes' (see nettrace --help)\n");
+  assert.equal(stderr, "nettrace: --disable takes state, accept, snapshot, udp, fexit, not 'kprobes' (see nettrace --help)\n");
 });

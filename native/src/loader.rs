@@ -137,6 +137,14 @@ fn udp_counting(k: &Kernel) -> Result<(), String> {
         .then_some(()).ok_or_else(|| "this kernel has no sock_send_length/sock_recv_length tracepoints (Linux 6.3+)".into())
 }
 
+/// The attach description, with the cgroup v2 root named where it applies.
+fn where_attached(attach: &str) -> String {
+    match cgroup2_mount() {
+        Some(root) => attach.replace("the cgroup v2 root", &format!("the cgroup v2 root {root}")),
+        None => attach.to_string(),
+    }
+}
+
 /// Where cgroup v2 is mounted: /sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid systems.
 fn cgroup2_mount() -> Option<String> {
     let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
@@ -223,9 +231,9 @@ impl Choice {
 
     fn hook(&self, def: &HookDef) -> Hook {
         match self.way {
-            Some(0) => Hook { name: def.name, status: "attached", detail: def.ways[0].attach.into() },
+            Some(0) => Hook { name: def.name, status: "attached", detail: where_attached(def.ways[0].attach) },
             Some(i) => Hook { name: def.name, status: "fallback",
-                detail: format!("{} (unavailable: {})", def.ways[i].attach, self.skipped.join("; ")) },
+                detail: format!("{} (unavailable: {})", where_attached(def.ways[i].attach), self.skipped.join("; ")) },
             None if self.by_option => Hook { name: def.name, status: "disabled", detail: "turned off by option".into() },
             None => Hook { name: def.name, status: "unavailable", detail: self.skipped.join("; ") },
         }
