@@ -14,6 +14,9 @@ import fc from 'fast-check';
 import { parseFilter, FilterSyntaxError } from '../src/filter';
 import { parseCommand, UsageError } from '../src/cli/options';
 import { TOP_OPTIONS, topOptions } from '../src/cli/top';
+import { SERVE_OPTIONS, serveOptions } from '../src/cli/serve';
+import { STEERING_OPTIONS, steeringOptions } from '../src/cli/steering';
+import { parseBench } from '../src/cli/bench';
 import { CLI } from './helpers';
 
 const WORDS = [
@@ -50,6 +53,16 @@ const PARSERS: Record<string, (args: string[]) => void> = {
     const { common, values } = parseCommand(a, TOP_OPTIONS);
     topOptions(common, values);
   },
+  serve: (a) => {
+    const { common, values } = parseCommand(a, SERVE_OPTIONS);
+    serveOptions(common, values);
+  },
+  steering: (a) => {
+    const { common, values } = parseCommand(a, STEERING_OPTIONS);
+    steeringOptions(common, values);
+  },
+  routes: (a) => parseCommand(a, { all: { type: 'boolean', short: 'a' } }),
+  bench: (a) => parseBench(a),
 };
 
 /** Runs `parse`; returns the usage error's message, or undefined when the input is accepted. */

@@ -36,6 +36,9 @@ const COMMANDS: CommandCase[] = [
   { name: 'flows', args: () => ['flows', '-a'] },
   { name: 'states', args: (p) => ['states', '-i', '0.2', `sport = :${p} or dport = :${p}`], tracing: () => /^ +1 LISTEN$/m },
   { name: 'top', args: () => ['top', '-i', '0.3'], tracing: () => /nt-churner/, terminal: true },
+  { name: 'serve', args: () => ['serve', '--listen', '127.0.0.1:0'] },
+  { name: 'steering', args: (p) => ['steering', '-i', '0.3', '--json', `sport = :${p} or dport = :${p}`], tracing: () => /"type":"report"/ },
+  { name: 'routes', args: () => ['routes'] },
 ];
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGKILL'] as const;
