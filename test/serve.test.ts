@@ -78,6 +78,10 @@ test('serve: /metrics counts opens, accepts, closes, refusals, resets and bytes 
     ['nettrace_rtt_seconds_count', {}, 2 * (x.ok + x.resets)],
     ['nettrace_connect_duration_seconds_count', {}, x.ok + x.resets + x.refused],
     ['nettrace_sockets', { state: 'LISTEN' }, 1],
+    // loopback flows leave through lo with no gateway, as ip route get says
+    ['nettrace_interface_bytes_total', { ifname: 'lo', direction: 'tx' }, (x.ok + x.resets) * (x.send + x.reply)],
+    ['nettrace_interface_bytes_total', { ifname: 'lo', direction: 'rx' }, (x.ok + x.resets) * (x.send + x.reply)],
+    ['nettrace_gateway_bytes_total', { gateway: 'direct', direction: 'tx' }, (x.ok + x.resets) * (x.send + x.reply)],
   ]);
   // nothing else passed the filter
   const comms = new Set(samples.filter((s) => s.labels.comm !== undefined).map((s) => s.labels.comm));
@@ -101,6 +105,29 @@ test('serve: /metrics counts opens, accepts, closes, refusals, resets and bytes 
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /nettrace: \d+ events, 0 dropped\n$/);
   assert.deepEqual(remaining({ programs: progs, links: [] }).programs, [], 'no program is left after SIGTERM');
+});
+
+/** Starts test/fixtures/udp-peer.js (comm nt-udp) and resolves with its {pid, port} once its socket is ready. */
+async function udpPeer(args: string[]): Promise<{ child: ChildProcess; pid: number; port: number }> {
+  const child = spawn(process.execPath, [path.join(FIXTURES, 'udp-peer.js'), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(child);
+  const [line] = (await once(child.stdout!, 'data')) as [Buffer];
+  return { child, ...(JSON.parse(line.toString()) as { pid: number; port: number }) };
+}
+
+test('serve: UDP datagrams and bytes per process, and UDP sockets by kind, exactly', async () => {
+  const served = await startServe(['--listen', '127.0.0.1:0', 'udp and comm nt-udp'], process.env, children);
+  const receiver = await udpPeer(['hold', '127.0.0.1']);
+  const sender = await udpPeer(['send', '127.0.0.1', String(receiver.port), '100,200,300,400']);
+  await once(sender.child, 'exit');
+  await scrapeUntil(served.port, [
+    ['nettrace_udp_datagrams_total', { comm: 'nt-udp', direction: 'tx' }, 4],
+    ['nettrace_process_bytes_total', { comm: 'nt-udp', direction: 'tx' }, 1000],
+    ['nettrace_udp_sockets', { kind: 'unconnected' }, 1], // the receiver; the sender is gone
+  ]);
+  receiver.child.kill('SIGTERM');
+  served.child.kill('SIGTERM');
+  assert.equal((await served.done).code, 0);
 });
 
 test('serve: --top bounds the comm label, the rest counting as other', async () => {

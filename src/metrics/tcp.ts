@@ -1,11 +1,13 @@
 /**
- * TCP metrics of a running Tracer: opens, accepts, closes, refused connects and
- * resets per process from the event stream; bytes and retransmits per process
- * and per remote host, and sockets by state, from the flow table, which a
- * kernel snapshot refreshes every `refreshMs`.
+ * Socket metrics of a running Tracer: opens, accepts, closes, refused connects and
+ * resets per process from the event stream; bytes and retransmits per process,
+ * per remote host, per output interface and per gateway, sockets by state, and
+ * UDP datagrams and drops, from the flow table (TCP and UDP), which a kernel
+ * snapshot refreshes every `refreshMs`.
  */
 import { RecordCursor } from '../decode';
 import { FlowMonitor } from '../flows/monitor';
+import { RouteResolver } from '../flows/routes';
 import { SocketIdent, SocketOwner, SocketRow } from '../flows/snapshot';
 import { Flow } from '../flows/table';
 import { Kind } from '../layout';
@@ -41,6 +43,9 @@ interface Counted {
   tx: number;
   rx: number;
   retrans: number;
+  txDatagrams: number;
+  rxDatagrams: number;
+  drops: number;
 }
 
 export class TcpMetrics implements MetricSource {
@@ -58,6 +63,11 @@ export class TcpMetrics implements MetricSource {
   );
   private readonly processBytes = new CounterVec('nettrace_process_bytes', 'Data bytes sent (acknowledged, direction="tx") and received (direction="rx") by process.', 'By', ['comm', 'direction']);
   private readonly hostBytes = new CounterVec('nettrace_remote_bytes', 'Data bytes sent (direction="tx") and received (direction="rx") by remote address.', 'By', ['host', 'direction']);
+  private readonly interfaceBytes = new CounterVec('nettrace_interface_bytes', 'Data bytes sent and received by output interface of the flow\'s route (as ip route get says it).', 'By', ['ifname', 'direction']);
+  private readonly gatewayBytes = new CounterVec('nettrace_gateway_bytes', 'Data bytes sent and received by gateway of the flow\'s route ("direct" when none).', 'By', ['gateway', 'direction']);
+  private readonly udpDatagrams = new CounterVec('nettrace_udp_datagrams', 'UDP datagrams sent (direction="tx") and received (direction="rx") by process.', '{datagram}', ['comm', 'direction']);
+  private readonly udpDrops = new CounterVec('nettrace_udp_drops', 'Datagrams the kernel dropped on UDP sockets (receive buffer full...), by process.', '{datagram}', ['comm']);
+  private readonly routes = new RouteResolver();
   private readonly retransmits = new CounterVec('nettrace_retransmits', 'Segments retransmitted, by process.', '{segment}', ['comm']);
   private readonly srtt = new Histogram('nettrace_rtt_seconds', 'Smoothed round-trip time of each connection when it closed.', 's', RTT_BUCKETS);
   private readonly connectLatency = new Histogram('nettrace_connect_duration_seconds', 'Time from SYN_SENT to the outcome of each active open.', 's', RTT_BUCKETS);
@@ -74,7 +84,7 @@ export class TcpMetrics implements MetricSource {
     const idleMs = options.idleMs ?? 600_000;
     this.processes = new LabelBudget(top, idleMs);
     this.hosts = new LabelBudget(top, idleMs);
-    this.monitor = new FlowMonitor(tracer);
+    this.monitor = new FlowMonitor(tracer, {}, this.routes);
     this.unsubscribe = tracer.onBatch((c) => this.apply(c));
     // sockets that predate nettrace: what they moved before it started is not counted
     this.refresh(Date.now(), false);
@@ -91,13 +101,18 @@ export class TcpMetrics implements MetricSource {
       this.options.onError?.(e);
       return;
     }
+    // counted once this refresh's routes are known, so that its bytes land on their interface and gateway too
+    void this.monitor.routesSettled().then(() => this.count(now, count));
+  }
+
+  private count(now: number, count: boolean): void {
     const match = this.options.match;
     const live = new Set<number>();
     for (const f of this.monitor.table.flows()) {
       live.add(f.sock);
       if (match && !match(f)) continue;
       if (count) this.countFlow(f, now);
-      else this.counted.set(f.sock, { tx: f.tx_bytes, rx: f.rx_bytes, retrans: f.retrans });
+      else this.counted.set(f.sock, counts(f));
     }
     for (const sock of this.counted.keys()) if (!live.has(sock)) this.counted.delete(sock);
     for (const v of this.processes.sweep(now)) for (const c of this.byProcess()) c.drop('comm', v);
@@ -111,7 +126,22 @@ export class TcpMetrics implements MetricSource {
       const state = stateName(r.state);
       if (!match || match({ ...r, state, proto: 'tcp' })) states.set(state, (states.get(state) ?? 0) + 1);
     }
+    const udp = new Map<string, number>([['connected', 0], ['unconnected', 0]]);
+    for (const f of this.monitor.table.flows()) {
+      if (f.proto !== 'udp' || f.closed !== null || (match && !match(f))) continue;
+      const kind = f.dport === 0 ? 'unconnected' : 'connected';
+      udp.set(kind, udp.get(kind)! + 1);
+    }
     return [
+      {
+        name: 'nettrace_udp_sockets',
+        help: 'Open UDP sockets, connected to one peer or not, as of the last kernel snapshot.',
+        unit: '{socket}',
+        kind: 'gauge',
+        series: [...udp].map(([kind, value]) => ({ labels: { kind }, value })),
+      },
+      this.interfaceBytes.family(),
+      this.gatewayBytes.family(),
       {
         name: 'nettrace_sockets',
         help: 'TCP sockets in this network namespace by state, as of the last kernel snapshot.',
@@ -135,10 +165,11 @@ export class TcpMetrics implements MetricSource {
     clearInterval(this.timer);
     this.unsubscribe();
     this.monitor.close();
+    this.routes.close();
   }
 
   private byProcess(): CounterVec[] {
-    return [this.connects, this.accepts, this.closes, this.resets, this.processBytes, this.retransmits];
+    return [this.connects, this.accepts, this.closes, this.resets, this.processBytes, this.retransmits, this.udpDatagrams, this.udpDrops];
   }
 
   private apply(c: RecordCursor): void {
@@ -162,14 +193,16 @@ export class TcpMetrics implements MetricSource {
 
   private countFlow(f: Flow, now: number): void {
     let seen = this.counted.get(f.sock);
-    if (!seen) this.counted.set(f.sock, (seen = { tx: 0, rx: 0, retrans: 0 }));
-    const tx = Math.max(0, f.tx_bytes - seen.tx);
-    const rx = Math.max(0, f.rx_bytes - seen.rx);
-    const retrans = Math.max(0, f.retrans - seen.retrans);
-    if (tx + rx + retrans === 0) return;
-    seen.tx = Math.max(seen.tx, f.tx_bytes);
-    seen.rx = Math.max(seen.rx, f.rx_bytes);
-    seen.retrans = Math.max(seen.retrans, f.retrans);
+    if (!seen) this.counted.set(f.sock, (seen = { tx: 0, rx: 0, retrans: 0, txDatagrams: 0, rxDatagrams: 0, drops: 0 }));
+    const current = counts(f);
+    const tx = Math.max(0, current.tx - seen.tx);
+    const rx = Math.max(0, current.rx - seen.rx);
+    const retrans = Math.max(0, current.retrans - seen.retrans);
+    const txd = Math.max(0, current.txDatagrams - seen.txDatagrams);
+    const rxd = Math.max(0, current.rxDatagrams - seen.rxDatagrams);
+    const drops = Math.max(0, current.drops - seen.drops);
+    if (tx + rx + retrans + txd + rxd + drops === 0) return;
+    for (const k of Object.keys(current) as (keyof Counted)[]) seen[k] = Math.max(seen[k], current[k]);
     const comm = this.processes.label(f.pid === null ? '-' : (f.comm ?? '-'), tx + rx, now);
     const host = this.hosts.label(f.daddr, tx + rx, now);
     if (tx) this.processBytes.inc([comm, 'tx'], tx);
@@ -177,5 +210,19 @@ export class TcpMetrics implements MetricSource {
     if (tx) this.hostBytes.inc([host, 'tx'], tx);
     if (rx) this.hostBytes.inc([host, 'rx'], rx);
     if (retrans) this.retransmits.inc([comm], retrans);
+    if (txd) this.udpDatagrams.inc([comm, 'tx'], txd);
+    if (rxd) this.udpDatagrams.inc([comm, 'rx'], rxd);
+    if (drops) this.udpDrops.inc([comm], drops);
+    if (f.ifname !== null) {
+      const gateway = f.gateway ?? 'direct';
+      if (tx) this.interfaceBytes.inc([f.ifname, 'tx'], tx);
+      if (rx) this.interfaceBytes.inc([f.ifname, 'rx'], rx);
+      if (tx) this.gatewayBytes.inc([gateway, 'tx'], tx);
+      if (rx) this.gatewayBytes.inc([gateway, 'rx'], rx);
+    }
   }
+}
+
+function counts(f: Flow): Counted {
+  return { tx: f.tx_bytes, rx: f.rx_bytes, retrans: f.retrans, txDatagrams: f.tx_datagrams ?? 0, rxDatagrams: f.rx_datagrams ?? 0, drops: f.drops ?? 0 };
 }
