@@ -128,20 +128,12 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
 
   /** Every TCP socket of this network namespace now, as packed struct nt_flow (see flows/snapshot). */
   snapshot(): Buffer {
-    try {
-      return this.handle.snapshot();
-    } catch (e) {
-      throw fromNative(e);
-    }
+    return fromAddon(() => this.handle.snapshot());
   }
 
   /** Every UDP socket of this network namespace now, as packed struct nt_udp_flow (see flows/snapshot). */
   snapshotUdp(): Buffer {
-    try {
-      return this.handle.snapshotUdp();
-    } catch (e) {
-      throw fromNative(e);
-    }
+    return fromAddon(() => this.handle.snapshotUdp());
   }
 
   /** Whether the receive-steering hooks are attached. */
@@ -151,20 +143,12 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
 
   /** The receive-steering counters now, per socket, as the kernel keeps them (needs the steering option). */
   steering(): RawSteering {
-    try {
-      return this.handle.steering();
-    } catch (e) {
-      throw fromNative(e);
-    }
+    return fromAddon(() => this.handle.steering());
   }
 
   /** Per remote endpoint traffic of unconnected UDP sockets, as packed (nt_udp_peer, nt_udp_peer_bytes) pairs. */
   udpPeers(): Buffer {
-    try {
-      return this.handle.udpPeers();
-    } catch (e) {
-      throw fromNative(e);
-    }
+    return fromAddon(() => this.handle.udpPeers());
   }
 
   /** Lets the kernel forget the steering counters of these sockets (closed and reported). */
@@ -311,4 +295,13 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
 /** Starts tracing: `for await (const ev of trace()) ...`. */
 export function trace(options: TraceOptions = {}): Tracer {
   return Tracer.start(options);
+}
+
+/** Calls the addon, its errors as NettraceError. */
+function fromAddon<T>(call: () => T): T {
+  try {
+    return call();
+  } catch (e) {
+    throw fromNative(e);
+  }
 }
