@@ -153,13 +153,18 @@ function sorted(h: Record<string, number>): [string, number][] {
   return Object.entries(h).sort(([a], [b]) => a.localeCompare(b));
 }
 
-test('the state histogram equals what ss -tan reports for sockets held in known states', async () => {
+test('the state histogram equals what ss -tan reports for sockets held in known states', async (t) => {
   const accepted: net.Socket[] = [];
   const server = net.createServer({ allowHalfOpen: true }, (s) => accepted.push(s));
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const port = (server.address() as net.AddressInfo).port;
   const clients: net.Socket[] = [];
+  // whatever fails, nothing of this test stays open to hold the runner
+  t.after(async () => {
+    for (const s of [...clients, ...accepted]) s.destroy();
+    await close(server);
+  });
   for (let i = 0; i < 4; i++) {
     const c = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
     await once(c, 'connect');
@@ -184,8 +189,6 @@ test('the state histogram equals what ss -tan reports for sockets held in known 
   assert.deepEqual(report.states, ssHistogram(port));
   assert.equal(report.summary.total, 8);
   assert.equal(report.summary.timewait, 1);
-  for (const s of [...clients, ...accepted]) s.destroy();
-  await close(server);
 });
 
 test('transitions per second come from the event stream', async () => {
