@@ -130,6 +130,36 @@ test('serve: UDP datagrams and bytes per process, and UDP sockets by kind, exact
   assert.equal((await served.done).code, 0);
 });
 
+test('serve --steering: segments the reader\'s CPU was known for, those on it, and the locality gauge', async () => {
+  const port = await closedPort('127.0.0.1');
+  const served = await startServe(['--listen', '127.0.0.1:0', '--steering', `sport = :${port} or dport = :${port}`], process.env, children);
+  const bulk = (args: string[]): ChildProcess => {
+    const c = spawn(process.execPath, [path.join(FIXTURES, 'bulk.js'), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    children.push(c);
+    return c;
+  };
+  const sink = bulk(['sink', '127.0.0.1', String(port)]);
+  await once(sink.stdout!, 'data');
+  const source = bulk(['source', '127.0.0.1', String(port), String(32 << 20)]);
+  await once(source, 'exit');
+  let samples: Sample[] = [];
+  const end = Date.now() + 30000;
+  while (valueOf(samples, 'nettrace_steering_segments_total', { comm: 'nt-sink', where: 'any' }) === 0) {
+    if (Date.now() > end) throw new Error('no steering segments were counted for the sink');
+    await new Promise((r) => setTimeout(r, 200));
+    samples = await scrape(served.port);
+  }
+  const any = valueOf(samples, 'nettrace_steering_segments_total', { comm: 'nt-sink', where: 'any' });
+  const local = valueOf(samples, 'nettrace_steering_segments_total', { comm: 'nt-sink', where: 'reader_cpu' });
+  // 32 MiB over loopback is at least 32 MiB / 64 KiB segments (GSO), most of them read after the first read
+  assert.ok(any >= 256, `segments ${any}`);
+  assert.ok(local <= any, `${local} of ${any}`);
+  const locality = samples.find((x) => x.name === 'nettrace_steering_locality');
+  assert.ok(locality && locality.value >= 0 && locality.value <= 1, `locality ${locality?.value}`);
+  served.child.kill('SIGTERM');
+  assert.equal((await served.done).code, 0);
+});
+
 test('serve: --top bounds the comm label, the rest counting as other', async () => {
   const x: Exchange = { ok: 3, resets: 0, refused: 0, send: 10, reply: 20 };
   const peer = await peerServer('127.0.0.1', x, children);

@@ -278,7 +278,7 @@ function serve(argv: string[]): void {
   if (common.help) return void process.stdout.write(SERVE_USAGE + '\n');
   const o = serveOptions(common, values);
   const stop = stopRequested(common);
-  const tracer = start(traceOptions(common));
+  const tracer = start({ ...traceOptions(common), steering: o.steering });
   const end = (code: number, message?: string): Promise<never> =>
     tracer.stop().then(() => (message ? fail(message, code) : process.exit(code)));
   serveCommand(o, tracer).then(

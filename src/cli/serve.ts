@@ -19,6 +19,8 @@ Options:
       --otlp URL          OTLP/HTTP base URL (http://collector:4318): /v1/metrics (and
                           /v1/logs) are appended; OTEL_EXPORTER_OTLP_* variables apply
       --otlp-logs         with --otlp, also send connect, accept and close events as logs
+      --steering          also attach the per-packet receive-steering hooks and export
+                          locality (see nettrace steering)
       --top N             values of the comm and host labels with series of their own
                           (default 25, 1 to 1000); the rest count as "other"
   -d, --duration SEC      stop after SEC seconds
@@ -29,6 +31,7 @@ export const SERVE_OPTIONS: NonNullable<ParseArgsConfig['options']> = {
   otlp: { type: 'string' },
   'otlp-logs': { type: 'boolean' },
   top: { type: 'string' },
+  steering: { type: 'boolean' },
 };
 
 export interface ServeOptions extends CommonOptions {
@@ -37,6 +40,7 @@ export interface ServeOptions extends CommonOptions {
   otlp?: string;
   otlpLogs: boolean;
   top: number;
+  steering: boolean;
 }
 
 export function serveOptions(common: CommonOptions, values: Record<string, unknown>): ServeOptions {
@@ -47,7 +51,7 @@ export function serveOptions(common: CommonOptions, values: Record<string, unkno
   if (otlp !== undefined && !/^https?:\/\/[^\s/]+/.test(otlp)) throw new UsageError(`--otlp takes an http:// or https:// URL, not '${otlp}'`);
   if (values['otlp-logs'] && otlp === undefined) throw new UsageError('--otlp-logs needs --otlp');
   if (common.count !== undefined) throw new UsageError('serve runs until stopped: use --duration, not --count');
-  return { ...common, ...listen, otlp, otlpLogs: (values['otlp-logs'] as boolean) ?? false, top: integer('--top', values.top, 1, 1000) ?? 25 };
+  return { ...common, ...listen, otlp, otlpLogs: (values['otlp-logs'] as boolean) ?? false, top: integer('--top', values.top, 1, 1000) ?? 25, steering: (values.steering as boolean) ?? false };
 }
 
 export interface ServeSession {

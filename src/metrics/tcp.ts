@@ -46,6 +46,9 @@ interface Counted {
   txDatagrams: number;
   rxDatagrams: number;
   drops: number;
+  /** Receive steering: segments processed while the reader's CPU was known, and of those on that CPU. */
+  knownSegs: number;
+  localSegs: number;
 }
 
 export class TcpMetrics implements MetricSource {
@@ -67,6 +70,12 @@ export class TcpMetrics implements MetricSource {
   private readonly gatewayBytes = new CounterVec('nettrace_gateway_bytes', 'Data bytes sent and received by gateway of the flow\'s route ("direct" when none).', 'By', ['gateway', 'direction']);
   private readonly udpDatagrams = new CounterVec('nettrace_udp_datagrams', 'UDP datagrams sent (direction="tx") and received (direction="rx") by process.', '{datagram}', ['comm', 'direction']);
   private readonly udpDrops = new CounterVec('nettrace_udp_drops', 'Datagrams the kernel dropped on UDP sockets (receive buffer full...), by process.', '{datagram}', ['comm']);
+  private readonly steeringSegs = new CounterVec(
+    'nettrace_steering_segments',
+    'Received segments processed while the reader\'s CPU was known (where="any"), and of those on that CPU (where="reader_cpu"); with serve --steering. Locality is the ratio of their rates.',
+    '{segment}',
+    ['comm', 'where'],
+  );
   private readonly routes = new RouteResolver();
   private readonly retransmits = new CounterVec('nettrace_retransmits', 'Segments retransmitted, by process.', '{segment}', ['comm']);
   private readonly srtt = new Histogram('nettrace_rtt_seconds', 'Smoothed round-trip time of each connection when it closed.', 's', RTT_BUCKETS);
@@ -132,7 +141,27 @@ export class TcpMetrics implements MetricSource {
       const kind = f.dport === 0 ? 'unconnected' : 'connected';
       udp.set(kind, udp.get(kind)! + 1);
     }
+    let known = 0;
+    let local = 0;
+    for (const f of this.monitor.table.flows()) {
+      if (f.steering && (!match || match(f))) {
+        known += f.steering.known_segs;
+        local += f.steering.local_segs;
+      }
+    }
+    const steering: MetricFamily[] = this.monitor.tracer.steeringEnabled
+      ? [
+          {
+            name: 'nettrace_steering_locality',
+            help: 'Share of the received segments of the flows now in the table processed on the CPU their reader last ran on (RPS/RFS); with serve --steering.',
+            unit: '1',
+            kind: 'gauge',
+            series: known > 0 ? [{ labels: {}, value: local / known }] : [],
+          },
+        ]
+      : [];
     return [
+      ...steering,
       {
         name: 'nettrace_udp_sockets',
         help: 'Open UDP sockets, connected to one peer or not, as of the last kernel snapshot.',
@@ -169,7 +198,7 @@ export class TcpMetrics implements MetricSource {
   }
 
   private byProcess(): CounterVec[] {
-    return [this.connects, this.accepts, this.closes, this.resets, this.processBytes, this.retransmits, this.udpDatagrams, this.udpDrops];
+    return [this.connects, this.accepts, this.closes, this.resets, this.processBytes, this.retransmits, this.udpDatagrams, this.udpDrops, this.steeringSegs];
   }
 
   private apply(c: RecordCursor): void {
@@ -193,7 +222,7 @@ export class TcpMetrics implements MetricSource {
 
   private countFlow(f: Flow, now: number): void {
     let seen = this.counted.get(f.sock);
-    if (!seen) this.counted.set(f.sock, (seen = { tx: 0, rx: 0, retrans: 0, txDatagrams: 0, rxDatagrams: 0, drops: 0 }));
+    if (!seen) this.counted.set(f.sock, (seen = { tx: 0, rx: 0, retrans: 0, txDatagrams: 0, rxDatagrams: 0, drops: 0, knownSegs: 0, localSegs: 0 }));
     const current = counts(f);
     const tx = Math.max(0, current.tx - seen.tx);
     const rx = Math.max(0, current.rx - seen.rx);
@@ -201,7 +230,9 @@ export class TcpMetrics implements MetricSource {
     const txd = Math.max(0, current.txDatagrams - seen.txDatagrams);
     const rxd = Math.max(0, current.rxDatagrams - seen.rxDatagrams);
     const drops = Math.max(0, current.drops - seen.drops);
-    if (tx + rx + retrans + txd + rxd + drops === 0) return;
+    const known = Math.max(0, current.knownSegs - seen.knownSegs);
+    const local = Math.max(0, current.localSegs - seen.localSegs);
+    if (tx + rx + retrans + txd + rxd + drops + known === 0) return;
     for (const k of Object.keys(current) as (keyof Counted)[]) seen[k] = Math.max(seen[k], current[k]);
     const comm = this.processes.label(f.pid === null ? '-' : (f.comm ?? '-'), tx + rx, now);
     const host = this.hosts.label(f.daddr, tx + rx, now);
@@ -213,6 +244,8 @@ export class TcpMetrics implements MetricSource {
     if (txd) this.udpDatagrams.inc([comm, 'tx'], txd);
     if (rxd) this.udpDatagrams.inc([comm, 'rx'], rxd);
     if (drops) this.udpDrops.inc([comm], drops);
+    if (known) this.steeringSegs.inc([comm, 'any'], known);
+    if (local) this.steeringSegs.inc([comm, 'reader_cpu'], local);
     if (f.ifname !== null) {
       const gateway = f.gateway ?? 'direct';
       if (tx) this.interfaceBytes.inc([f.ifname, 'tx'], tx);
@@ -224,5 +257,15 @@ export class TcpMetrics implements MetricSource {
 }
 
 function counts(f: Flow): Counted {
-  return { tx: f.tx_bytes, rx: f.rx_bytes, retrans: f.retrans, txDatagrams: f.tx_datagrams ?? 0, rxDatagrams: f.rx_datagrams ?? 0, drops: f.drops ?? 0 };
+  const s = f.steering;
+  return {
+    tx: f.tx_bytes,
+    rx: f.rx_bytes,
+    retrans: f.retrans,
+    txDatagrams: f.tx_datagrams ?? 0,
+    rxDatagrams: f.rx_datagrams ?? 0,
+    drops: f.drops ?? 0,
+    knownSegs: s?.known_segs ?? 0,
+    localSegs: s?.local_segs ?? 0,
+  };
 }
