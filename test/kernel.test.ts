@@ -21,7 +21,7 @@ let report: GuestReport;
 
 before(async () => {
   guest = await runInGuest({
-    script: `cd '${ROOT}' && exec node dist/test/qemu/guest.js /tmp/out\n`,
+    script: `cd '${ROOT}' && exec node dist/test/qemu/guest.js /run/out\n`,
     budgetMs: BUDGET_MS,
     read: ['result.json'],
   });

@@ -25,11 +25,11 @@ export interface GuestResult {
 }
 
 export interface GuestOptions {
-  /** Shell script run in the guest, chrooted into this machine's root; it writes results to /tmp/out. */
+  /** Shell script run in the guest, chrooted into this machine's root; it writes results to /run/out. */
   script: string;
   /** Whole run, boot to power-off; qemu is killed past it. */
   budgetMs: number;
-  /** Files of /tmp/out to read back. */
+  /** Files of /run/out to read back. */
   read: string[];
 }
 
