@@ -15,9 +15,10 @@ fi
 # bpftool, iproute2 and gcc are used by the tests.
 packages=(build-essential pkg-config libbpf-dev libelf-dev zlib1g-dev clang llvm bpftool iproute2 util-linux tmux)
 if [ "${1:-}" = "--test" ]; then
-  # test/kernel.test.ts boots Debian's 6.1 kernel under qemu with a busybox initramfs; test/prometheus.test.ts
+  # test/kernel.test.ts boots Debian's 6.1 and 6.12 kernels under qemu with a busybox initramfs (xz unpacks 6.12's
+  # modules); test/prometheus.test.ts
   # runs a real Prometheus; test/deploy.test.ts verifies the systemd unit with systemd-analyze
-  packages+=(qemu-system-x86 busybox-static prometheus systemd)
+  packages+=(qemu-system-x86 busybox-static xz-utils prometheus systemd)
 elif [ -n "${1:-}" ]; then
   say "unknown option '$1' (the only one is --test)"
   exit 2

@@ -16,6 +16,8 @@ mkdir -p $h
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=512000 hostroot $h
 mount -t proc proc $h/proc
 mount -t sysfs sysfs $h/sys
+# cgroup programs (the udp hook's first way) attach at the cgroup v2 root
+mount -t cgroup2 cgroup2 $h/sys/fs/cgroup || echo "init: no cgroup2"
 mount -t devtmpfs devtmpfs $h/dev
 mount -t tmpfs tmpfs $h/run
 mkdir -p $h/run/out $h/run/tmp

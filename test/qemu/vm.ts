@@ -1,5 +1,5 @@
 /**
- * Boots Debian's 6.1 kernel under qemu with a small initramfs (busybox, the
+ * Boots one of Debian's kernels (6.1 or 6.12, see ./kernel.sh) under qemu with a small initramfs (busybox, the
  * 9p modules, ./init.sh) that mounts this machine's root read-only and runs a
  * shell script from it, so the real node, addon and committed BPF object run
  * against the guest's kernel. Results come back through a writable 9p share.
@@ -24,7 +24,11 @@ export interface GuestResult {
   files: Map<string, string>;
 }
 
+/** A Debian kernel series ./kernel.sh knows. */
+export type KernelSeries = '6.1' | '6.12';
+
 export interface GuestOptions {
+  kernel: KernelSeries;
   /** Shell script run in the guest, chrooted into this machine's root; it writes results to /run/out. */
   script: string;
   /** Whole run, boot to power-off; qemu is killed past it. */
@@ -34,8 +38,8 @@ export interface GuestOptions {
 }
 
 /** vmlinuz and the module directory, from the cache kernel.sh fills. */
-function guestKernel(): { vmlinuz: string; modules: string } {
-  const out = execFileSync('bash', [path.join(HERE, 'kernel.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+function guestKernel(series: KernelSeries): { vmlinuz: string; modules: string } {
+  const out = execFileSync('bash', [path.join(HERE, 'kernel.sh'), series], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
   const [vmlinuz, modules] = out.trim().split(' ');
   return { vmlinuz, modules };
 }
@@ -124,7 +128,7 @@ export async function runInGuest(opts: GuestOptions): Promise<GuestResult> {
   const deadline = Date.now() + opts.budgetMs;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nettrace-qemu-'));
   try {
-    const kernel = guestKernel();
+    const kernel = guestKernel(opts.kernel);
     const initrd = buildInitramfs(dir, kernel.modules);
     const share = path.join(dir, 'out');
     let accel: 'kvm' | 'tcg' = kvmUsable() ? 'kvm' : 'tcg';
