@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { once } from 'node:events';
 import { NettraceError, TraceOptions, Tracer } from '../src';
+import { Kind } from '../src/layout';
 import { expectConnections, expectRefused } from './expect';
 import { close, listen, nettracePrograms, remaining, runClient, waitFor } from './helpers';
 import { collect, onPort, traceConnections, traceRefused } from './scenarios';
@@ -46,14 +47,20 @@ test('a moderate rate delivers every record with no drops', async () => {
   const server = await listen('127.0.0.1', 10, 10);
   const tracer = start({ filter: onPort(server.port) });
   let records = 0;
+  // close() after shutdown() sets LAST_ACK (or FIN_WAIT1) again when the peer's ACK has not come yet: the kernel
+  // reports that repeat too, so it is counted apart from the 14 records a connection always makes
+  let repeats = 0;
   tracer.onBatch((c) => {
-    while (c.next()) records++;
+    while (c.next()) {
+      records++;
+      if (c.kind === Kind.State && c.oldState === c.newState) repeats++;
+    }
   });
   await runClient('127.0.0.1', server.port, N, 10, 10);
-  await waitFor(() => records >= 14 * N, 5000, 'every record');
+  await waitFor(() => records - repeats >= 14 * N, 5000, 'every record');
   await tracer.stop();
   await close(server);
-  assert.equal(records, 14 * N);
+  assert.equal(records - repeats, 14 * N);
   const s = tracer.stats();
   assert.equal(s.drops, 0);
   assert.ok(s.records >= records && s.batches >= 1 && s.bytes >= records * 112);
