@@ -138,7 +138,8 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
 
   /** Whether the receive-steering hooks are attached. */
   get steeringEnabled(): boolean {
-    return this.options.steering === true;
+    // what the loader attached, not what was asked: a kernel without the hook leaves it off
+    return this.hooks.some((h) => h.name === 'steering' && (h.status === 'attached' || h.status === 'fallback'));
   }
 
   /** The receive-steering counters now, per socket, as the kernel keeps them (needs the steering option). */
