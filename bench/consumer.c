@@ -16,6 +16,8 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <mntent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_LINKS 8
+#define MAX_LINKS 16
 
 static volatile sig_atomic_t stop;
 
@@ -59,6 +61,29 @@ static unsigned long long sum_drops(struct bpf_object *obj)
 	return total;
 }
 
+/* where cgroup v2 is mounted, as nettrace's loader finds it: its cgroup programs go on the root */
+static int cgroup2_root(void)
+{
+	FILE *f = setmntent("/proc/self/mounts", "r");
+	struct mntent *m;
+	int fd = -1;
+
+	while (f && (m = getmntent(f)))
+		if (!strcmp(m->mnt_type, "cgroup2")) {
+			fd = open(m->mnt_dir, O_RDONLY | O_DIRECTORY);
+			break;
+		}
+	if (f)
+		endmntent(f);
+	return fd;
+}
+
+/* the programs nettrace attaches when asked for nothing more: receive steering is on request */
+static int attached_by_default(const struct bpf_program *prog)
+{
+	return strncmp(bpf_program__name(prog), "steer_", 6) != 0;
+}
+
 static double cpu_ms(void)
 {
 	struct rusage ru;
@@ -77,7 +102,7 @@ int main(int argc, char **argv)
 	struct bpf_program *prog;
 	struct ring_buffer *ring;
 	unsigned long long records = 0;
-	int n_links = 0, err;
+	int n_links = 0, err, cgroup;
 
 	/* a second signal during teardown must not kill us before we print */
 	signal(SIGINT, on_signal);
@@ -92,13 +117,21 @@ int main(int argc, char **argv)
 	prog = bpf_object__find_program_by_name(obj, "on_accept_fexit");
 	if (prog)
 		bpf_program__set_autoload(prog, false);
+	bpf_object__for_each_program(prog, obj)
+		if (!attached_by_default(prog))
+			bpf_program__set_autoload(prog, false);
+	cgroup = cgroup2_root();
+	if (cgroup < 0) {
+		fprintf(stderr, "consumer: no cgroup v2 mount for the UDP socket programs\n");
+		return 1;
+	}
 	err = bpf_object__load(obj);
 	if (err) {
 		fprintf(stderr, "consumer: load failed: %s\n", strerror(-err));
 		return 1;
 	}
-	/* everything nettrace attaches; an iter/ program, if the object has one,
-	 * only runs when read, so its link just sits idle here */
+	/* everything nettrace attaches by default; the iter/ programs only run
+	 * when read, so their links just sit idle here */
 	bpf_object__for_each_program(prog, obj) {
 		if (!bpf_program__autoload(prog))
 			continue;
@@ -106,7 +139,11 @@ int main(int argc, char **argv)
 			fprintf(stderr, "consumer: more than %d programs\n", MAX_LINKS);
 			return 1;
 		}
-		links[n_links] = bpf_program__attach(prog);
+		if (bpf_program__type(prog) == BPF_PROG_TYPE_CGROUP_SOCK ||
+		    bpf_program__type(prog) == BPF_PROG_TYPE_CGROUP_SOCK_ADDR)
+			links[n_links] = bpf_program__attach_cgroup(prog, cgroup);
+		else
+			links[n_links] = bpf_program__attach(prog);
 		if (!links[n_links]) {
 			fprintf(stderr, "consumer: cannot attach %s: %s\n", bpf_program__name(prog),
 				strerror(errno));
