@@ -11,6 +11,7 @@ import { Kind, UdpEvent } from '../layout';
 import { stateName, TcpState } from '../tcp';
 import { PeerRow, SocketIdent, SocketOwner, SocketRow, UdpRow } from './snapshot';
 import { FlowSteering } from '../steering/types';
+import { Slots } from './slots';
 
 export type Proto = 'tcp' | 'udp';
 
@@ -112,107 +113,212 @@ export interface FlowTableOptions {
   graceMs?: number;
 }
 
-interface Entry {
-  flow: Flow;
-  sampledTx: number;
-  sampledRx: number;
-  /** Snapshots in a row that did not list this open socket. */
-  missing: number;
-  /** The table's use counter when this entry took its place at the back of the map's order. */
-  placed: number;
-  /** Bytes each UDP peer ("addr|port") had at the last tick, for its rates. */
-  sampledPeers?: Map<string, [number, number]>;
-}
-
 const CLOSE = 7;
 const TIME_WAIT = 6;
+const NEW_SYN_RECV = 12;
+const TCP = 0;
+const UDP = 1;
+const PROTOS: readonly Proto[] = ['tcp', 'udp'];
 
+/*
+ * A slot's fields, as offsets into its run of W numbers. A slot's numbers sit
+ * together (four cache lines, what one record touches first), not in one array
+ * per field: a new socket takes the slot of an evicted one, long out of cache,
+ * and writing thirty arrays cost thirty cache misses.
+ */
+const W = 32;
+// what every record reads or writes
+const PLACED = 0; // the table's use counter when the slot took its place at the back of the order
+const SPORT = 1;
+const STATE = 2;
+const OWNED = 3;
+const PID = 4;
+const OPENED = 5;
+const CLOSED = 6;
+const PROTO = 7;
+// the socket, its owner and counters
+const NETNS = 8;
+const FAMILY = 9;
+const DPORT = 10;
+const CGROUP = 11;
+const FIRST_SEEN = 12;
+const MISSING = 13; // snapshots in a row that did not list this open socket
+const TX_BYTES = 14;
+const RX_BYTES = 15;
+const TX_RATE = 16;
+const RX_RATE = 17;
+const SAMPLED_TX = 18;
+const SAMPLED_RX = 19;
+const SRTT_US = 20;
+const RETRANS = 21;
+const RX_QUEUE = 22;
+const TX_QUEUE = 23;
+const TX_DATAGRAMS = 24;
+const RX_DATAGRAMS = 25;
+const DROPS = 26;
+// and its strings
+const T = 3;
+const SADDR = 0;
+const DADDR = 1;
+const COMM = 2;
+
+/** Times and counters that can be unknown keep NaN for null. */
+const orNull = (x: number): number | null => (Number.isNaN(x) ? null : x);
+
+/**
+ * Every flow's fields live in per-slot columns (see Slots), so that folding a
+ * record in touches a few numbers and makes no object. A Flow object is made
+ * for a slot only when someone reads it (flows(), get()) or hangs something on
+ * it (a route, steering figures, UDP peers), and is brought up to date from
+ * the columns on every read; what hangs on it stays. A slot's object is let go
+ * when the slot is: a holder keeps a copy that no longer changes.
+ */
 export class FlowTable {
-  private readonly entries = new Map<number, Entry>();
+  private readonly slots: Slots;
   private readonly cap: number;
   private readonly graceMs: number;
   private lastTick: number | undefined;
   private uses = 0;
-  private oldest: MapIterator<number> | undefined;
   /** Flows dropped to stay within the cap. */
   evictions = 0;
+  private readonly comms = new CommNames();
+
+  /** Every slot's numbers, W to a slot (see the field offsets above). */
+  private readonly f: Float64Array;
+  /** Every slot's strings, T to a slot. */
+  private readonly text: (string | null)[];
+  private readonly objects: (Flow | undefined)[];
+  /** Bytes each UDP peer ("addr|port") had at the last tick, for its rates. */
+  private readonly sampledPeers: (Map<string, [number, number]> | undefined)[];
 
   constructor(options: FlowTableOptions = {}) {
     this.cap = options.cap ?? 65536;
     this.graceMs = options.graceMs ?? 5000;
+    const n = this.cap;
+    this.slots = new Slots(n);
+    this.f = new Float64Array(n * W);
+    this.text = new Array<string | null>(n * T).fill(null);
+    this.objects = new Array<Flow | undefined>(n).fill(undefined);
+    this.sampledPeers = new Array<Map<string, [number, number]> | undefined>(n).fill(undefined);
   }
 
   get size(): number {
-    return this.entries.size;
+    return this.slots.size;
   }
 
   flows(): Flow[] {
-    return [...this.entries.values()].map((e) => e.flow);
+    const out: Flow[] = [];
+    for (let s = this.slots.after(-1); s !== -1; s = this.slots.after(s)) out.push(this.flowAt(s));
+    return out;
   }
 
   get(sock: number): Flow | undefined {
-    return this.entries.get(sock)?.flow;
+    const s = this.slots.find(sock);
+    return s < 0 ? undefined : this.flowAt(s);
   }
 
-  /** Folds one record of the event stream in. Allocates only for a socket it has not seen. */
+  /**
+   * Folds one record of the event stream in. Allocates nothing, but the
+   * address strings of a socket it has not seen.
+   *
+   * Most records are a state change of a socket the table holds, whose port
+   * and owner it already has: that case stays in this small function, and
+   * everything else goes to one function too big for V8 to inline. V8 inlines
+   * into a function up to a budget of bytecode; spent on rare paths, it left
+   * the cursor's getters as calls, and that halved the records per second.
+   */
   applyRecord(c: RecordCursor, clock: Clock): void {
-    const ts = clock.wallMs(c.tsNs);
-    const sock = c.cookie;
-    let e = this.entries.get(sock);
-    if (e === undefined) {
-      e = this.insert(sock, ts, c.proto, { sock, netns: c.netns, family: c.family, saddr: c.saddr, sport: c.sport, daddr: c.daddr, dport: c.dport });
+    const s = this.slots.find(c.cookie);
+    if (s >= 0 && c.kind === Kind.State && this.settled(c, s)) {
+      this.use(s);
+      this.transition(c, s * W, clock);
     } else {
-      this.use(sock, e);
-    }
-    const f = e.flow;
-    if (c.sport !== 0 && f.sport !== c.sport) {
-      f.sport = c.sport; // connect() picks the local port after SYN_SENT
-      f.saddr = c.saddr;
-    }
-    if (c.hasOwner) {
-      const pid = c.pid;
-      // a new string only when the owner changes, not for every record
-      if (f.pid !== pid || f.comm === null) f.comm = c.comm;
-      f.pid = pid;
-      f.cgroup = c.cgroup;
-    }
-    switch (c.kind) {
-      case Kind.State:
-        f.state = stateName(c.newState);
-        if (c.oldState === CLOSE || (c.newState !== CLOSE && f.opened === null && c.inOldNs === 0)) f.opened ??= ts;
-        if (c.newState === CLOSE) f.closed ??= ts;
-        else if (c.oldState === CLOSE) f.closed = null;
-        break;
-      case Kind.Close:
-        f.tx_bytes = Math.max(f.tx_bytes, c.txBytes);
-        f.rx_bytes = Math.max(f.rx_bytes, c.rxBytes);
-        f.srtt_us = c.srttUs;
-        f.retrans = c.retrans;
-        f.rx_queue = 0;
-        f.tx_queue = 0;
-        f.closed ??= ts;
-        break;
-      case Kind.Udp:
-        this.applyUdp(c, f, ts);
-        break;
+      this.applyOther(c, clock, s);
     }
   }
 
-  private applyUdp(c: RecordCursor, f: Flow, ts: number): void {
+  /** Whether the record brings the slot no new port and no new owner. */
+  private settled(c: RecordCursor, s: number): boolean {
+    const sport = c.sport;
+    if (sport !== 0 && this.f[s * W + SPORT] !== sport) return false;
+    return !c.hasOwner || (this.f[s * W + OWNED] === 1 && this.f[s * W + PID] === c.pid && this.text[s * T + COMM] !== null);
+  }
+
+  private transition(c: RecordCursor, r: number, clock: Clock): void {
+    const from = c.oldState;
+    const to = c.newState;
+    this.f[r + STATE] = to;
+    // times are worked out only where a field takes them: most records set none
+    if (Number.isNaN(this.f[r + OPENED]) && (from === CLOSE || (to !== CLOSE && c.inOldNs === 0))) this.f[r + OPENED] = clock.wallMs(c.tsNs);
+    if (to === CLOSE) {
+      if (Number.isNaN(this.f[r + CLOSED])) this.f[r + CLOSED] = clock.wallMs(c.tsNs);
+    } else if (from === CLOSE) this.f[r + CLOSED] = NaN;
+  }
+
+  /** Any record: a socket not seen before, a new port or owner, and every kind of record but state changes. */
+  private applyOther(c: RecordCursor, clock: Clock, found: number): void {
+    const kind = c.kind;
+    let s = found;
+    if (s < 0) s = this.admit(c, clock, kind);
+    else this.use(s);
+    const sport = c.sport;
+    if (sport !== 0 && this.f[s * W + SPORT] !== sport) this.bind(c, s, sport);
+    if (c.hasOwner && (this.f[s * W + OWNED] === 0 || this.f[s * W + PID] !== c.pid || this.text[s * T + COMM] === null)) this.own(c, s);
+    if (kind === Kind.State) this.transition(c, s * W, clock);
+    else if (kind === Kind.Close) this.applyClose(c, s, clock.wallMs(c.tsNs));
+    else if (kind === Kind.Udp) this.applyUdp(c, s, clock.wallMs(c.tsNs));
+  }
+
+  /** A slot for the record's socket, seen for the first time. */
+  private admit(c: RecordCursor, clock: Clock, kind: number): number {
+    const s = this.insert(c.cookie, clock.wallMs(c.tsNs), kind === Kind.Udp ? UDP : TCP);
+    this.setIdent(s, c.netns, c.family, c.saddr, c.sport, c.daddr, c.dport);
+    return s;
+  }
+
+  /** connect() picks the local port after SYN_SENT. */
+  private bind(c: RecordCursor, s: number, sport: number): void {
+    this.f[s * W + SPORT] = sport;
+    this.text[s * T + SADDR] = c.saddr;
+  }
+
+  /** The kernel side captures an owner once or twice per socket: at connect or listen, and at accept. */
+  private own(c: RecordCursor, s: number): void {
+    const pid = c.pid;
+    this.f[s * W + OWNED] = 1;
+    this.f[s * W + PID] = pid;
+    this.text[s * T + COMM] = this.comms.name(c, pid);
+    this.f[s * W + CGROUP] = c.cgroup;
+  }
+
+  private applyClose(c: RecordCursor, s: number, ts: number): void {
+    const r = s * W;
+    this.f[r + TX_BYTES] = Math.max(this.f[r + TX_BYTES], c.txBytes);
+    this.f[r + RX_BYTES] = Math.max(this.f[r + RX_BYTES], c.rxBytes);
+    this.f[r + SRTT_US] = c.srttUs;
+    this.f[r + RETRANS] = c.retrans;
+    this.f[r + RX_QUEUE] = 0;
+    this.f[r + TX_QUEUE] = 0;
+    if (Number.isNaN(this.f[r + CLOSED])) this.f[r + CLOSED] = ts;
+  }
+
+  private applyUdp(c: RecordCursor, s: number, ts: number): void {
+    const r = s * W;
+    const t = s * T;
     if (c.udpEvent === UdpEvent.Open) {
-      f.opened ??= ts;
-      if (f.state === 'UNKNOWN') f.state = 'CLOSE';
+      if (Number.isNaN(this.f[r + OPENED])) this.f[r + OPENED] = ts;
+      if (this.f[r + STATE] === 0) this.f[r + STATE] = CLOSE;
       return;
     }
     // the release sees the socket's last addresses; v4-mapped use makes an IPv6 socket IPv4
-    f.family = c.family;
-    f.saddr = c.saddr;
-    f.daddr = c.daddr;
-    f.dport = c.dport;
+    this.f[r + FAMILY] = c.family;
+    this.text[t + SADDR] = c.saddr;
+    this.text[t + DADDR] = c.daddr;
+    this.f[r + DPORT] = c.dport;
     const { txBytes, rxBytes, txDatagrams, rxDatagrams, drops } = c;
-    foldUdp(f, { tx_bytes: txBytes, rx_bytes: rxBytes, tx_datagrams: txDatagrams, rx_datagrams: rxDatagrams, drops, rx_queue: 0, tx_queue: 0 });
-    f.state = 'CLOSE';
-    f.closed ??= ts;
+    this.foldUdp(s, { tx_bytes: txBytes, rx_bytes: rxBytes, tx_datagrams: txDatagrams, rx_datagrams: rxDatagrams, drops, rx_queue: 0, tx_queue: 0 });
+    this.f[r + STATE] = CLOSE;
+    if (Number.isNaN(this.f[r + CLOSED])) this.f[r + CLOSED] = ts;
   }
 
   /** Folds a kernel snapshot in, taken at `now` (wall ms), in the network namespace `netns`. */
@@ -220,31 +326,23 @@ export class FlowTable {
     const seen = new Set<number>();
     for (const r of rows) {
       seen.add(r.sock);
-      const e = this.touch(r.sock, now, 'tcp', () => ({
-        sock: r.sock,
-        netns: r.netns,
-        family: r.family,
-        saddr: r.saddr,
-        sport: r.sport,
-        daddr: r.daddr,
-        dport: r.dport,
-      }));
-      const f = e.flow;
-      e.missing = 0;
+      const s = this.touch(r, now, TCP);
+      const k = s * W;
+      this.f[k + MISSING] = 0;
       // a socket the stream saw close lingers as its TIME_WAIT twin (same cookie)
-      if (f.closed === null || r.state === TIME_WAIT) f.state = stateName(r.state);
-      if (r.sport !== 0) f.sport = r.sport;
-      adoptOwner(f, r);
-      f.tx_bytes = Math.max(f.tx_bytes, r.tx_bytes);
-      f.rx_bytes = Math.max(f.rx_bytes, r.rx_bytes);
-      if (r.state !== TIME_WAIT && r.state !== 12) {
-        f.srtt_us = r.srtt_us;
-        f.retrans = r.retrans;
-        f.rx_queue = r.rx_queue;
-        f.tx_queue = r.tx_queue;
+      if (Number.isNaN(this.f[k + CLOSED]) || r.state === TIME_WAIT) this.f[k + STATE] = r.state;
+      if (r.sport !== 0) this.f[k + SPORT] = r.sport;
+      this.adoptOwner(s, r);
+      this.f[k + TX_BYTES] = Math.max(this.f[k + TX_BYTES], r.tx_bytes);
+      this.f[k + RX_BYTES] = Math.max(this.f[k + RX_BYTES], r.rx_bytes);
+      if (r.state !== TIME_WAIT && r.state !== NEW_SYN_RECV) {
+        this.f[k + SRTT_US] = r.srtt_us;
+        this.f[k + RETRANS] = r.retrans;
+        this.f[k + RX_QUEUE] = r.rx_queue;
+        this.f[k + TX_QUEUE] = r.tx_queue;
       }
     }
-    this.expireUnlisted('tcp', seen, now, netns);
+    this.expireUnlisted(TCP, seen, now, netns);
   }
 
   /**
@@ -256,16 +354,16 @@ export class FlowTable {
     const seen = new Set<number>();
     for (const r of rows) {
       seen.add(r.sock);
-      const e = this.touch(r.sock, now, 'udp', () => r);
-      const f = e.flow;
-      e.missing = 0;
-      if (f.closed === null) f.state = stateName(r.state);
-      Object.assign(f, { family: r.family, saddr: r.saddr, sport: r.sport, daddr: r.daddr, dport: r.dport });
-      adoptOwner(f, r);
-      foldUdp(f, r);
+      const s = this.touch(r, now, UDP);
+      const k = s * W;
+      this.f[k + MISSING] = 0;
+      if (Number.isNaN(this.f[k + CLOSED])) this.f[k + STATE] = r.state;
+      this.setIdent(s, this.f[k + NETNS], r.family, r.saddr, r.sport, r.daddr, r.dport);
+      this.adoptOwner(s, r);
+      this.foldUdp(s, r);
     }
     this.applyPeers(peers);
-    this.expireUnlisted('udp', seen, now, netns);
+    this.expireUnlisted(UDP, seen, now, netns);
   }
 
   private applyPeers(peers: PeerRow[]): void {
@@ -276,8 +374,9 @@ export class FlowTable {
       else bySock.set(p.sock, [p]);
     }
     for (const [sock, list] of bySock) {
-      const f = this.entries.get(sock)?.flow;
-      if (!f || f.proto !== 'udp') continue;
+      const s = this.slots.find(sock);
+      if (s < 0 || this.f[s * W + PROTO] !== UDP) continue;
+      const f = this.flowAt(s);
       const old = new Map((f.peers ?? []).map((p) => [`${p.daddr}|${p.dport}`, p]));
       f.peers = list
         .sort((a, b) => b.tx_bytes + b.rx_bytes - (a.tx_bytes + a.rx_bytes))
@@ -291,116 +390,211 @@ export class FlowTable {
   }
 
   /** An open socket of this namespace that two snapshots in a row no longer list is gone, even if its close record was lost. */
-  private expireUnlisted(proto: Proto, seen: Set<number>, now: number, netns: number): void {
-    for (const e of this.entries.values()) {
-      const f = e.flow;
-      if (f.proto !== proto || f.closed !== null || f.netns !== netns || seen.has(f.sock)) continue;
-      if (++e.missing >= 2) {
-        f.closed = now;
-        f.state = 'CLOSE';
+  private expireUnlisted(proto: number, seen: Set<number>, now: number, netns: number): void {
+    for (let s = this.slots.after(-1); s !== -1; s = this.slots.after(s)) {
+      const r = s * W;
+      if (this.f[r + PROTO] !== proto || !Number.isNaN(this.f[r + CLOSED]) || this.f[r + NETNS] !== netns || seen.has(this.slots.cookie(s))) continue;
+      if (++this.f[r + MISSING] >= 2) {
+        this.f[r + CLOSED] = now;
+        this.f[r + STATE] = CLOSE;
       }
     }
   }
 
   /** Sets owners found outside the stream (see ProcOwners). */
   setOwner(sock: number, pid: number, comm: string): void {
-    const f = this.entries.get(sock)?.flow;
-    if (f && f.pid === null) {
-      f.pid = pid;
-      f.comm = comm;
+    const s = this.slots.find(sock);
+    if (s >= 0 && this.f[s * W + OWNED] === 0) {
+      this.f[s * W + OWNED] = 1;
+      this.f[s * W + PID] = pid;
+      this.text[s * T + COMM] = comm;
     }
   }
 
   /** Sets a socket's steering figures (see steering/fold); sockets the table does not hold are left out. */
-  setSteering(sock: number, s: FlowSteering): void {
-    const f = this.entries.get(sock)?.flow;
-    if (f) f.steering = s;
+  setSteering(sock: number, st: FlowSteering): void {
+    const s = this.slots.find(sock);
+    if (s >= 0) this.flowAt(s).steering = st;
   }
 
   /** Ends an interval at `now`: rates over it, and closed flows past their grace leave. */
   tick(now: number): void {
     const dt = this.lastTick === undefined ? 0 : (now - this.lastTick) / 1000;
     this.lastTick = now;
-    for (const [sock, e] of this.entries) {
-      const f = e.flow;
+    for (let s = this.slots.after(-1); s !== -1; ) {
+      const next = this.slots.after(s);
+      const r = s * W;
       // most flows of a churn never move a byte between ticks: leave them untouched
-      if (f.tx_bytes !== e.sampledTx || f.tx_rate !== 0) {
-        f.tx_rate = dt > 0 ? Math.max(0, f.tx_bytes - e.sampledTx) / dt : 0;
-        e.sampledTx = f.tx_bytes;
+      if (this.f[r + TX_BYTES] !== this.f[r + SAMPLED_TX] || this.f[r + TX_RATE] !== 0) {
+        this.f[r + TX_RATE] = dt > 0 ? Math.max(0, this.f[r + TX_BYTES] - this.f[r + SAMPLED_TX]) / dt : 0;
+        this.f[r + SAMPLED_TX] = this.f[r + TX_BYTES];
       }
-      if (f.rx_bytes !== e.sampledRx || f.rx_rate !== 0) {
-        f.rx_rate = dt > 0 ? Math.max(0, f.rx_bytes - e.sampledRx) / dt : 0;
-        e.sampledRx = f.rx_bytes;
+      if (this.f[r + RX_BYTES] !== this.f[r + SAMPLED_RX] || this.f[r + RX_RATE] !== 0) {
+        this.f[r + RX_RATE] = dt > 0 ? Math.max(0, this.f[r + RX_BYTES] - this.f[r + SAMPLED_RX]) / dt : 0;
+        this.f[r + SAMPLED_RX] = this.f[r + RX_BYTES];
       }
-      if (f.peers) e.sampledPeers = peerRates(f.peers, e.sampledPeers, dt);
-      if (f.closed !== null && now - f.closed > this.graceMs) this.entries.delete(sock);
+      const peers = this.objects[s]?.peers;
+      if (peers) this.sampledPeers[s] = peerRates(peers, this.sampledPeers[s], dt);
+      if (!Number.isNaN(this.f[r + CLOSED]) && now - this.f[r + CLOSED] > this.graceMs) this.remove(s);
+      s = next;
     }
   }
 
-  /** The entry for `sock`, created if new, marked as the most recently used. */
-  private touch(sock: number, now: number, proto: Proto, ident: () => SocketIdent): Entry {
-    const e = this.entries.get(sock);
-    if (e === undefined) return this.insert(sock, now, proto, pickIdent(ident()));
-    this.use(sock, e);
-    return e;
+  /** The slot of the socket a snapshot row lists, created if new, marked as the most recently used. */
+  private touch(r: SocketIdent, now: number, proto: number): number {
+    const s = this.slots.find(r.sock);
+    if (s >= 0) {
+      this.use(s);
+      return s;
+    }
+    const t = this.insert(r.sock, now, proto);
+    this.setIdent(t, r.netns, r.family, r.saddr, r.sport, r.daddr, r.dport);
+    return t;
   }
 
   /**
-   * Keeps the map's order (eviction order) close to recency without two hash
-   * operations per record: an entry moves to the back only once it has fallen
-   * half the table's size of uses behind, so a busy socket moves seldom and an
-   * idle one never.
+   * Keeps the order (eviction order) close to recency without relinking on
+   * every record: a slot moves to the back only once it has fallen half the
+   * table's size of uses behind, so a busy socket moves seldom and an idle one
+   * never.
    */
-  private use(sock: number, e: Entry): void {
-    if (++this.uses - e.placed > this.cap >> 1) {
-      this.entries.delete(sock);
-      this.entries.set(sock, e);
-      e.placed = this.uses;
+  private use(s: number): void {
+    if (++this.uses - this.f[s * W + PLACED] > this.cap >> 1) {
+      this.slots.moveToBack(s);
+      this.f[s * W + PLACED] = this.uses;
     }
   }
 
-  private insert(sock: number, now: number, proto: Proto, ident: SocketIdent): Entry {
-    const e: Entry = { flow: newFlow(ident, now, proto), sampledTx: 0, sampledRx: 0, missing: 0, placed: ++this.uses };
-    this.entries.set(sock, e);
-    while (this.entries.size > this.cap) {
-      this.entries.delete(this.front());
+  /** A new slot for `sock`, nothing known of it yet; the least recently placed flow leaves to make room. */
+  private insert(sock: number, now: number, proto: number): number {
+    if (this.slots.size === this.cap) {
+      this.remove(this.slots.after(-1));
       this.evictions++;
     }
-    return e;
+    const s = this.slots.add(sock);
+    const r = s * W;
+    const t = s * T;
+    this.f.fill(0, r, r + W); // nothing known: zero counts, no owner, state UNKNOWN
+    this.text[t + COMM] = null;
+    this.f[r + PROTO] = proto;
+    this.f[r + FIRST_SEEN] = now;
+    this.f[r + CGROUP] = NaN;
+    this.f[r + SRTT_US] = NaN;
+    this.f[r + OPENED] = NaN;
+    this.f[r + CLOSED] = NaN;
+    this.f[r + PLACED] = ++this.uses;
+    return s;
   }
 
-  /** The first key in the map's order. One iterator is kept across calls: a fresh one would step over every deleted slot at the front again. */
-  private front(): number {
-    let next = this.oldest?.next();
-    if (!next || next.done) {
-      this.oldest = this.entries.keys();
-      next = this.oldest.next();
+  private remove(s: number): void {
+    this.slots.remove(s);
+    this.objects[s] = undefined;
+    this.sampledPeers[s] = undefined;
+  }
+
+  private setIdent(s: number, netns: number, family: 4 | 6, saddr: string, sport: number, daddr: string, dport: number): void {
+    this.f[s * W + NETNS] = netns;
+    this.f[s * W + FAMILY] = family;
+    this.text[s * T + SADDR] = saddr;
+    this.f[s * W + SPORT] = sport;
+    this.text[s * T + DADDR] = daddr;
+    this.f[s * W + DPORT] = dport;
+  }
+
+  /** The owner the kernel side knew, if it knew one. */
+  private adoptOwner(s: number, o: SocketOwner): void {
+    if (o.pid === null) return;
+    this.f[s * W + OWNED] = 1;
+    this.f[s * W + PID] = o.pid;
+    this.text[s * T + COMM] = o.comm;
+    this.f[s * W + CGROUP] = o.cgroup ?? NaN;
+  }
+
+  /** Counters only grow: a snapshot and a close record read the same kernel-side totals at different times. */
+  private foldUdp(s: number, t: UdpTotals): void {
+    const r = s * W;
+    this.f[r + TX_BYTES] = Math.max(this.f[r + TX_BYTES], t.tx_bytes);
+    this.f[r + RX_BYTES] = Math.max(this.f[r + RX_BYTES], t.rx_bytes);
+    this.f[r + TX_DATAGRAMS] = Math.max(this.f[r + TX_DATAGRAMS], t.tx_datagrams);
+    this.f[r + RX_DATAGRAMS] = Math.max(this.f[r + RX_DATAGRAMS], t.rx_datagrams);
+    this.f[r + DROPS] = t.drops;
+    this.f[r + RX_QUEUE] = t.rx_queue;
+    this.f[r + TX_QUEUE] = t.tx_queue;
+  }
+
+  /** The slot's Flow object, made if it has none, with every field as the columns have it now. */
+  private flowAt(s: number): Flow {
+    const r = s * W;
+    const t = s * T;
+    const proto = PROTOS[this.f[r + PROTO]];
+    let f = this.objects[s];
+    if (f === undefined) {
+      f = newFlow(this.ident(s), this.f[r + FIRST_SEEN], proto);
+      this.objects[s] = f;
     }
-    return next.value as number;
+    f.family = this.f[r + FAMILY] === 6 ? 6 : 4;
+    f.saddr = this.text[t + SADDR] ?? '';
+    f.sport = this.f[r + SPORT];
+    f.daddr = this.text[t + DADDR] ?? '';
+    f.dport = this.f[r + DPORT];
+    f.state = stateName(this.f[r + STATE]);
+    const owned = this.f[r + OWNED] === 1;
+    f.pid = owned ? this.f[r + PID] : null;
+    f.comm = owned ? this.text[t + COMM] : null;
+    f.cgroup = owned ? orNull(this.f[r + CGROUP]) : null;
+    f.tx_bytes = this.f[r + TX_BYTES];
+    f.rx_bytes = this.f[r + RX_BYTES];
+    f.tx_rate = this.f[r + TX_RATE];
+    f.rx_rate = this.f[r + RX_RATE];
+    f.srtt_us = orNull(this.f[r + SRTT_US]);
+    f.retrans = this.f[r + RETRANS];
+    f.rx_queue = this.f[r + RX_QUEUE];
+    f.tx_queue = this.f[r + TX_QUEUE];
+    f.opened = orNull(this.f[r + OPENED]);
+    f.closed = orNull(this.f[r + CLOSED]);
+    if (proto === 'udp') {
+      f.tx_datagrams = this.f[r + TX_DATAGRAMS];
+      f.rx_datagrams = this.f[r + RX_DATAGRAMS];
+      f.drops = this.f[r + DROPS];
+    }
+    return f;
+  }
+
+  private ident(s: number): SocketIdent {
+    const r = s * W;
+    const t = s * T;
+    return {
+      sock: this.slots.cookie(s),
+      netns: this.f[r + NETNS],
+      family: this.f[r + FAMILY] === 6 ? 6 : 4,
+      saddr: this.text[t + SADDR] ?? '',
+      sport: this.f[r + SPORT],
+      daddr: this.text[t + DADDR] ?? '',
+      dport: this.f[r + DPORT],
+    };
   }
 }
 
-/** The owner the kernel side knew, if it knew one. */
-function adoptOwner(f: Flow, r: SocketOwner): void {
-  if (r.pid === null) return;
-  f.pid = r.pid;
-  f.comm = r.comm;
-  f.cgroup = r.cgroup;
-}
+/**
+ * Owners' names by pid. Decoding a comm for every new socket was a tenth of
+ * the table's time at churn; the record's bytes are still compared, so a name
+ * that exec() changed is seen.
+ */
+class CommNames {
+  private readonly byPid = new Map<number, { w0: number; w1: number; w2: number; w3: number; name: string }>();
 
-/** Counters only grow: a snapshot and a close record read the same kernel-side totals at different times. */
-function foldUdp(f: Flow, t: UdpTotals): void {
-  f.tx_bytes = Math.max(f.tx_bytes, t.tx_bytes);
-  f.rx_bytes = Math.max(f.rx_bytes, t.rx_bytes);
-  f.tx_datagrams = Math.max(f.tx_datagrams ?? 0, t.tx_datagrams);
-  f.rx_datagrams = Math.max(f.rx_datagrams ?? 0, t.rx_datagrams);
-  f.drops = t.drops;
-  f.rx_queue = t.rx_queue;
-  f.tx_queue = t.tx_queue;
-}
-
-function pickIdent(r: SocketIdent): SocketIdent {
-  return { sock: r.sock, netns: r.netns, family: r.family, saddr: r.saddr, sport: r.sport, daddr: r.daddr, dport: r.dport };
+  name(c: RecordCursor, pid: number): string {
+    const w0 = c.commWord(0);
+    const w1 = c.commWord(1);
+    const w2 = c.commWord(2);
+    const w3 = c.commWord(3);
+    const e = this.byPid.get(pid);
+    if (e !== undefined && e.w0 === w0 && e.w1 === w1 && e.w2 === w2 && e.w3 === w3) return e.name;
+    if (this.byPid.size >= 4096) this.byPid.clear(); // bounded, however many processes come and go
+    const name = c.comm;
+    this.byPid.set(pid, { w0, w1, w2, w3, name });
+    return name;
+  }
 }
 
 /** Sets each peer's rates from the bytes it had at the last tick; returns this tick's samples. */
