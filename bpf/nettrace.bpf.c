@@ -203,6 +203,25 @@ static __always_inline void capture_owner(struct nt_owner *o)
 	bpf_get_current_comm(o->comm, sizeof(o->comm));
 }
 
+/*
+ * The same as capture_owner, for tracing programs: the fields read straight
+ * from the task instead of through four helper calls, each a call and return
+ * that the kernel's return-thunk mitigations make dear. Equal values: the
+ * helpers return these fields (uid mapped through init_user_ns, the identity).
+ */
+static __always_inline void capture_task_owner(struct nt_owner *o)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+
+	o->cgroup = t->cgroups->dfl_cgrp->kn->id;
+	o->pid = t->tgid;
+	o->tid = t->pid;
+	o->uid = t->cred->uid.val;
+	o->known = 1;
+	__builtin_memcpy(o->comm, t->comm, sizeof(o->comm));
+	o->comm[sizeof(o->comm) - 1] = 0;
+}
+
 static __always_inline void copy_owner(struct nt_owner *dst, const struct sock_info *si)
 {
 	if (si)
@@ -249,7 +268,10 @@ static __always_inline void read_tuple(struct nt_sock *s, const struct sock_comm
 /* skc must be a BTF pointer (tp_btf, fexit, iter): fields are read directly. */
 static __always_inline void read_sock(struct nt_sock *s, const struct sock_common *skc)
 {
-	s->cookie = bpf_get_socket_cookie((void *)skc);
+	/* once generated the cookie sits in the socket: the helper call is only needed the first time */
+	s->cookie = skc->skc_cookie.counter;
+	if (!s->cookie)
+		s->cookie = bpf_get_socket_cookie((void *)skc);
 	read_tuple(s, skc);
 }
 
@@ -346,30 +368,29 @@ SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(on_state, const struct sock *sk, int old, int new)
 {
 	__u64 key = (__u64)sk, now, last_ns = 0, syn_recv_ns = 0;
-	struct sock_info *si;
+	struct sock_info fresh, *si;
 	struct nt_sock tuple;
 	struct nt_state *r;
+	int begins;
 
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
 	now = bpf_ktime_get_ns();
 	/*
 	 * Leaving CLOSE (connect, listen) or a child's LISTEN>SYN_RECV begins a
-	 * socket: no entry of its own can exist, so it is put in without the
-	 * lookup that would miss (one that a lost CLOSE left at this address is
-	 * stale and replaced).
+	 * socket: no entry of its own can exist, so its entry is filled on the
+	 * stack and put in once, without the lookups that would miss or merely
+	 * find it again (one that a lost CLOSE left at this address is stale and
+	 * replaced).
 	 */
-	if (old == TCP_CLOSE || (old == TCP_LISTEN && new == TCP_SYN_RECV)) {
-		struct sock_info fresh = {};
-
-		if (!bpf_map_update_elem(&socks, &key, &fresh, BPF_ANY))
-			count_sock(SOCK_INSERTS);
-		si = bpf_map_lookup_elem(&socks, &key);
+	begins = old == TCP_CLOSE || (old == TCP_LISTEN && new == TCP_SYN_RECV);
+	if (begins) {
+		__builtin_memset(&fresh, 0, sizeof(fresh));
+		si = &fresh;
 	} else {
 		si = bpf_map_lookup_elem(&socks, &key);
 		if (!si && new != TCP_CLOSE) {
-			struct sock_info fresh = {};
-
+			__builtin_memset(&fresh, 0, sizeof(fresh));
 			if (!bpf_map_update_elem(&socks, &key, &fresh, BPF_NOEXIST))
 				count_sock(SOCK_INSERTS);
 			si = bpf_map_lookup_elem(&socks, &key);
@@ -381,7 +402,7 @@ int BPF_PROG(on_state, const struct sock *sk, int old, int new)
 		si->syn_recv_ns = 0;
 		if (old == TCP_CLOSE) {
 			/* connect() and listen() run in the owner's syscall */
-			capture_owner(&si->owner);
+			capture_task_owner(&si->owner);
 			si->born_ns = now;
 			si->mark_ns = now;
 		} else if (old == TCP_LISTEN && new == TCP_SYN_RECV) {
@@ -402,7 +423,13 @@ int BPF_PROG(on_state, const struct sock *sk, int old, int new)
 		if (new == TCP_ESTABLISHED || new == TCP_LISTEN)
 			read_sock(&si->sock, &sk->__sk_common);
 		si->last_ns = now;
-		if (si->syn_recv_ns)
+		if (begins) {
+			if (bpf_map_update_elem(&socks, &key, &fresh, BPF_ANY))
+				si = 0; /* as if it had never been put in */
+			else
+				count_sock(SOCK_INSERTS);
+		}
+		if (si && si->syn_recv_ns)
 			return 0;
 	}
 
@@ -453,7 +480,7 @@ static __always_inline void emit_accept(__u64 key, const struct sock *btf_sk)
 
 	if (!si)
 		return; /* not TCP, or established before tracing began */
-	capture_owner(&si->owner);
+	capture_task_owner(&si->owner);
 	if (btf_sk)
 		read_sock(&tuple, &btf_sk->__sk_common);
 	else
@@ -507,7 +534,7 @@ struct sys_exit_ctx {
 
 static __always_inline int accept_exit(struct sys_exit_ctx *ctx)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct task_struct *task = bpf_get_current_task_btf();
 	struct file **fds;
 	struct file *file;
 	struct socket *sock;
@@ -516,7 +543,8 @@ static __always_inline int accept_exit(struct sys_exit_ctx *ctx)
 
 	if (fd < 0)
 		return 0;
-	fds = BPF_CORE_READ(task, files, fdt, fd);
+	/* BTF loads, not a probe read per hop: only what is not BTF-typed needs one */
+	fds = task->files->fdt->fd;
 	if (bpf_core_read(&file, sizeof(file), &fds[fd]) || !file)
 		return 0;
 	sock = BPF_CORE_READ(file, private_data);
