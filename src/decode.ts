@@ -20,6 +20,8 @@ const NETNS = Head.sock.netns;
 const SPORT = Head.sock.sport;
 const DPORT = Head.sock.dport;
 const FAMILY = Head.sock.family;
+const SADDR = Head.sock.saddr;
+const DADDR = Head.sock.daddr;
 const KNOWN = Head.owner.known;
 const PID = Head.owner.pid;
 const CGROUP = Head.owner.cgroup;
@@ -159,10 +161,10 @@ export class RecordCursor {
     return this.buf.toString('latin1', at, end < 0 || end > at + COMM_LEN ? at + COMM_LEN : end);
   }
   get saddr(): string {
-    return formatAddr(this.buf, this.base + Head.sock.saddr, this.family);
+    return this.family === 4 ? v4String(this.u32(SADDR)) : formatAddr(this.buf, this.base + SADDR, 6);
   }
   get daddr(): string {
-    return formatAddr(this.buf, this.base + Head.sock.daddr, this.family);
+    return this.family === 4 ? v4String(this.u32(DADDR)) : formatAddr(this.buf, this.base + DADDR, 6);
   }
 
   // state
@@ -228,15 +230,19 @@ export class RecordCursor {
 /** IPv4 strings already made, by address: churn repeats a few addresses millions of times. */
 const v4Strings = new Map<number, string>();
 
-function formatV4(buf: Buffer, at: number): string {
-  const key = buf.readUInt32LE(at);
+/** The dotted quad of an address read as a little-endian u32 (network order in memory). */
+function v4String(key: number): string {
   let s = v4Strings.get(key);
   if (s === undefined) {
     if (v4Strings.size >= 4096) v4Strings.clear(); // bounded, whatever the traffic
-    s = `${buf[at]}.${buf[at + 1]}.${buf[at + 2]}.${buf[at + 3]}`;
+    s = `${key & 255}.${(key >>> 8) & 255}.${(key >>> 16) & 255}.${key >>> 24}`;
     v4Strings.set(key, s);
   }
   return s;
+}
+
+function formatV4(buf: Buffer, at: number): string {
+  return v4String(buf.readUInt32LE(at));
 }
 
 export function formatAddr(buf: Buffer, at: number, family: 4 | 6): string {
