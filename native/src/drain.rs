@@ -83,12 +83,13 @@ fn run(object: Object, links: Vec<Link>, mut ring: Ring, epoll: OwnedFd, wake: O
     let mut deadline = Instant::now() + flush;
     let mut last_evictions = Instant::now();
     let mut alive = true;
+    let mut expected = 0;
     loop {
         let timeout = deadline.saturating_duration_since(Instant::now());
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; 2];
-        let n = unsafe {
-            libc::epoll_wait(epoll.as_raw_fd(), events.as_mut_ptr(), 2, timeout.as_millis().min(i32::MAX as u128) as i32)
-        };
+        // rounded up: a timeout rounded down to 0 ms would spin until the deadline
+        let timeout_ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+        let n = unsafe { libc::epoll_wait(epoll.as_raw_fd(), events.as_mut_ptr(), 2, timeout_ms) };
         if events[..n.max(0) as usize].iter().any(|e| e.u64 == WAKE_TOKEN) {
             break;
         }
@@ -98,7 +99,7 @@ fn run(object: Object, links: Vec<Link>, mut ring: Ring, epoll: OwnedFd, wake: O
         }
         deadline = Instant::now() + flush;
         if alive {
-            alive = drain_all(&mut ring, max_batch, &counters, &sink, &object);
+            alive = drain_all(&mut ring, max_batch, &mut expected, &counters, &sink, &object);
         }
         if last_evictions.elapsed() >= Duration::from_secs(1) {
             read_evictions_now(&counters, &object, max_sockets);
@@ -113,7 +114,7 @@ fn run(object: Object, links: Vec<Link>, mut ring: Ring, epoll: OwnedFd, wake: O
     drop(links);
     let mut last = Vec::new();
     if alive {
-        drain_all(&mut ring, max_batch, &counters, &sink, &object);
+        drain_all(&mut ring, max_batch, &mut expected, &counters, &sink, &object);
         let n = ring.drain(&mut last, usize::MAX);
         count(&counters, n, last.len());
     }
@@ -130,10 +131,13 @@ fn run(object: Object, links: Vec<Link>, mut ring: Ring, epoll: OwnedFd, wake: O
 }
 
 /// Sends full batches while the ring has more than one batch's worth.
-fn drain_all(ring: &mut Ring, max_batch: usize, counters: &Counters, sink: &impl Sink, object: &libbpf_rs::Object) -> bool {
+fn drain_all(ring: &mut Ring, max_batch: usize, expected: &mut usize, counters: &Counters, sink: &impl Sink,
+             object: &libbpf_rs::Object) -> bool {
     loop {
-        let mut batch = Vec::with_capacity(max_batch.min(64 << 10));
+        // room for what the last batch held, so that a batch is rarely copied while it grows
+        let mut batch = Vec::with_capacity((*expected).max(64 << 10).min(max_batch));
         let n = ring.drain(&mut batch, max_batch);
+        *expected = batch.len() + batch.len() / 4;
         read_losses(counters, object);
         if n == 0 {
             return true;

@@ -474,7 +474,7 @@ export class FlowTable {
     const s = this.slots.add(sock);
     const r = s * W;
     const t = s * T;
-    this.f.fill(0, r, r + W); // nothing known: zero counts, no owner, state UNKNOWN
+    for (let i = r; i < r + W; i++) this.f[i] = 0; // nothing known: zero counts, no owner, state UNKNOWN (a loop: fill() is a runtime call)
     this.text[t + COMM] = null;
     this.f[r + PROTO] = proto;
     this.f[r + FIRST_SEEN] = now;
