@@ -13,6 +13,7 @@ use libbpf_rs::MapCore;
 
 use libbpf_rs::{Link, Object};
 
+use crate::batch::Batch;
 use crate::loader::{prog_ids, read_evictions, read_hook_runs, read_percpu_sum};
 use crate::ring::Ring;
 
@@ -38,7 +39,7 @@ pub struct Counters {
 /// program is detached and every map closed. Returns false once JavaScript
 /// has gone away.
 pub trait Sink: Send + 'static {
-    fn send(&self, batch: Vec<u8>, last: bool) -> bool;
+    fn send(&self, batch: Batch, last: bool) -> bool;
 }
 
 pub struct Drain {
@@ -83,7 +84,6 @@ fn run(object: Object, links: Vec<Link>, mut ring: Ring, epoll: OwnedFd, wake: O
     let mut deadline = Instant::now() + flush;
     let mut last_evictions = Instant::now();
     let mut alive = true;
-    let mut expected = 0;
     loop {
         let timeout = deadline.saturating_duration_since(Instant::now());
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; 2];
@@ -99,7 +99,7 @@ fn run(object: Object, links: Vec<Link>, mut ring: Ring, epoll: OwnedFd, wake: O
         }
         deadline = Instant::now() + flush;
         if alive {
-            alive = drain_all(&mut ring, max_batch, &mut expected, &counters, &sink, &object);
+            alive = drain_all(&mut ring, max_batch, &counters, &sink, &object);
         }
         if last_evictions.elapsed() >= Duration::from_secs(1) {
             read_evictions_now(&counters, &object, max_sockets);
@@ -112,9 +112,9 @@ fn run(object: Object, links: Vec<Link>, mut ring: Ring, epoll: OwnedFd, wake: O
     let _ = wake;
     // Detach first so nothing new arrives, then take what is left.
     drop(links);
-    let mut last = Vec::new();
+    let mut last = Batch::with_capacity(0);
     if alive {
-        drain_all(&mut ring, max_batch, &mut expected, &counters, &sink, &object);
+        drain_all(&mut ring, max_batch, &counters, &sink, &object);
         let n = ring.drain(&mut last, usize::MAX);
         count(&counters, n, last.len());
     }
@@ -131,13 +131,11 @@ fn run(object: Object, links: Vec<Link>, mut ring: Ring, epoll: OwnedFd, wake: O
 }
 
 /// Sends full batches while the ring has more than one batch's worth.
-fn drain_all(ring: &mut Ring, max_batch: usize, expected: &mut usize, counters: &Counters, sink: &impl Sink,
-             object: &libbpf_rs::Object) -> bool {
+fn drain_all(ring: &mut Ring, max_batch: usize, counters: &Counters, sink: &impl Sink, object: &libbpf_rs::Object) -> bool {
     loop {
-        // room for what the last batch held, so that a batch is rarely copied while it grows
-        let mut batch = Vec::with_capacity((*expected).max(64 << 10).min(max_batch));
+        // address space for a full batch: only the pages written are backed
+        let mut batch = Batch::with_capacity(max_batch + 4096);
         let n = ring.drain(&mut batch, max_batch);
-        *expected = batch.len() + batch.len() / 4;
         read_losses(counters, object);
         if n == 0 {
             return true;

@@ -1,6 +1,7 @@
 //! nettrace's native addon: loads the BPF programs, drains their ring buffer
 //! on its own thread and hands JavaScript whole batches of raw records.
 
+mod batch;
 mod bpfstats;
 mod churn;
 mod drain;
@@ -19,6 +20,7 @@ use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
+use crate::batch::Batch;
 use crate::drain::{Counters, Drain, Sink};
 use crate::errors::{Code, NtError};
 
@@ -104,12 +106,12 @@ pub struct LayoutRow {
     pub size: u32,
 }
 
-type BatchFn = ThreadsafeFunction<(Vec<u8>, bool), (), (Buffer, bool), Status, false, false, 4>;
+type BatchFn = ThreadsafeFunction<(Batch, bool), (), (BufferSlice<'static>, bool), Status, false, false, 4>;
 
 struct JsSink(BatchFn);
 
 impl Sink for JsSink {
-    fn send(&self, batch: Vec<u8>, last: bool) -> bool {
+    fn send(&self, batch: Batch, last: bool) -> bool {
         // Blocking on a 4-deep queue: the bound on what waits for JavaScript.
         self.0.call((batch, last), ThreadsafeFunctionCallMode::Blocking) == Status::Ok
     }
@@ -159,10 +161,10 @@ impl NativeTracer {
             steering: options.steering.unwrap_or(false),
         };
         let tsfn: BatchFn = on_batch
-            .build_threadsafe_function::<(Vec<u8>, bool)>()
+            .build_threadsafe_function::<(Batch, bool)>()
             .callee_handled::<false>()
             .max_queue_size::<4>()
-            .build_callback(|ctx| Ok((Buffer::from(ctx.value.0), ctx.value.1)))?;
+            .build_callback(|ctx| Ok((batch::to_js(&ctx.env, ctx.value.0)?, ctx.value.1)))?;
         let loader::Loaded { object, links, hooks, snapshot, udp_snapshot, udp_peers, kernel_ids, map_ids, steering } = loader::load(&opts)?;
         let hooks = hooks
             .iter()

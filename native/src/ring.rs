@@ -7,6 +7,8 @@ use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use crate::batch::Batch;
+
 const BUSY: u32 = 1 << 31;
 const DISCARD: u32 = 1 << 30;
 const HDR: u64 = 8;
@@ -54,7 +56,7 @@ impl Ring {
 
     /// Appends whole committed records to `out` until the ring is empty or `out`
     /// holds at least `max_bytes`. Returns the number of records appended.
-    pub fn drain(&mut self, out: &mut Vec<u8>, max_bytes: usize) -> u64 {
+    pub fn drain(&mut self, out: &mut Batch, max_bytes: usize) -> u64 {
         let mask = self.size as u64 - 1;
         let data = unsafe { self.producer.add(self.page) };
         let mut cons = self.consumer_pos().load(Ordering::Relaxed);
