@@ -117,6 +117,7 @@ const CLOSE = 7;
 const TIME_WAIT = 6;
 const NEW_SYN_RECV = 12;
 const TCP = 0;
+const STATE_RECORD = Kind.State; // a module constant, not a property load per record
 const UDP = 1;
 const PROTOS: readonly Proto[] = ['tcp', 'udp'];
 
@@ -229,7 +230,7 @@ export class FlowTable {
    */
   applyRecord(c: RecordCursor, clock: Clock): void {
     const s = this.slots.find(c.cookie);
-    if (s >= 0 && c.kind === Kind.State && this.settled(c, s)) {
+    if (s >= 0 && c.kind === STATE_RECORD && this.settled(c, s)) {
       this.use(s);
       this.transition(c, s * W, clock);
     } else {
@@ -241,7 +242,7 @@ export class FlowTable {
   private settled(c: RecordCursor, s: number): boolean {
     const sport = c.sport;
     if (sport !== 0 && this.f[s * W + SPORT] !== sport) return false;
-    return !c.hasOwner || (this.f[s * W + OWNED] === 1 && this.f[s * W + PID] === c.pid && this.text[s * T + COMM] !== null);
+    return !c.hasOwner || (this.f[s * W + OWNED] === 1 && this.f[s * W + PID] === c.pid);
   }
 
   private transition(c: RecordCursor, r: number, clock: Clock): void {
@@ -263,7 +264,7 @@ export class FlowTable {
     else this.use(s);
     const sport = c.sport;
     if (sport !== 0 && this.f[s * W + SPORT] !== sport) this.bind(c, s, sport);
-    if (c.hasOwner && (this.f[s * W + OWNED] === 0 || this.f[s * W + PID] !== c.pid || this.text[s * T + COMM] === null)) this.own(c, s);
+    if (c.hasOwner && (this.f[s * W + OWNED] === 0 || this.f[s * W + PID] !== c.pid)) this.own(c, s);
     if (kind === Kind.State) this.transition(c, s * W, clock);
     else if (kind === Kind.Close) this.applyClose(c, s, clock.wallMs(c.tsNs));
     else if (kind === Kind.Udp) this.applyUdp(c, s, clock.wallMs(c.tsNs));
