@@ -106,7 +106,8 @@ test('--json streams every record of a connection with the documented keys; SIGI
   await close(server);
   assert.equal(r.code, 0);
   const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
-  assert.equal(events.length, 3 * 14);
+  // the kernel may report close() setting LAST_ACK again (see the moderate-rate test in core)
+  assert.equal(events.filter((e) => !(e.type === 'state' && e.old === e.new)).length, 3 * 14);
   const connects = events.filter((e) => e.type === 'connect');
   assert.equal(connects.length, 3);
   for (const e of connects) {

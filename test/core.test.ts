@@ -122,18 +122,20 @@ test('a kernel filter keeps other sockets out of the ring entirely', async () =>
   const other = await listen('127.0.0.1', 5, 5);
   const tracer = start({ kernelFilter: { ports: [wanted.port], family: 4 } });
   let records = 0;
+  let repeats = 0; // as in the moderate-rate test
   tracer.onBatch((c) => {
     while (c.next()) {
       assert.ok(c.sport === wanted.port || c.dport === wanted.port, `a record for port ${c.sport}>${c.dport} came through`);
       records++;
+      if (c.kind === Kind.State && c.oldState === c.newState) repeats++;
     }
   });
   await Promise.all([runClient('127.0.0.1', wanted.port, 20, 5, 5), runClient('127.0.0.1', other.port, 50, 5, 5)]);
-  await waitFor(() => records >= 20 * 14, 5000, "the wanted port's records");
+  await waitFor(() => records - repeats >= 20 * 14, 5000, "the wanted port's records");
   await tracer.stop();
   await Promise.all([close(wanted), close(other)]);
-  assert.equal(records, 20 * 14);
-  assert.equal(tracer.stats().records, 20 * 14, 'the ring carried nothing else, though the machine churned more');
+  assert.equal(records - repeats, 20 * 14);
+  assert.equal(tracer.stats().records, records, 'the ring carried nothing else, though the machine churned more');
 });
 
 test('a kernel pid filter passes only records with that owner', async () => {
@@ -144,8 +146,9 @@ test('a kernel pid filter passes only records with that owner', async () => {
   await waitFor(() => events.filter((e) => e.type === 'close').length >= 5, 5000, 'the server side closes');
   await tracer.stop();
   await close(server);
-  // the accepted side is this process's once accept() returns: accept, 3 transitions, close per connection
-  const mine = events.filter((e) => e.dport !== 0 && e.sport === server.port);
+  // the accepted side is this process's once accept() returns: accept, 3 transitions, close per connection,
+  // besides the repeat the kernel may report when close() sets LAST_ACK again (see the moderate-rate test)
+  const mine = events.filter((e) => e.dport !== 0 && e.sport === server.port && !(e.type === 'state' && e.old === e.new));
   assert.equal(mine.length, 5 * 5);
   assert.ok(events.every((e) => e.pid === process.pid));
 });
