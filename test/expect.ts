@@ -4,6 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { NettraceEvent } from '../src';
+import { RecordCursor } from '../src/decode';
+import { Kind } from '../src/layout';
+import { stateName } from '../src/tcp';
 
 export interface Owner {
   pid: number;
@@ -29,7 +32,10 @@ export interface ConnectionRun {
  * shutdown(), before the peer's ACK, sets LAST_ACK (or FIN_WAIT1) again, and the
  * tracepoint fires for it. Whether it happens is a matter of timing.
  */
-const isRepeat = (e: NettraceEvent) => e.type === 'state' && e.old === e.new && (e.old === 'LAST_ACK' || e.old === 'FIN_WAIT1');
+const REPEATED = new Set(['LAST_ACK', 'FIN_WAIT1']);
+export const isRepeat = (e: NettraceEvent) => e.type === 'state' && e.old === e.new && REPEATED.has(e.old);
+/** The same, on the record the cursor is at. */
+export const isRepeatRecord = (c: RecordCursor) => c.kind === Kind.State && c.oldState === c.newState && REPEATED.has(stateName(c.oldState));
 const repeats = (events: NettraceEvent[]) => events.filter(isRepeat);
 
 function transitions(events: NettraceEvent[], sock: number): string[] {

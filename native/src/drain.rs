@@ -17,6 +17,9 @@ use crate::batch::Batch;
 use crate::loader::{prog_ids, read_evictions, read_hook_runs, read_percpu_sum};
 use crate::ring::Ring;
 
+/// More than any record takes (struct nt_udp, the largest, is 168 bytes).
+const MAX_RECORD: usize = 4096;
+
 /// By default a batch goes out once it holds this much, even before the timer.
 pub const DEFAULT_BATCH_BYTES: u32 = 4 << 20;
 
@@ -133,8 +136,8 @@ fn run(object: Object, links: Vec<Link>, mut ring: Ring, epoll: OwnedFd, wake: O
 /// Sends full batches while the ring has more than one batch's worth.
 fn drain_all(ring: &mut Ring, max_batch: usize, counters: &Counters, sink: &impl Sink, object: &libbpf_rs::Object) -> bool {
     loop {
-        // address space for a full batch: only the pages written are backed
-        let mut batch = Batch::with_capacity(max_batch + 4096);
+        // address space for a full batch and the record that crosses max_batch: only pages written are backed
+        let mut batch = Batch::with_capacity(max_batch + MAX_RECORD);
         let n = ring.drain(&mut batch, max_batch);
         read_losses(counters, object);
         if n == 0 {

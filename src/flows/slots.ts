@@ -13,7 +13,6 @@
 const NONE = -1;
 
 export class Slots {
-  readonly capacity: number;
   /** Slot + 1 at each position; 0 marks an empty position. Twice the capacity, a power of two. */
   private readonly index: Int32Array;
   private readonly mask: number;
@@ -31,7 +30,6 @@ export class Slots {
 
   constructor(capacity: number) {
     if (!Number.isInteger(capacity) || capacity < 1) throw new Error(`a flow table needs room for at least one flow, not ${capacity}`);
-    this.capacity = capacity;
     let bits = 1;
     while (1 << bits < capacity * 2) bits++;
     this.index = new Int32Array(1 << bits);

@@ -240,9 +240,18 @@ export class FlowTable {
 
   /** Whether the record brings the slot no new port and no new owner. */
   private settled(c: RecordCursor, s: number): boolean {
+    return !this.movesPort(c, s) && !this.newOwner(c, s);
+  }
+
+  /** connect() picks the local port after SYN_SENT. */
+  private movesPort(c: RecordCursor, s: number): boolean {
     const sport = c.sport;
-    if (sport !== 0 && this.f[s * W + SPORT] !== sport) return false;
-    return !c.hasOwner || (this.f[s * W + OWNED] === 1 && this.f[s * W + PID] === c.pid);
+    return sport !== 0 && this.f[s * W + SPORT] !== sport;
+  }
+
+  /** The kernel side captures an owner once or twice per socket: at connect or listen, and at accept. */
+  private newOwner(c: RecordCursor, s: number): boolean {
+    return c.hasOwner && (this.f[s * W + OWNED] === 0 || this.f[s * W + PID] !== c.pid);
   }
 
   private transition(c: RecordCursor, r: number, clock: Clock): void {
@@ -262,9 +271,8 @@ export class FlowTable {
     let s = found;
     if (s < 0) s = this.admit(c, clock, kind);
     else this.use(s);
-    const sport = c.sport;
-    if (sport !== 0 && this.f[s * W + SPORT] !== sport) this.bind(c, s, sport);
-    if (c.hasOwner && (this.f[s * W + OWNED] === 0 || this.f[s * W + PID] !== c.pid)) this.own(c, s);
+    if (this.movesPort(c, s)) this.bind(c, s);
+    if (this.newOwner(c, s)) this.own(c, s);
     if (kind === Kind.State) this.transition(c, s * W, clock);
     else if (kind === Kind.Close) this.applyClose(c, s, clock.wallMs(c.tsNs));
     else if (kind === Kind.Udp) this.applyUdp(c, s, clock.wallMs(c.tsNs));
@@ -277,13 +285,11 @@ export class FlowTable {
     return s;
   }
 
-  /** connect() picks the local port after SYN_SENT. */
-  private bind(c: RecordCursor, s: number, sport: number): void {
-    this.f[s * W + SPORT] = sport;
+  private bind(c: RecordCursor, s: number): void {
+    this.f[s * W + SPORT] = c.sport;
     this.text[s * T + SADDR] = c.saddr;
   }
 
-  /** The kernel side captures an owner once or twice per socket: at connect or listen, and at accept. */
   private own(c: RecordCursor, s: number): void {
     const pid = c.pid;
     this.f[s * W + OWNED] = 1;
