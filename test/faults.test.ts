@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Tracer } from '../src';
-import { CLI, close, FIXTURES, listen, runClient, waitFor } from './helpers';
+import { captured, CLI, close, FIXTURES, listen, runClient, waitFor } from './helpers';
 import { BpfIds, gone, heldBpf, normalized, stillThere } from './kernel';
 
 const NONE: BpfIds = { programs: [], links: [], maps: [] };
@@ -42,20 +42,17 @@ for (const mode of ['throw', 'exit'] as const) {
     const server = await listen('127.0.0.1', 10, 10);
     const child = spawn(process.execPath, [path.join(FIXTURES, 'consumer.js'), String(server.port), mode], { stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(child);
-    let out = '';
-    let err = '';
-    child.stdout!.on('data', (d) => (out += d));
-    child.stderr!.on('data', (d) => (err += d));
+    const { out, err } = captured(child);
     const exited = once(child, 'exit');
-    await waitFor(() => out.includes('\n'), 20000, 'the consumer to start');
-    const ids = normalized(JSON.parse(out) as BpfIds);
+    await waitFor(() => out().includes('\n'), 20000, 'the consumer to start');
+    const ids = normalized(JSON.parse(out()) as BpfIds);
     assert.deepEqual(ids, heldBpf(child.pid!), 'kernelIds is every BPF object the process holds');
     await runClient('127.0.0.1', server.port, 1, 10, 10);
     const [code] = await exited;
     await close(server);
     if (mode === 'throw') {
       assert.equal(code, 1);
-      assert.match(err, /consumer failed on its first state event/);
+      assert.match(err(), /consumer failed on its first state event/);
     } else assert.equal(code, 0);
     assert.deepEqual(await gone(ids), NONE);
   });
@@ -72,13 +69,11 @@ async function instance(name: string, port: number): Promise<Instance> {
   const idsFile = path.join(dir, name);
   const child = spawn(process.execPath, [CLI, '--json', '--port', String(port)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NETTRACE_KERNEL_IDS: idsFile } });
   children.push(child);
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.resume();
+  const { out } = captured(child);
   const exited = once(child, 'exit');
   await waitFor(() => fs.existsSync(idsFile) && fs.readFileSync(idsFile, 'utf8').endsWith('\n'), 20000, `${name} to attach`);
   const ids = normalized(JSON.parse(fs.readFileSync(idsFile, 'utf8')) as BpfIds);
-  return { child, ids: () => ids, lines: () => out.split('\n').filter(Boolean).map((l) => JSON.parse(l)), exited };
+  return { child, ids: () => ids, lines: () => out().split('\n').filter(Boolean).map((l) => JSON.parse(l)), exited };
 }
 
 /** A record without what each instance measures with its own clock. */

@@ -94,6 +94,15 @@ export async function closedPort(host: string): Promise<number> {
   return port;
 }
 
+/** A child's stdout and stderr so far, collected as they arrive. */
+export function captured(child: ChildProcess): { out: () => string; err: () => string } {
+  let out = '';
+  let err = '';
+  child.stdout?.on('data', (d) => (out += d));
+  child.stderr?.on('data', (d) => (err += d));
+  return { out: () => out, err: () => err };
+}
+
 export function spawnCli(args: string[], opts: { uid?: number; env?: NodeJS.ProcessEnv } = {}): ChildProcess {
   return spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], uid: opts.uid, env: opts.env });
 }

@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Kind } from '../src/layout';
 import { Tracer } from '../src';
-import { CLI, ROOT, waitFor } from './helpers';
+import { captured, CLI, ROOT, waitFor } from './helpers';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nettrace-load-'));
 const children: ChildProcess[] = [];
@@ -95,12 +95,9 @@ async function cliBurst(json: boolean): Promise<{ lines: string[]; stderr: strin
   const args = ['--ring-kb', '4', '--port', String(server.port), ...(json ? ['--json'] : [])];
   const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NETTRACE_KERNEL_IDS: idsFile } });
   children.push(child);
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (err += d));
+  const { out, err } = captured(child);
   const exited = once(child, 'exit');
-  const lines = () => out.split('\n').filter((l) => l && !l.startsWith('TIME '));
+  const lines = () => out().split('\n').filter((l) => l && !l.startsWith('TIME '));
   await waitFor(() => fs.existsSync(idsFile) && fs.readFileSync(idsFile, 'utf8').endsWith('\n'), 20000, 'nettrace to attach');
   await burst(server.port, 300);
   await new Promise((r) => setTimeout(r, 300));
@@ -114,7 +111,7 @@ async function cliBurst(json: boolean): Promise<{ lines: string[]; stderr: strin
   child.kill('SIGINT');
   const [code] = await exited;
   server.close();
-  return { lines: lines(), stderr: err, code: code as number, before, conns: 305 };
+  return { lines: lines(), stderr: err(), code: code as number, before, conns: 305 };
 }
 
 test('the CLI with --ring-kb 4: a burst shows its drop in the JSON summary, adds up, and tracing recovers', async () => {
