@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { CLI, waitFor } from './helpers';
+import { captured, CLI, waitFor } from './helpers';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'nettrace-bench-test-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -126,16 +126,13 @@ test('--net veth runs across a veth pair between two namespaces it creates, then
   const child = spawn(process.execPath, [CLI, 'bench', 'churn', '--net', 'veth', '-d', '2', '--rate', '200', '-c', '2', '--json', '--report', html], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (err += d));
+  const { out, err } = captured(child);
   const mine = [`ntb${child.pid}s`, `ntb${child.pid}c`];
   await waitFor(() => mine.every((n) => namespaces().includes(n)), 10_000, 'the two namespaces');
   const [code] = await once(child, 'exit');
-  assert.equal(code, 0, err);
+  assert.equal(code, 0, err());
   assert.deepEqual(namespaces().filter((n) => mine.includes(n)), []);
-  const j = JSON.parse(out);
+  const j = JSON.parse(out());
   assert.equal(j.options.net, 'veth');
   assertSane(j.rounds[0][0], 200, 2);
   assertCaptured(j.rounds[0][0]);

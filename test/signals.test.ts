@@ -18,7 +18,7 @@ import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { CLI, close, listen, waitFor } from './helpers';
+import { captured, CLI, close, listen, waitFor } from './helpers';
 import { BpfIds, bpffsEntries, churn, Churner, gone, heldAtFifo, heldBpf, normalized, pinsOf, readFifo } from './kernel';
 
 interface CommandCase {
@@ -102,12 +102,9 @@ function run(c: CommandCase, port: number, fifo: string, session: string): Runni
   }
   const child = spawn(process.execPath, [CLI, ...c.args(port)], { stdio: ['ignore', 'pipe', 'pipe'], env });
   children.push(child);
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (err += d));
+  const { out, err } = captured(child);
   const exited = once(child, 'exit').then(([code, signal]) => (code ?? 128 + os.constants.signals[signal as NodeJS.Signals]) as number);
-  return { pid: child.pid!, output: () => out, exited, stderr: () => err };
+  return { pid: child.pid!, output: out, exited, stderr: err };
 }
 
 const server = listen('127.0.0.1', 10, 10);
