@@ -27,6 +27,8 @@ pub const DEFAULT_BATCH_BYTES: u32 = 4 << 20;
 pub struct Counters {
     pub records: AtomicU64,
     pub bytes: AtomicU64,
+    /// The ring's producer position: bytes the kernel has put in it.
+    pub produced: AtomicU64,
     pub batches: AtomicU64,
     pub drops: AtomicU64,
     /// Drops of each record kind, indexed by kind - 1.
@@ -119,6 +121,7 @@ fn run(object: Object, links: Vec<Link>, mut ring: Ring, epoll: OwnedFd, wake: O
     if alive {
         drain_all(&mut ring, max_batch, &counters, &sink, &object);
         let n = ring.drain(&mut last, usize::MAX);
+        counters.produced.store(ring.produced(), Ordering::Relaxed);
         count(&counters, n, last.len());
     }
     read_losses(&counters, &object);
@@ -139,6 +142,7 @@ fn drain_all(ring: &mut Ring, max_batch: usize, counters: &Counters, sink: &impl
         // address space for a full batch and the record that crosses max_batch: only pages written are backed
         let mut batch = Batch::with_capacity(max_batch + MAX_RECORD);
         let n = ring.drain(&mut batch, max_batch);
+        counters.produced.store(ring.produced(), Ordering::Relaxed);
         read_losses(counters, object);
         if n == 0 {
             return true;

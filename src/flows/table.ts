@@ -113,6 +113,9 @@ export interface FlowTableOptions {
   graceMs?: number;
 }
 
+const UNKNOWN = 0;
+const ESTABLISHED = 1;
+const SYN_SENT = 2;
 const CLOSE = 7;
 const TIME_WAIT = 6;
 const NEW_SYN_RECV = 12;
@@ -276,6 +279,21 @@ export class FlowTable {
     if (kind === Kind.State) this.transition(c, s * W, clock);
     else if (kind === Kind.Close) this.applyClose(c, s, clock.wallMs(c.tsNs));
     else if (kind === Kind.Udp) this.applyUdp(c, s, clock.wallMs(c.tsNs));
+    else if (kind === Kind.Connect) this.applyOpen(c, s, c.err === 0 ? ESTABLISHED : CLOSE, c.latencyNs, clock);
+    else if (kind === Kind.Accept) this.applyOpen(c, s, ESTABLISHED, c.queuedNs, clock);
+  }
+
+  /**
+   * What an open's outcome says of the state, for a table fed without state
+   * records (they would have set it already: a later state stays).
+   */
+  private applyOpen(c: RecordCursor, s: number, state: number, waitedNs: number, clock: Clock): void {
+    const r = s * W;
+    const ts = clock.wallMs(c.tsNs);
+    const now = this.f[r + STATE];
+    if (now === UNKNOWN || now === SYN_SENT) this.f[r + STATE] = state;
+    if (Number.isNaN(this.f[r + OPENED])) this.f[r + OPENED] = ts - waitedNs / 1e6;
+    if (state === CLOSE && Number.isNaN(this.f[r + CLOSED])) this.f[r + CLOSED] = ts;
   }
 
   /** A slot for the record's socket, seen for the first time. */
@@ -306,6 +324,8 @@ export class FlowTable {
     this.f[r + RETRANS] = c.retrans;
     this.f[r + RX_QUEUE] = 0;
     this.f[r + TX_QUEUE] = 0;
+    this.f[r + STATE] = CLOSE; // as its state record says, for a table fed without them
+    if (Number.isNaN(this.f[r + OPENED]) && c.lifetimeNs > 0) this.f[r + OPENED] = ts - c.lifetimeNs / 1e6;
     if (Number.isNaN(this.f[r + CLOSED])) this.f[r + CLOSED] = ts;
   }
 
