@@ -57,6 +57,8 @@ export interface KernelIds {
 }
 
 export interface NativeTracer {
+  /** Hands a batch back once read: at most two are out at once. */
+  release(): void;
   stop(): void;
   snapshot(): Buffer;
   snapshotUdp(): Buffer;

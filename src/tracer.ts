@@ -288,6 +288,8 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
   }
 
   private receive(batch: Buffer, last: boolean): void {
+    // handed back from the next turn of the event loop, so timers and sockets run between batches
+    if (!last) setImmediate(this.release);
     try {
       if (batch.length > 0) {
         for (const fn of this.listeners) fn(this.cursor.reset(batch));
@@ -305,6 +307,8 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
     this.wakeIterator?.();
     this.wakeIterator = undefined;
   }
+
+  private readonly release = (): void => this.handle.release();
 
   private enqueue(batch: Buffer): void {
     if (this.queue.length < this.maxQueued) {

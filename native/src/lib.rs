@@ -4,6 +4,7 @@
 mod batch;
 mod bpfstats;
 mod churn;
+mod credits;
 mod drain;
 mod errors;
 mod layout;
@@ -119,10 +120,14 @@ pub struct LayoutRow {
 
 type BatchFn = ThreadsafeFunction<(Batch, bool), (), (BufferSlice<'static>, bool), Status, false, false, 4>;
 
-struct JsSink(BatchFn);
+struct JsSink(BatchFn, Arc<credits::Credits>);
 
 impl Sink for JsSink {
     fn send(&self, batch: Batch, last: bool) -> bool {
+        // The last batch goes whatever is out: nothing follows it to wait for.
+        if !last {
+            self.1.take();
+        }
         // Blocking on a 4-deep queue: the bound on what waits for JavaScript.
         self.0.call((batch, last), ThreadsafeFunctionCallMode::Blocking) == Status::Ok
     }
@@ -140,6 +145,7 @@ pub struct NativeTracer {
     udp_snapshot: Option<libbpf_rs::Link>,
     udp_peers: Option<libbpf_rs::MapHandle>,
     state_counts: Option<libbpf_rs::MapHandle>,
+    credits: Arc<credits::Credits>,
 }
 
 #[napi]
@@ -207,14 +213,25 @@ impl NativeTracer {
             .map(|h| NativeHook { name: h.name.into(), status: h.status.into(), detail: h.detail.clone() })
             .collect();
         let counters = Arc::new(Counters::default());
-        let drain = Drain::spawn(object, links, ring_bytes, opts.max_sockets, Duration::from_millis(flush_ms as u64), batch_bytes, counters.clone(), JsSink(tsfn))
+        let credits = Arc::new(credits::Credits::default());
+        let sink = JsSink(tsfn, credits.clone());
+        let drain = Drain::spawn(object, links, ring_bytes, opts.max_sockets, Duration::from_millis(flush_ms as u64), batch_bytes, counters.clone(), sink)
             .map_err(|e| NtError::new(Code::Kernel, format!("cannot start draining the ring buffer: {e}")))?;
-        Ok(NativeTracer { drain: Some(drain), counters, hooks, kernel_ids, map_ids, snapshot, steering, udp_snapshot, udp_peers, state_counts })
+        Ok(NativeTracer { drain: Some(drain), counters, hooks, kernel_ids, map_ids, snapshot, steering, udp_snapshot, udp_peers, state_counts, credits })
+    }
+
+    /// Hands a batch back once it has been read: the next one is sent only
+    /// while fewer than two are out (see credits.rs). Call it from a later turn
+    /// of the event loop than the one that got the batch.
+    #[napi]
+    pub fn release(&self) {
+        self.credits.give();
     }
 
     /// Detaches everything; the last batch arrives with `last` set. Safe to call twice.
     #[napi]
     pub fn stop(&mut self) {
+        self.credits.close();
         self.snapshot.take();
         self.steering.take();
         self.udp_snapshot.take();
