@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util';
 import { COMMON_HELP, CommonOptions, eventKinds, flowTraceOptions, parseCommand, seconds, traceOptions, UsageError } from './options';
 import { hookReport } from './hooks';
 import { HEADER, kindName, textLine } from './render';
+import { JsonLines } from './json-line';
 import { checkAddress, ROUTE_USAGE, routeCommand, ROUTES_USAGE, routesCommand } from './route';
 import { SERVE_OPTIONS, SERVE_USAGE, serveCommand, serveOptions } from './serve';
 import { statesCommand, statesTraceOptions } from './states';
@@ -78,18 +79,21 @@ ${COMMON_HELP}`;
  */
 const NICE = -10;
 
-function boostPriority(): void {
+/** Raises the priority before the addon's threads start, so they inherit it; returns why it could not. */
+function boostPriority(): string | undefined {
   try {
     if (os.getPriority() > NICE) os.setPriority(NICE);
+    return undefined;
   } catch (e) {
-    process.stderr.write(`nettrace: cannot raise its scheduling priority (${(e as NodeJS.ErrnoException).code}): on saturated CPUs records may be dropped (and counted)\n`);
+    return `nettrace: cannot raise its scheduling priority (${(e as NodeJS.ErrnoException).code}): on saturated CPUs records may be dropped (and counted)\n`;
   }
 }
 
 function start(options: TraceOptions): Tracer {
-  boostPriority();
+  const notBoosted = boostPriority();
   try {
     const tracer = Tracer.start(options);
+    if (notBoosted) process.stderr.write(notBoosted); // said only once tracing runs: a failed start has its own one line
     for (const line of hookReport(tracer.hooks)) process.stderr.write(`nettrace: ${line}
 `);
     reportKernelIds(tracer);
@@ -157,6 +161,7 @@ function stream(o: StreamOptions): void {
 function streamTo(o: StreamOptions, out: Output, stop: Promise<void>): void {
   const tracer = start({ ...traceOptions(o), events: o.events });
   const clock = new Clock();
+  const json = new JsonLines(clock);
   const byKind = new Map<string, number>();
   let printed = 0;
   let notWritten = 0;
@@ -180,7 +185,7 @@ function streamTo(o: StreamOptions, out: Output, stop: Promise<void>): void {
     while (c.next()) {
       if (o.count !== undefined && printed >= o.count) break;
       if (o.format === 'protobuf') events.push(toEvent(c, clock));
-      else lines.push(o.format === 'json' ? JSON.stringify(toEvent(c, clock)) : textLine(c, clock));
+      else lines.push(o.format === 'json' ? json.line(c) : textLine(c, clock));
       const k = kindName(c.kind);
       byKind.set(k, (byKind.get(k) ?? 0) + 1);
       printed++;
