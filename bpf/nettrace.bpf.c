@@ -17,6 +17,9 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/* keeps the record types in the object's BTF for the generator (see struct nt_records) */
+const struct nt_records *nt_records __attribute__((unused));
+
 #define AF_INET6 10
 #define IPPROTO_TCP 6
 #define ECONNABORTED 103

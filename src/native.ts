@@ -121,7 +121,6 @@ export interface NativeAddon {
     open(options: NativeOptions, onBatch: (args: [Buffer, boolean]) => void): NativeTracer;
   };
   NativeRoutes: new () => NativeRoutes;
-  recordLayout(): { name: string; offset: number; size: number }[];
   ChurnRun: { open(options: ChurnOptions): ChurnRun };
   bpfProgStats(ids: number[]): ProgStats[];
 }

@@ -7,7 +7,6 @@ mod churn;
 mod credits;
 mod drain;
 mod errors;
-mod layout;
 mod loader;
 mod ring;
 mod route;
@@ -109,13 +108,6 @@ pub struct KernelIds {
     pub programs: Vec<u32>,
     pub links: Vec<u32>,
     pub maps: Vec<u32>,
-}
-
-#[napi(object)]
-pub struct LayoutRow {
-    pub name: String,
-    pub offset: u32,
-    pub size: u32,
 }
 
 type BatchFn = ThreadsafeFunction<(Batch, bool), (), (BufferSlice<'static>, bool), Status, false, false, 4>;
@@ -357,13 +349,4 @@ fn read_iter(link: Option<&libbpf_rs::Link>, running: bool, what: &str) -> Resul
         .and_then(|mut it| it.read_to_end(&mut out).map_err(Into::into))
         .map_err(|e| NtError::new(Code::Kernel, format!("cannot read the socket snapshot: {e}")))?;
     Ok(out.into())
-}
-
-/// The record layout as this crate compiled it, for the layout test.
-#[napi]
-pub fn record_layout() -> Vec<LayoutRow> {
-    layout::describe()
-        .into_iter()
-        .map(|(name, offset, size)| LayoutRow { name: name.into(), offset: offset as u32, size: size as u32 })
-        .collect()
 }

@@ -45,7 +45,10 @@ ${COMMON_HELP}`;
 const STATES_USAGE = `Usage: nettrace states [options] [FILTER]
 
 The TCP state histogram, live, with transitions per second between states.
-TCP only: UDP sockets have no states (see nettrace flows -u).
+TCP only: UDP sockets have no states (see nettrace flows -u). The kernel counts
+the transitions and the histogram comes from a socket snapshot, so no record
+is made per transition; a filter on owners (pid, comm) or an expression makes
+it take a record per transition instead (--port, -4 and -6 do not).
 
 Options:
   -i, --interval SEC  seconds between reports (default 1)
