@@ -47,7 +47,7 @@ const text = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
  * Throughput first, so what moves bytes now is on top; the name breaks ties so rows do not jump between frames.
  * Names are made once per row, not per comparison: at churn most rows tie, and a sort compares each many times.
  */
-function order<T extends Sortable>(rows: T[], sort: SortKey, name: (r: T) => string): T[] {
+function order<T extends Sortable>(rows: T[], sort: SortKey, name: (r: T) => string, keep = Infinity): T[] {
   type Named = { r: T; n: string };
   const cmp =
     sort === 'rate'
@@ -58,6 +58,7 @@ function order<T extends Sortable>(rows: T[], sort: SortKey, name: (r: T) => str
   return rows
     .map((r) => ({ r, n: name(r) }))
     .sort(cmp)
+    .slice(0, keep)
     .map((x) => x.r);
 }
 
@@ -74,7 +75,8 @@ function hostName(addr: string | null): string {
 
 const connectionName = (f: Flow): string => `${processName(f)}\u0000${hostName(f.daddr)}\u0000${String(f.dport).padStart(5, '0')}\u0000${String(f.sport).padStart(5, '0')}`;
 
-export function buildModel(flows: Flow[], match: (f: Flow) => boolean, sort: SortKey): TopModel {
+/** `rows`: how many connections to keep, the first in the sort's order (all by default). */
+export function buildModel(flows: Flow[], match: (f: Flow) => boolean, sort: SortKey, rows = Infinity): TopModel {
   const shown = flows.filter((f) => carriesTraffic(f) && match(f));
   const totals: Totals = { up: 0, down: 0, flows: shown.length };
   for (const f of shown) {
@@ -84,7 +86,7 @@ export function buildModel(flows: Flow[], match: (f: Flow) => boolean, sort: Sor
   return {
     processes: order(rollup(shown, 'process'), sort, processName),
     hosts: order(rollup(shown, 'host'), sort, (r) => hostName(r.host)),
-    connections: order(shown, sort, connectionName),
+    connections: order(shown, sort, connectionName, rows),
     ...routeRollups(shown),
     totals,
   };
