@@ -17,6 +17,11 @@ export class NettraceMetrics implements MetricSource {
     this.sources = [this.tcp, new TracerStatsMetrics(tracer, () => this.tcp.flowEvictions)];
   }
 
+  /** Another source, e.g. the OTLP sink's count of what it could not send. */
+  add(source: MetricSource): void {
+    this.sources.push(source);
+  }
+
   families(): MetricFamily[] {
     return this.sources.flatMap((s) => s.families());
   }
