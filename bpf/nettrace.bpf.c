@@ -126,6 +126,8 @@ static __always_inline int wanted(const struct nt_sock *s, const struct nt_owner
 		return 1;
 	if ((f->flags & NT_FILTER_FAMILY) && s->family != f->family)
 		return 0;
+	if ((f->flags & NT_FILTER_NETNS) && s->netns != f->netns)
+		return 0;
 	if (f->flags & NT_FILTER_PID) {
 		pid = o ? o->pid : 0;
 		if (!o || !o->known || !bpf_map_lookup_elem(&filter_pids, &pid))

@@ -32,6 +32,8 @@ export interface KernelFilter {
   family?: 4 | 6;
   pids?: number[];
   ports?: number[];
+  /** Inode of the network namespace whose sockets are wanted (set from TraceOptions.netns). */
+  netns?: number;
 }
 
 export interface NativeOptions {
@@ -42,6 +44,8 @@ export interface NativeOptions {
   disable?: string[];
   batchBytes?: number;
   steering?: boolean;
+  /** A file of kernelFilter.netns, entered to read socket snapshots. */
+  netnsPath?: string;
 }
 
 export interface KernelIds {

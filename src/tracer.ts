@@ -9,6 +9,7 @@ import { Clock, NettraceEvent, toEvent } from './events';
 import { FlowMonitor } from './flows/monitor';
 import { FlowSnapshot, flowSnapshot } from './flows/rollup';
 import { Flow, FlowTableOptions } from './flows/table';
+import { resolveNetns } from './netns';
 import { KernelFilter, KernelIds, native, NativeHook, NativeStats, NativeTracer } from './native';
 import { RawSteering } from './steering/types';
 
@@ -42,6 +43,11 @@ export interface TraceOptions {
    * either side (at most 1024). A record with no known owner fails a pid condition.
    */
   kernelFilter?: KernelFilter;
+  /**
+   * Only sockets of this network namespace, decided in the kernel: a name under
+   * /run/netns, a path to a namespace file, or its inode. Snapshots list its sockets.
+   */
+  netns?: string | number;
   /** Keep only records this accepts; it sees the cursor, before any object exists. */
   filter?: (c: RecordCursor) => boolean;
   /**
@@ -92,9 +98,11 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
   private constructor(private readonly options: TraceOptions) {
     this.maxQueued = options.maxQueuedBatches ?? 64;
     this.cursor.filter = options.filter;
-    const { ringBytes, flushMs, batchBytes, maxSockets, disable, kernelFilter, steering } = options;
+    const { ringBytes, flushMs, batchBytes, maxSockets, disable, steering } = options;
+    const ns = options.netns === undefined ? undefined : resolveNetns(options.netns);
+    const kernelFilter = ns ? { ...options.kernelFilter, netns: ns.inode } : options.kernelFilter;
     try {
-      this.handle = native().NativeTracer.open({ ringBytes, flushMs, batchBytes, maxSockets, disable, kernelFilter, steering }, ([batch, last]) =>
+      this.handle = native().NativeTracer.open({ ringBytes, flushMs, batchBytes, maxSockets, disable, kernelFilter, steering, netnsPath: ns?.path }, ([batch, last]) =>
         this.receive(batch, last),
       );
     } catch (e) {

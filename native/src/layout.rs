@@ -145,6 +145,8 @@ pub struct NtFlow {
 pub struct NtFilter {
     pub flags: u32,
     pub family: u32,
+    pub netns: u32,
+    pub _pad: u32,
 }
 
 /// One row: ("Struct.field.path", offset, size).
@@ -239,6 +241,7 @@ pub fn describe() -> Vec<(&'static str, usize, usize)> {
         field!(NtUdpPeerBytes, rx_datagrams, u64),
         field!(NtFilter, flags, u32),
         field!(NtFilter, family, u32),
+        field!(NtFilter, netns, u32),
         ("NtHead", 0, size_of::<NtHead>()),
         ("NtState", 0, size_of::<NtState>()),
         ("NtConnect", 0, size_of::<NtConnect>()),

@@ -19,6 +19,8 @@ pub struct KernelFilter {
     pub family: Option<u32>,
     pub pids: Option<Vec<u32>>,
     pub ports: Option<Vec<u16>>,
+    /// Inode of the one network namespace whose sockets are wanted.
+    pub netns: Option<u32>,
 }
 
 pub struct Options {
@@ -387,6 +389,7 @@ fn set_kernel_filter(object: &Object, f: &KernelFilter) -> Result<(), NtError> {
     const FAMILY: u32 = 1;
     const PID: u32 = 2;
     const PORT: u32 = 4;
+    const NETNS: u32 = 8;
     let map = |name: &str| object.maps().find(|m| m.name() == name).expect("the object defines the filter maps");
     let fail = |e: libbpf_rs::Error| NtError::new(Code::Kernel, format!("cannot set the kernel filter: {e}"));
     let mut flags = 0;
@@ -408,10 +411,15 @@ fn set_kernel_filter(object: &Object, f: &KernelFilter) -> Result<(), NtError> {
         }
         flags |= PORT;
     }
+    if f.netns.is_some() {
+        flags |= NETNS;
+    }
     if flags != 0 {
-        let mut cfg = [0u8; 8];
+        // struct nt_filter: flags, family, netns, padding
+        let mut cfg = [0u8; 16];
         cfg[..4].copy_from_slice(&flags.to_ne_bytes());
-        cfg[4..].copy_from_slice(&f.family.unwrap_or(0).to_ne_bytes());
+        cfg[4..8].copy_from_slice(&f.family.unwrap_or(0).to_ne_bytes());
+        cfg[8..12].copy_from_slice(&f.netns.unwrap_or(0).to_ne_bytes());
         map("filter").update(&0u32.to_ne_bytes(), &cfg, libbpf_rs::MapFlags::ANY).map_err(fail)?;
     }
     Ok(())

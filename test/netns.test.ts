@@ -1,0 +1,68 @@
+/**
+ * --netns: an agent scoped to one network namespace counts only its sockets,
+ * though the same programs talk in another namespace and on the host at once;
+ * the kernel filter decides it and the snapshots read inside the namespace.
+ */
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ChildProcess, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import { CLI } from './helpers';
+import { makeNetns, removeNetns } from './netns-helpers';
+import { Exchange, expectedCounts, peerClient, peerServer, scrape, startServe, valueOf } from './serve-helpers';
+
+const NS = ['ntfl-n1', 'ntfl-n2'];
+const children: ChildProcess[] = [];
+after(() => {
+  children.forEach((c) => c.exitCode === null && c.signalCode === null && c.kill('SIGKILL'));
+  NS.forEach(removeNetns);
+});
+
+test('serve --netns NAME, PATH or INODE counts exactly the connections, bytes and sockets of that namespace', async () => {
+  NS.forEach(makeNetns);
+  const x1: Exchange = { ok: 3, resets: 1, refused: 2, send: 300, reply: 500 };
+  const x2: Exchange = { ok: 5, resets: 2, refused: 1, send: 70, reply: 90 };
+  const inode = fs.statSync('/run/netns/ntfl-n1').ino;
+  for (const spec of ['ntfl-n1', '/run/netns/ntfl-n1', String(inode)]) {
+    const served = await startServe(['--listen', '127.0.0.1:0', '--netns', spec], process.env, children);
+    const p1 = await peerServer('127.0.0.1', x1, children, 'ntfl-n1');
+    const p2 = await peerServer('127.0.0.1', x2, children, 'ntfl-n2');
+    // port 9: nothing listens in a new namespace
+    await Promise.all([peerClient('127.0.0.1', p1.port, 9, x1, undefined, 'ntfl-n1'), peerClient('127.0.0.1', p2.port, 9, x2, undefined, 'ntfl-n2')]);
+    const want = expectedCounts(x1);
+    const checks = [
+      ...want.client.map(([n, l, v]) => [n, { ...l, comm: 'nt-mclient' }, v] as const),
+      ...want.server.map(([n, l, v]) => [n, { ...l, comm: 'nt-mserver' }, v] as const),
+      // everything counted is n1's: no other process, no other socket
+      ['nettrace_connects_total', {}, x1.ok + x1.resets + x1.refused] as const,
+      ['nettrace_accepts_total', {}, x1.ok + x1.resets] as const,
+      ['nettrace_process_bytes_total', {}, 2 * (x1.ok + x1.resets) * (x1.send + x1.reply)] as const,
+      ['nettrace_sockets', { state: 'LISTEN' }, 1] as const,
+    ];
+    const end = Date.now() + 20000;
+    let pending: string[] = [];
+    while (Date.now() < end) {
+      const s = await scrape(served.port);
+      pending = checks.filter(([n, l, v]) => valueOf(s, n, l) !== v).map(([n, l, v]) => `${n}${JSON.stringify(l)}=${valueOf(s, n, l)} want ${v}`);
+      if (pending.length === 0) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.deepEqual(pending, [], `--netns ${spec}`);
+    served.child.kill('SIGTERM');
+    assert.equal((await served.done).code, 0);
+    p1.child.kill('SIGTERM');
+    p2.child.kill('SIGTERM');
+  }
+});
+
+test('--netns naming no network namespace: one line and exit 1', () => {
+  for (const [spec, why] of [
+    ['ntfl-nope', /^nettrace: network namespace 'ntfl-nope': unknown name \(no \/run\/netns\/ntfl-nope; ip netns list shows the names\)\n$/],
+    ['4000000001', /^nettrace: network namespace '4000000001': no \/run\/netns entry or process is in a namespace with that inode\n$/],
+    ['/etc/hostname', /^nettrace: network namespace '\/etc\/hostname': \/etc\/hostname is not a namespace file\n$/],
+  ] as const) {
+    const r = spawnSync(process.execPath, [CLI, 'flows', '--netns', spec], { encoding: 'utf8' });
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, why);
+  }
+});
