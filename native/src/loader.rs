@@ -148,13 +148,21 @@ fn where_attached(attach: &str) -> String {
 }
 
 /// Where cgroup v2 is mounted: /sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid systems.
+/// In a container with its own cgroup namespace the first mount is the container's cgroup:
+/// a mount of the host's hierarchy (a DaemonSet's hostPath) is preferred, known by its root
+/// having no cgroup.freeze (the root cgroup cannot be frozen, every other can).
 fn cgroup2_mount() -> Option<String> {
     let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
-    mounts.lines().find_map(|l| {
-        let mut f = l.split(' ');
-        let (_, dir, fs) = (f.next()?, f.next()?, f.next()?);
-        (fs == "cgroup2").then(|| dir.to_string())
-    })
+    let dirs: Vec<String> = mounts
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(' ');
+            let (_, dir, fs) = (f.next()?, f.next()?, f.next()?);
+            (fs == "cgroup2").then(|| dir.to_string())
+        })
+        .collect();
+    let root = dirs.iter().find(|d| !Path::new(&format!("{d}/cgroup.freeze")).exists());
+    root.or(dirs.first()).cloned()
 }
 
 /// The cgroup v2 root: a cgroup program attached there sees every socket of every descendant cgroup.
