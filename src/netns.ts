@@ -60,3 +60,19 @@ export function resolveNetns(spec: string | number): ResolvedNetns {
   if (!isNamespaceFile(file)) throw say(`${file} is not a namespace file`);
   return { spec: text, inode: inodeOf(file)!, path: file };
 }
+
+/**
+ * Calls `onGone` once when the file that named the namespace is removed or names
+ * another namespace (ip netns del, the process of /proc/PID/ns/net exited). The
+ * tracer still holds the namespace open, but nothing new can enter it by name:
+ * an agent scoped to it is then watching a namespace on its way out.
+ */
+export function watchNetns(ns: ResolvedNetns, intervalMs: number, onGone: (message: string) => void): () => void {
+  const timer = setInterval(() => {
+    if (inodeOf(ns.path) === ns.inode) return;
+    clearInterval(timer);
+    onGone(`network namespace '${escapeControls(ns.spec)}' is gone (${ns.path} no longer names it): nothing more will be seen there`);
+  }, intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}

@@ -9,7 +9,7 @@ import { Clock, NettraceEvent, toEvent } from './events';
 import { FlowMonitor } from './flows/monitor';
 import { FlowSnapshot, flowSnapshot } from './flows/rollup';
 import { Flow, FlowTableOptions } from './flows/table';
-import { resolveNetns } from './netns';
+import { ResolvedNetns, resolveNetns } from './netns';
 import { KernelFilter, KernelIds, native, NativeHook, NativeStats, NativeTracer } from './native';
 import { RawSteering } from './steering/types';
 
@@ -95,11 +95,14 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
   private resolveStopped!: () => void;
   private readonly stopped = new Promise<void>((resolve) => (this.resolveStopped = resolve));
 
+  /** The network namespace this tracer is scoped to (TraceOptions.netns), resolved. */
+  readonly netns: ResolvedNetns | undefined;
+
   private constructor(private readonly options: TraceOptions) {
     this.maxQueued = options.maxQueuedBatches ?? 64;
     this.cursor.filter = options.filter;
     const { ringBytes, flushMs, batchBytes, maxSockets, disable, steering } = options;
-    const ns = options.netns === undefined ? undefined : resolveNetns(options.netns);
+    const ns = (this.netns = options.netns === undefined ? undefined : resolveNetns(options.netns));
     const kernelFilter = ns ? { ...options.kernelFilter, netns: ns.inode } : options.kernelFilter;
     try {
       this.handle = native().NativeTracer.open({ ringBytes, flushMs, batchBytes, maxSockets, disable, kernelFilter, steering, netnsPath: ns?.path }, ([batch, last]) =>

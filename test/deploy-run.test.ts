@@ -52,7 +52,7 @@ async function runAgent(argv: string[], env: NodeJS.ProcessEnv, host: string, po
   let got: number[] = [];
   while (Date.now() < end) {
     const s = parseExposition((await probe('/metrics')).body);
-    got = want.map(([l]) => valueOf(s, 'nettrace_connects_total', { ...l, comm: title }));
+    got = want.map(([l]) => valueOf(s, 'nettrace_tcp_connects_total', { ...l, comm: title }));
     if (got.every((v, i) => v === want[i][1])) break;
     await new Promise((r) => setTimeout(r, 250));
   }

@@ -155,15 +155,15 @@ scrape_configs:
     const want = expectedCounts(x);
     for (const [n, l, v] of want.client) checks.push([`sum(${n}{host_name="${ns}",comm="nt-mclient"${Object.entries(l).map(([k, w]) => `,${k}="${w}"`).join('')}})`, v]);
     for (const [n, l, v] of want.server) checks.push([`sum(${n}{host_name="${ns}",comm="nt-mserver"${Object.entries(l).map(([k, w]) => `,${k}="${w}"`).join('')}})`, v]);
-    checks.push([`sum(nettrace_connects_total{host_name="${ns}"})`, x.ok + x.resets + x.refused]);
+    checks.push([`sum(nettrace_tcp_connects_total{host_name="${ns}"})`, x.ok + x.resets + x.refused]);
     // both ends of the TCP exchanges, and the UDP socket's two datagrams
     checks.push([`sum(nettrace_process_bytes_total{host_name="${ns}"})`, 2 * (x.ok + x.resets) * (x.send + x.reply) + 30]);
     checks.push([`sum(nettrace_process_bytes_total{host_name="${ns}",comm="nt-udp",direction="tx"})`, 30]);
     checks.push([`sum(nettrace_udp_datagrams_total{host_name="${ns}",comm="nt-udp",direction="tx"})`, 2]);
   }
-  checks.push(['sum(nettrace_connects_total{result="refused"})', total((x) => x.refused)]);
-  checks.push(['sum(nettrace_resets_total{comm="nt-mclient"})', total((x) => x.resets)]);
-  checks.push(['sum(nettrace_accepts_total)', total((x) => x.ok + x.resets)]);
+  checks.push(['sum(nettrace_tcp_connects_total{result="refused"})', total((x) => x.refused)]);
+  checks.push(['sum(nettrace_tcp_resets_total{comm="nt-mclient"})', total((x) => x.resets)]);
+  checks.push(['sum(nettrace_tcp_accepts_total)', total((x) => x.ok + x.resets)]);
   checks.push(['sum(nettrace_process_bytes_total{direction="tx"})', total((x) => (x.ok + x.resets) * (x.send + x.reply) + 30)]);
   // each agent its own instance: three series of its own records counter, three target_info with their host.name
   checks.push(['count(count by (instance) (nettrace_records_total))', 3]);
@@ -198,13 +198,13 @@ scrape_configs:
 
   // every metric kept its value type through the Collector: seconds and ratios as doubles, counts as integers
   const forwarded = points(forward.got);
-  const locality = forwarded.filter((p) => p.metric === 'nettrace_steering_locality');
+  const locality = forwarded.filter((p) => p.metric === 'nettrace_steering_locality_ratio');
   assert.ok(locality.length > 0 && locality.every((p) => p.field === 'asDouble'), 'locality arrives as a double');
+  const doubles = ['nettrace_steering_locality_ratio', 'process_cpu_seconds', 'process_start_time_seconds'];
   for (const p of forwarded) {
-    if (p.field === 'count') continue;
-    const double = p.metric === 'nettrace_steering_locality';
-    assert.equal(p.field, double ? 'asDouble' : 'asInt', `${p.metric} ${p.field}`);
+    if (p.field !== 'count') assert.equal(p.field, doubles.includes(p.metric) ? 'asDouble' : 'asInt', `${p.metric} ${p.field}`);
   }
+  assert.deepEqual(doubles.filter((d) => !forwarded.some((p) => p.metric === d)), [], 'every double was sent');
 
   // the Grafana dashboard: every panel's query returns series from this Prometheus
   const dashboard = JSON.parse(fs.readFileSync(path.join(ROOT, 'deploy', 'grafana', 'nettrace.json'), 'utf8')) as { panels: { title: string; targets?: { expr: string }[] }[] };

@@ -11,7 +11,7 @@ import { CLI } from './helpers';
 import { makeNetns, removeNetns } from './netns-helpers';
 import { Exchange, expectedCounts, peerClient, peerServer, scrape, startServe, valueOf } from './serve-helpers';
 
-const NS = ['ntfl-n1', 'ntfl-n2'];
+const NS = ['ntfl-n1', 'ntfl-n2', 'ntfl-n3'];
 const children: ChildProcess[] = [];
 after(() => {
   children.forEach((c) => c.exitCode === null && c.signalCode === null && c.kill('SIGKILL'));
@@ -19,7 +19,7 @@ after(() => {
 });
 
 test('serve --netns NAME, PATH or INODE counts exactly the connections, bytes and sockets of that namespace', async () => {
-  NS.forEach(makeNetns);
+  ['ntfl-n1', 'ntfl-n2'].forEach(makeNetns);
   const x1: Exchange = { ok: 3, resets: 1, refused: 2, send: 300, reply: 500 };
   const x2: Exchange = { ok: 5, resets: 2, refused: 1, send: 70, reply: 90 };
   const inode = fs.statSync('/run/netns/ntfl-n1').ino;
@@ -34,10 +34,10 @@ test('serve --netns NAME, PATH or INODE counts exactly the connections, bytes an
       ...want.client.map(([n, l, v]) => [n, { ...l, comm: 'nt-mclient' }, v] as const),
       ...want.server.map(([n, l, v]) => [n, { ...l, comm: 'nt-mserver' }, v] as const),
       // everything counted is n1's: no other process, no other socket
-      ['nettrace_connects_total', {}, x1.ok + x1.resets + x1.refused] as const,
-      ['nettrace_accepts_total', {}, x1.ok + x1.resets] as const,
+      ['nettrace_tcp_connects_total', {}, x1.ok + x1.resets + x1.refused] as const,
+      ['nettrace_tcp_accepts_total', {}, x1.ok + x1.resets] as const,
       ['nettrace_process_bytes_total', {}, 2 * (x1.ok + x1.resets) * (x1.send + x1.reply)] as const,
-      ['nettrace_sockets', { state: 'LISTEN' }, 1] as const,
+      ['nettrace_tcp_sockets', { state: 'LISTEN' }, 1] as const,
     ];
     const end = Date.now() + 20000;
     let pending: string[] = [];
@@ -65,4 +65,18 @@ test('--netns naming no network namespace: one line and exit 1', () => {
     assert.equal(r.status, 1, r.stderr);
     assert.match(r.stderr, why);
   }
+});
+
+test('a namespace that vanishes while traced: one line, and the agent keeps serving /metrics', async () => {
+  makeNetns('ntfl-n3');
+  const served = await startServe(['--listen', '127.0.0.1:0', '--netns', 'ntfl-n3'], process.env, children);
+  removeNetns('ntfl-n3');
+  const end = Date.now() + 10000;
+  while (!/is gone/.test(served.stderr()) && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+  assert.match(served.stderr(), /\nnettrace: network namespace 'ntfl-n3' is gone \(\/run\/netns\/ntfl-n3 no longer names it\): nothing more will be seen there\n$/);
+  assert.ok((await scrape(served.port)).some((s) => s.name === 'nettrace_records_total'), '/metrics still answers');
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal(served.stderr().split('\n').filter((l) => /is gone/.test(l)).length, 1, 'said once');
+  served.child.kill('SIGTERM');
+  assert.equal((await served.done).code, 0);
 });

@@ -24,7 +24,7 @@ function metricChecks(x: Exchange): [string, Attrs, number][] {
   return [
     ...want.client.map(([n, l, v]): [string, Attrs, number] => [base(n), { ...l, comm: 'nt-mclient' }, v]),
     ...want.server.map(([n, l, v]): [string, Attrs, number] => [base(n), { ...l, comm: 'nt-mserver' }, v]),
-    ['nettrace_rtt_seconds', {}, 2 * (x.ok + x.resets)],
+    ['nettrace_tcp_rtt_seconds', {}, 2 * (x.ok + x.resets)],
   ];
 }
 
@@ -92,7 +92,7 @@ test('OtlpSink as a library sink: a Tracer, its metrics and an explicit endpoint
   const sink = OtlpSink.start(tracer, metrics, { endpoint: `http://127.0.0.1:${rx.port}/`, intervalMs: 3_600_000 });
   try {
     await peerClient('127.0.0.1', peer.port, refusedPort, x);
-    await waitFor(() => metrics.families().some((f) => f.name === 'nettrace_accepts' && f.series.some((s) => s.labels.comm === 'nt-mserver' && 'value' in s && s.value === 3)), 20000, 'accepts');
+    await waitFor(() => metrics.families().some((f) => f.name === 'nettrace_tcp_accepts' && f.series.some((s) => s.labels.comm === 'nt-mserver' && 'value' in s && s.value === 3)), 20000, 'accepts');
     await new Promise((r) => setTimeout(r, 500)); // one more refresh folds the last bytes in
   } finally {
     await sink.shutdown();

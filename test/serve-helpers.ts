@@ -142,17 +142,17 @@ export function expectedCounts(x: Exchange): Record<string, [string, Record<stri
   const opened = x.ok + x.resets;
   return {
     client: [
-      ['nettrace_connects_total', { result: 'ok' }, opened],
-      ['nettrace_connects_total', { result: 'refused' }, x.refused],
-      ['nettrace_closes_total', {}, opened + x.refused],
-      ['nettrace_resets_total', {}, x.resets],
+      ['nettrace_tcp_connects_total', { result: 'ok' }, opened],
+      ['nettrace_tcp_connects_total', { result: 'refused' }, x.refused],
+      ['nettrace_tcp_closes_total', {}, opened + x.refused],
+      ['nettrace_tcp_resets_total', {}, x.resets],
       ['nettrace_process_bytes_total', { direction: 'tx' }, opened * x.send],
       ['nettrace_process_bytes_total', { direction: 'rx' }, opened * x.reply],
     ],
     server: [
-      ['nettrace_accepts_total', {}, opened],
-      ['nettrace_closes_total', {}, opened],
-      ['nettrace_resets_total', {}, x.resets],
+      ['nettrace_tcp_accepts_total', {}, opened],
+      ['nettrace_tcp_closes_total', {}, opened],
+      ['nettrace_tcp_resets_total', {}, x.resets],
       ['nettrace_process_bytes_total', { direction: 'tx' }, opened * x.reply],
       ['nettrace_process_bytes_total', { direction: 'rx' }, opened * x.send],
     ],

@@ -4,6 +4,7 @@
  */
 import { ParseArgsConfig } from 'node:util';
 import { DEFAULT_METRICS_PORT, MetricsServer, NettraceMetrics, OtlpSink, parseListen, startMetricsServer } from '../metrics';
+import { watchNetns } from '../netns';
 import { Tracer } from '../tracer';
 import { COMMON_HELP, CommonOptions, integer, UsageError } from './options';
 
@@ -100,8 +101,10 @@ export async function serveCommand(o: ServeOptions, tracer: Tracer, errors: Node
   const identity = { node: o.node, netns: o.netns };
   const otlp = o.otlp === undefined ? undefined : OtlpSink.start(tracer, metrics, { endpoint: o.otlp, logs: o.otlpLogs, identity, onError: (m) => report(`otlp: ${m}`) });
   if (otlp) metrics.add(otlp);
+  const unwatch = tracer.netns && watchNetns(tracer.netns, 1000, report);
   return {
     async stop() {
+      unwatch?.();
       await server.close();
       if (otlp && !(await otlp.shutdown())) report('otlp: the last export did not finish within 5 s');
       metrics.close();

@@ -67,9 +67,9 @@ function envInterval(): number | undefined {
   return Number.isFinite(v) && v > 0 ? v : undefined;
 }
 
-/** Bytes and counts of things ({connection}, {segment}...) are whole numbers; seconds and ratios (1) are not. */
+/** Seconds and ratios (unit 1) are fractions; bytes and counts of things ({connection}, {segment}...) whole numbers. */
 function valueType(unit: string): ValueType {
-  return unit === 'By' || /^\{.+\}$/.test(unit) ? ValueType.INT : ValueType.DOUBLE;
+  return unit === 's' || unit === '1' ? ValueType.DOUBLE : ValueType.INT;
 }
 
 /**
