@@ -7,6 +7,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ChildProcess, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import { decodeSnapshot, NettraceError, Tracer } from '../src';
 import { CLI } from './helpers';
 import { makeNetns, removeNetns } from './netns-helpers';
 import { Exchange, expectedCounts, peerClient, peerServer, scrape, startServe, valueOf } from './serve-helpers';
@@ -79,4 +80,21 @@ test('a namespace that vanishes while traced: one line, and the agent keeps serv
   assert.equal(served.stderr().split('\n').filter((l) => /is gone/.test(l)).length, 1, 'said once');
   served.child.kill('SIGTERM');
   assert.equal((await served.done).code, 0);
+});
+
+test('the library: Tracer.start({ netns }) resolves it, snapshots list that namespace only, and a bad one throws EINVAL', async () => {
+  makeNetns('ntfl-n1');
+  const x: Exchange = { ok: 1, resets: 0, refused: 0, send: 1, reply: 1 };
+  const peer = await peerServer('127.0.0.1', x, children, 'ntfl-n1');
+  const inode = fs.statSync('/run/netns/ntfl-n1').ino;
+  const tracer = Tracer.start({ netns: inode });
+  try {
+    assert.deepEqual(tracer.netns, { spec: String(inode), inode, path: '/run/netns/ntfl-n1' });
+    const rows = decodeSnapshot(tracer.snapshot());
+    assert.deepEqual(rows.map((r) => [r.netns, r.sport, r.state]), [[inode, peer.port, 10]], 'its one listener, nothing of the host');
+  } finally {
+    await tracer.stop();
+    peer.child.kill('SIGTERM');
+  }
+  assert.throws(() => Tracer.start({ netns: 'ntfl-nope' }), (e: unknown) => e instanceof NettraceError && e.code === 'EINVAL' && /unknown name/.test(e.message));
 });
