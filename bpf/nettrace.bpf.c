@@ -413,7 +413,7 @@ static __always_inline void count_transition(const struct sock *sk, int old, int
 
 		read_tuple(&tuple, &sk->__sk_common);
 		if (!tuple.sport) /* a released port: the connection's own copy of it stays */
-			tuple.sport = bpf_ntohs(((const struct inet_sock *)sk)->inet_sport);
+			tuple.sport = bpf_ntohs(BPF_CORE_READ((const struct inet_sock *)sk, inet_sport));
 		if (!wanted(&tuple, 0))
 			return;
 	}
