@@ -5,7 +5,8 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ChildProcess, spawnSync } from 'node:child_process';
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import fs from 'node:fs';
 import { decodeSnapshot, NettraceError, Tracer } from '../src';
 import { CLI } from './helpers';
@@ -97,4 +98,39 @@ test('the library: Tracer.start({ netns }) resolves it, snapshots list that name
     peer.child.kill('SIGTERM');
   }
   assert.throws(() => Tracer.start({ netns: 'ntfl-nope' }), (e: unknown) => e instanceof NettraceError && e.code === 'EINVAL' && /unknown name/.test(e.message));
+});
+
+test('states --netns: the kernel counts only that namespace\'s transitions, and its histogram is that namespace\'s sockets', async () => {
+  ['ntfl-n1', 'ntfl-n2'].forEach(makeNetns);
+  const x1: Exchange = { ok: 3, resets: 0, refused: 2, send: 10, reply: 10 };
+  const x2: Exchange = { ok: 4, resets: 0, refused: 1, send: 10, reply: 10 };
+  const p1 = await peerServer('127.0.0.1', x1, children, 'ntfl-n1');
+  const p2 = await peerServer('127.0.0.1', x2, children, 'ntfl-n2');
+  const states = spawn(process.execPath, [CLI, 'states', '--netns', 'ntfl-n1', '--json', '-i', '0.5'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(states);
+  const reports: { states: Record<string, number>; counts: Record<string, number> }[] = [];
+  let buf = '';
+  states.stdout!.on('data', (d) => {
+    buf += d;
+    for (let i; (i = buf.indexOf('\n')) >= 0; buf = buf.slice(i + 1)) reports.push(JSON.parse(buf.slice(0, i)));
+  });
+  const sum = (key: string): number => reports.reduce((n, r) => n + (r.counts[key] ?? 0), 0);
+  const until = async (cond: () => boolean, what: string): Promise<void> => {
+    for (const end = Date.now() + 20000; !cond(); await new Promise((r) => setTimeout(r, 100))) {
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(reports.slice(-3))}`);
+    }
+  };
+  await until(() => reports.length > 0, 'the first report');
+  await Promise.all([peerClient('127.0.0.1', p1.port, 9, x1, undefined, 'ntfl-n1'), peerClient('127.0.0.1', p2.port, 9, x2, undefined, 'ntfl-n2')]);
+  await until(() => sum('SYN_SENT>ESTABLISHED') >= x1.ok && reports.length >= 2, "n1's connections");
+  await new Promise((r) => setTimeout(r, 1200)); // two more reports: nothing of n2 arrives late
+  assert.equal(sum('SYN_SENT>ESTABLISHED'), x1.ok);
+  assert.equal(sum('LISTEN>SYN_RECV'), x1.ok);
+  assert.equal(sum('SYN_SENT>CLOSE'), x1.refused);
+  assert.equal(reports[reports.length - 1].states.LISTEN, 1, 'the histogram is n1\'s: its one listener');
+  states.kill('SIGINT');
+  await once(states, 'exit');
+  assert.equal(states.exitCode, 0);
+  p1.child.kill('SIGTERM');
+  p2.child.kill('SIGTERM');
 });
