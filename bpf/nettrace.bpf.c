@@ -141,6 +141,8 @@ static __always_inline int wanted(const struct nt_sock *s, const struct nt_owner
 		return 1;
 	if ((flags & NT_FILTER_FAMILY) && s->family != nt_filter.family)
 		return 0;
+	if ((flags & NT_FILTER_NETNS) && s->netns != nt_filter.netns)
+		return 0;
 	if (flags & NT_FILTER_PID) {
 		pid = o ? o->pid : 0;
 		if (!o || !o->known || !bpf_map_lookup_elem(&filter_pids, &pid))

@@ -186,10 +186,13 @@ struct nt_udp_peer_bytes {
 #define NT_FILTER_FAMILY 1 /* family must equal nt_filter.family */
 #define NT_FILTER_PID 2    /* the owner's pid must be in filter_pids */
 #define NT_FILTER_PORT 4   /* the local or the remote port must be in filter_ports */
+#define NT_FILTER_NETNS 8  /* the socket's network namespace inode must equal nt_filter.netns */
 
 struct nt_filter {
 	__u32 flags;       /* NT_FILTER_* */
 	__u32 family;      /* 4 or 6 */
+	__u32 netns;       /* network namespace inode number */
+	__u32 _pad;
 };
 
 /*

@@ -35,6 +35,8 @@ export interface KernelFilter {
   family?: 4 | 6;
   pids?: number[];
   ports?: number[];
+  /** Inode of the network namespace whose sockets are wanted (set from TraceOptions.netns). */
+  netns?: number;
 }
 
 export interface NativeOptions {
@@ -48,6 +50,8 @@ export interface NativeOptions {
   events?: string[];
   trackSockets?: boolean;
   countStates?: boolean;
+  /** A file of kernelFilter.netns, entered to read socket snapshots. */
+  netnsPath?: string;
 }
 
 export interface KernelIds {
