@@ -586,6 +586,13 @@ int dump_tcp(struct bpf_iter__tcp *ctx)
 	key = (__u64)skc;
 	read_sock(&f.sock, skc);
 	f.state = skc->skc_state;
+	if (f.state == TCP_TIME_WAIT) {
+		/* an orphan closed in FIN_WAIT2 is a minisocket too: ss and /proc/net/tcp name its substate */
+		struct tcp_timewait_sock *tw = bpf_skc_to_tcp_timewait_sock(skc);
+
+		if (tw)
+			f.state = tw->tw_sk.tw_substate;
+	}
 	f.uid = ctx->uid;
 	si = bpf_map_lookup_elem(&socks, &key);
 	if (si)
