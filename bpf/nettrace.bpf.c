@@ -23,6 +23,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define SOCK_DONE 1 /* enum sock_flags: set by tcp_fin() when the peer's FIN arrives */
 
 #include "steering.bpf.h"
+#include "compat.bpf.h"
 
 /* user space sets max_entries before load */
 struct {
@@ -211,8 +212,13 @@ static __always_inline void capture_owner(struct nt_owner *o)
  */
 static __always_inline void capture_task_owner(struct nt_owner *o)
 {
-	struct task_struct *t = bpf_get_current_task_btf();
+	struct task_struct *t;
 
+	if (!has_task_btf()) {
+		capture_owner(o);
+		return;
+	}
+	t = bpf_get_current_task_btf();
 	o->cgroup = t->cgroups->dfl_cgrp->kn->id;
 	o->pid = t->tgid;
 	o->tid = t->pid;
@@ -268,10 +274,7 @@ static __always_inline void read_tuple(struct nt_sock *s, const struct sock_comm
 /* skc must be a BTF pointer (tp_btf, fexit, iter): fields are read directly. */
 static __always_inline void read_sock(struct nt_sock *s, const struct sock_common *skc)
 {
-	/* once generated the cookie sits in the socket: the helper call is only needed the first time */
-	s->cookie = skc->skc_cookie.counter;
-	if (!s->cookie)
-		s->cookie = bpf_get_socket_cookie((void *)skc);
+	s->cookie = sock_cookie(skc);
 	read_tuple(s, skc);
 }
 
@@ -468,6 +471,8 @@ int BPF_PROG(on_state, const struct sock *sk, int old, int new)
 out:
 	if (new == TCP_CLOSE && !bpf_map_delete_elem(&socks, &key))
 		count_sock(SOCK_DELETES);
+	if (new == TCP_CLOSE)
+		forget_cookie(key);
 	return 0;
 }
 
@@ -534,7 +539,7 @@ struct sys_exit_ctx {
 
 static __always_inline int accept_exit(struct sys_exit_ctx *ctx)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_struct *task;
 	struct file **fds;
 	struct file *file;
 	struct socket *sock;
@@ -543,8 +548,14 @@ static __always_inline int accept_exit(struct sys_exit_ctx *ctx)
 
 	if (fd < 0)
 		return 0;
-	/* BTF loads, not a probe read per hop: only what is not BTF-typed needs one */
-	fds = task->files->fdt->fd;
+	if (has_task_btf()) {
+		/* BTF loads, not a probe read per hop: only what is not BTF-typed needs one */
+		task = bpf_get_current_task_btf();
+		fds = task->files->fdt->fd;
+	} else {
+		task = (struct task_struct *)bpf_get_current_task();
+		fds = BPF_CORE_READ(task, files, fdt, fd);
+	}
 	if (bpf_core_read(&file, sizeof(file), &fds[fd]) || !file)
 		return 0;
 	sock = BPF_CORE_READ(file, private_data);

@@ -25,6 +25,8 @@ interface KernelCase {
 }
 
 const KERNELS: KernelCase[] = [
+  // tracing programs there lack bpf_get_socket_cookie (5.12), bpf_get_current_task_btf and bpf_sk_storage_get (5.11): bpf/compat.bpf.h
+  { series: '5.10', release: /^5\.10\.\d+-\d+-amd64$/, udp: ['unavailable', /no sock_send_length\/sock_recv_length tracepoints \(Linux 6\.3\+\)/] },
   { series: '6.1', release: /^6\.1\.\d+-\d+-amd64$/, udp: ['unavailable', /no sock_send_length\/sock_recv_length tracepoints \(Linux 6\.3\+\)/] },
   // the guest's init mounts cgroup v2 at /sys/fs/cgroup, so the first way, with sockets seen open and close, attaches
   {
