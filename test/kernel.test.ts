@@ -1,10 +1,11 @@
 /**
- * Other kernels: Debian's bookworm 6.1 and bookworm-backports 6.12 under qemu
- * each run the real addon and the committed BPF object (test/qemu/guest.ts),
- * make loopback connections inside the guest, and the records that come back
- * must be exactly what the core tests expect on this machine. Both have
- * trampolines, so accepts come from fexit/inet_csk_accept: with its pre-6.10
- * signature on 6.1 and its post-6.10 one (struct proto_accept_arg) on 6.12.
+ * Other kernels: Debian's bullseye 5.10, bookworm 6.1 and bookworm-backports
+ * 6.12 under qemu each run the real addon and the committed BPF object
+ * (test/qemu/guest.ts), make loopback connections inside the guest, and the
+ * records that come back must be exactly what the core tests expect on this
+ * machine. All have trampolines, so accepts come from fexit/inet_csk_accept:
+ * with its pre-6.10 signature on 5.10 and 6.1 and its post-6.10 one (struct
+ * proto_accept_arg) on 6.12.
  * The tracepoint fallback is run on each too.
  */
 import { before, describe, test } from 'node:test';
