@@ -23,11 +23,22 @@ interface KernelCase {
   release: RegExp;
   /** [status, detail] of the udp hook: it counts through the sock_send_length/sock_recv_length tracepoints (6.3+). */
   udp: [string, RegExp];
+  /** The state hook's detail: what it does instead of helpers the kernel lacks (bpf/compat.bpf.h). */
+  state?: string;
 }
+
+const NATIVE_STATE = 'tp_btf/inet_sock_set_state';
 
 const KERNELS: KernelCase[] = [
   // tracing programs there lack bpf_get_socket_cookie (5.12), bpf_get_current_task_btf and bpf_sk_storage_get (5.11): bpf/compat.bpf.h
-  { series: '5.10', release: /^5\.10\.\d+-\d+-amd64$/, udp: ['unavailable', /no sock_send_length\/sock_recv_length tracepoints \(Linux 6\.3\+\)/] },
+  {
+    series: '5.10',
+    release: /^5\.10\.\d+-\d+-amd64$/,
+    udp: ['unavailable', /no sock_send_length\/sock_recv_length tracepoints \(Linux 6\.3\+\)/],
+    state:
+      `${NATIVE_STATE}; socket ids are nettrace's own, not the kernel's cookies (no bpf_get_socket_cookie in tracing programs before 5.12); ` +
+      'owners come from the bpf_get_current_* helpers (no bpf_get_current_task_btf before 5.11)',
+  },
   { series: '6.1', release: /^6\.1\.\d+-\d+-amd64$/, udp: ['unavailable', /no sock_send_length\/sock_recv_length tracepoints \(Linux 6\.3\+\)/] },
   // the guest's init mounts cgroup v2 at /sys/fs/cgroup, so the first way, with sockets seen open and close, attaches
   {
@@ -60,7 +71,7 @@ for (const k of KERNELS) {
       assert.deepEqual(
         report.hooks.map((h) => [h.name, h.status, h.name === 'udp' ? '' : h.detail]),
         [
-          ['state', 'attached', 'tp_btf/inet_sock_set_state'],
+          ['state', 'attached', k.state ?? NATIVE_STATE],
           ['accept', 'attached', 'fexit/inet_csk_accept'],
           ['snapshot', 'attached', 'iter/tcp, iter/udp'],
           ['udp', k.udp[0], ''],
