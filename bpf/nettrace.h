@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * The one definition of what crosses the ring buffer. native/src/layout.rs and
- * src/layout.ts mirror it; test/layout.test.ts holds all three together.
+ * The one definition of what crosses the ring buffer. User space's offsets are
+ * generated from the compiled object's BTF (scripts/gen-records.js writes
+ * src/layout.ts; CI fails if it differs), so nothing here is copied by hand.
  *
  * Every record starts with struct nt_head, so a reader can walk a batch by
  * `size` without knowing every kind. Records are multiples of 8 bytes so the
@@ -20,6 +21,14 @@ enum nt_kind {
 	NT_CLOSE = 4,   /* a socket reached CLOSE: its lifetime totals */
 	NT_UDP = 5,     /* a UDP socket was created or released (struct nt_udp) */
 };
+
+/* The bit of a kind in nt_events, the load-time set of kinds that reach the ring. */
+#define NT_EVENT(kind) (1u << (kind))
+#define NT_EVENTS_ALL (NT_EVENT(NT_STATE) | NT_EVENT(NT_CONNECT) | NT_EVENT(NT_ACCEPT) | \
+		       NT_EVENT(NT_CLOSE) | NT_EVENT(NT_UDP))
+
+/* TCP states as the kernel numbers them, for counting transitions (state_counts: old * NT_STATES + new). */
+#define NT_STATES 16
 
 /* The socket a record is about. */
 struct nt_sock {
@@ -108,8 +117,10 @@ struct nt_flow {
 };
 
 /* nt_udp.event */
-#define NT_UDP_OPEN 1  /* socket(2) made it: the owner, no addresses yet */
-#define NT_UDP_CLOSE 2 /* its last close released it: the totals */
+enum nt_udp_event {
+	NT_UDP_OPEN = 1,  /* socket(2) made it: the owner, no addresses yet */
+	NT_UDP_CLOSE = 2, /* its last close released it: the totals */
+};
 
 /*
  * A UDP socket's lifetime. Datagrams and bytes are what sendmsg/recvmsg
@@ -179,6 +190,26 @@ struct nt_udp_peer_bytes {
 struct nt_filter {
 	__u32 flags;       /* NT_FILTER_* */
 	__u32 family;      /* 4 or 6 */
+};
+
+/*
+ * Every type user space reads, as one struct that nothing uses but the
+ * pointer below: it keeps them all in the object's BTF, where the generator
+ * finds them (records are otherwise only locals, which BTF leaves out).
+ */
+struct nt_records {
+	enum nt_kind kind;
+	enum nt_udp_event udp_event;
+	struct nt_head head;
+	struct nt_state state;
+	struct nt_connect connect;
+	struct nt_accept accept;
+	struct nt_close close;
+	struct nt_udp udp;
+	struct nt_flow flow;
+	struct nt_udp_flow udp_flow;
+	struct nt_udp_peer udp_peer;
+	struct nt_udp_peer_bytes udp_peer_bytes;
 };
 
 #endif /* NETTRACE_H */

@@ -42,7 +42,7 @@ export class FlowMonitor {
     this.table.applySnapshot(rows, now, this.netns);
     const udp = decodeUdpSnapshot(this.tracer.snapshotUdp());
     this.table.applyUdpSnapshot(udp, decodePeers(this.tracer.udpPeers()), now, this.netns);
-    const unowned = [...rows, ...udp].filter((r) => r.ino !== 0 && this.table.get(r.sock)?.pid === null);
+    const unowned = [...rows, ...udp].filter((r) => r.ino !== 0 && !this.table.owned(r.sock));
     if (unowned.length > 0) {
       const found = this.owners.lookup(unowned.map((r) => r.ino));
       for (const r of unowned) {
@@ -67,7 +67,7 @@ export class FlowMonitor {
       do {
         this.routingAgain = false;
         try {
-          await routes.resolve(this.table.flows());
+          await routes.resolve(this.table);
           this.routeError = undefined;
         } catch (e) {
           this.routeError = e instanceof Error ? e.message : String(e);
