@@ -83,17 +83,20 @@ mkdir -p /tmp/out
 for t in node cargo rustc clang cc gcc; do command -v "$t" || true; done >/tmp/out/tools.txt
 ls /usr/lib/x86_64-linux-gnu/libelf* /usr/lib/x86_64-linux-gnu/libbpf* 2>/dev/null >>/tmp/out/tools.txt || true
 nettrace --version >/tmp/out/version.txt
-mkfifo /tmp/go
-# the client waits for the go, so the tracer can filter on its pid and is attached before it connects
-bash -c 'read -r _ </tmp/go; exec 3<>"/dev/tcp/127.0.0.1/$1"; echo hello >&3; read -r -u 3 _; sleep 1; exec 3>&-; sleep 0.2' client "$port" &
+mkfifo /tmp/go /tmp/done
+# The client waits for the go, so the tracer can filter on its pid and is attached before it connects; once
+# answered it says so (/tmp/up) and holds the connection until `nettrace flows` has listed it.
+bash -c 'read -t 60 -r _ <>/tmp/go; exec 3<>"/dev/tcp/127.0.0.1/$1"; echo hello >&3; read -r -u 3 _
+  touch /tmp/up; read -t 60 -r _ <>/tmp/done; exec 3>&-; sleep 0.2' client "$port" &
 client=$!
 echo "$client" >/tmp/out/client.pid
 NETTRACE_KERNEL_IDS=/tmp/ids nettrace --json -c 7 -d 60 -p "$client" >/tmp/out/events.json 2>/tmp/out/tracer.err &
 tracer=$!
 for _ in $(seq 300); do [ -s /tmp/ids ] && break; kill -0 "$tracer" 2>/dev/null || break; sleep 0.1; done
-echo go >/tmp/go
-sleep 0.5 # connected, and holding the connection open for a second
+echo go 1<>/tmp/go # read-write: never blocks, even if the client is gone
+for _ in $(seq 300); do [ -e /tmp/up ] && break; sleep 0.1; done
 nettrace flows --json -t "dport = :$port" >/tmp/out/flows.json 2>/tmp/out/flows.err || true
+echo done 1<>/tmp/done
 wait "$client" || true
 wait "$tracer" || echo "tracer exit $?" >>/tmp/out/tracer.err
 SCENARIO
