@@ -2,7 +2,7 @@
 // Sizes of what `npm run package` writes, and time from start to first event of the single executable against
 // `node bin/nettrace.js`: each is started ROUNDS times, alternating, while a client connects to a local server
 // every 2 ms; the clock runs from spawn() to the first JSON line on stdout. Run as root after `npm run package`:
-//   node bench/package.js [ROUNDS]          (prints JSON; bench/results/package.json keeps the last run)
+//   node bench/package.js [ROUNDS] > bench/results/package.json
 'use strict';
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
