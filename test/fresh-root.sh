@@ -6,21 +6,24 @@
 #
 #   fresh-root.sh deb  release/nettrace_V_amd64.deb  PORT OUTDIR   dpkg -i the package
 #   fresh-root.sh npm  release/nettrace-V.tgz        PORT OUTDIR   copy in the node binary (and its npm), npm install -g
+#   fresh-root.sh exe  release/nettrace              PORT OUTDIR   copy the single executable alone into /usr/local/bin
+# SUITE=bullseye makes and uses a Debian 11 root instead (glibc 2.31, below the build host's 2.36).
 #
 # OUTDIR receives what ran inside: version.txt, install.log, events.json, flows.json, client.pid, tracer.err, tools.txt.
 # Every mount is undone on every exit path; the root is removed only once nothing is mounted under it.
 set -euo pipefail
 mode=$1 artefact=$(realpath "$2") port=$3 out=$(realpath "$4")
 cache=/var/cache/nettrace-debootstrap
-tarball=$cache/bookworm-minbase-amd64.tar.gz
+suite=${SUITE:-bookworm}
+tarball=$cache/$suite-minbase-amd64.tar.gz
 say() { printf 'fresh-root: %s\n' "$*" >&2; }
 
 if [ ! -s "$tarball" ]; then
   say "making the cached Debian root $tarball (once)"
   mkdir -p "$cache"
   build=$(mktemp -d "$cache/build.XXXXXX")
-  debootstrap --variant=minbase bookworm "$build" http://deb.debian.org/debian >"$cache/debootstrap.log" 2>&1 ||
-    { say "debootstrap failed, see $cache/debootstrap.log"; rm -rf --one-file-system "$build"; exit 1; }
+  debootstrap --variant=minbase "$suite" "$build" http://deb.debian.org/debian >"$cache/debootstrap-$suite.log" 2>&1 ||
+    { say "debootstrap failed, see $cache/debootstrap-$suite.log"; rm -rf --one-file-system "$build"; exit 1; }
   tar -C "$build" -czf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
   rm -rf --one-file-system "$build"
 fi
@@ -73,6 +76,7 @@ case $mode in
     ln -s ../lib/node_modules/npm/bin/npm-cli.js "$root/usr/local/bin/npm"
     # --offline: the tarball carries its dependencies; nothing may come from a registry
     in_root npm install -g --offline --no-audit --no-fund "/tmp/$(basename "$artefact")" >"$out/install.log" 2>&1 ;;
+  exe) install -m 0755 "$artefact" "$root/usr/local/bin/nettrace" && echo copied >"$out/install.log" ;;
   *) say "unknown mode '$mode'"; exit 2 ;;
 esac
 

@@ -95,11 +95,14 @@ async function server(): Promise<{ port: number; close: () => Promise<void> }> {
   return { port: (s.address() as net.AddressInfo).port, close: () => new Promise((resolve) => s.close(() => resolve())) };
 }
 
-async function freshRoot(mode: 'deb' | 'npm', artefact: string): Promise<void> {
+async function freshRoot(mode: 'deb' | 'npm' | 'exe', artefact: string, suite = 'bookworm'): Promise<void> {
   const srv = await server();
   const out = tmpdir();
   try {
-    await run('bash', [path.join(ROOT, 'test', 'fresh-root.sh'), mode, artefact, String(srv.port), out], { timeout: 15 * 60_000 });
+    await run('bash', [path.join(ROOT, 'test', 'fresh-root.sh'), mode, artefact, String(srv.port), out], {
+      timeout: 15 * 60_000,
+      env: { ...process.env, SUITE: suite },
+    });
     const read = (f: string) => fs.readFileSync(path.join(out, f), 'utf8');
     assert.equal(read('version.txt'), hostVersion);
     const tools = read('tools.txt').split('\n').filter(Boolean);
@@ -145,4 +148,8 @@ test('the .deb installs with dpkg -i on a fresh Debian root and traces a process
 
 test('the npm tarball installs with npm install -g (no build, no registry) next to a copied node binary', { timeout: 15 * 60_000 }, () =>
   freshRoot('npm', TGZ),
+);
+
+test('the single executable, copied alone into a Debian 11 root (glibc 2.31), traces a process there', { timeout: 15 * 60_000 }, () =>
+  freshRoot('exe', EXE, 'bullseye'),
 );
