@@ -29,7 +29,7 @@ cat >"$stage/sea-config.json" <<JSON
   "assets": { "nettrace.node": "native/nettrace.linux-x64-gnu.node" }
 }
 JSON
-node --experimental-sea-config "$stage/sea-config.json" >/dev/null
+node --experimental-sea-config "$stage/sea-config.json" >"$stage/sea.log" 2>&1 || { cat "$stage/sea.log" >&2; exit 1; }
 cp "$(node -p process.execPath)" release/nettrace
 chmod u+w release/nettrace
 strip --strip-all release/nettrace # the Node binary's debug info is most of its size
@@ -64,7 +64,6 @@ Depends: $depends
 Section: net
 Priority: optional
 Installed-Size: $(du -sk "$deb" --exclude=DEBIAN | cut -f1)
-Homepage: https://www.npmjs.com/package/nettrace
 Description: eBPF socket tracer
  Every TCP connect, accept, state change and close, and every UDP socket's
  lifetime and traffic, each attributed to the process that owns the socket;

@@ -22,7 +22,7 @@ if [ ! -s "$tarball" ]; then
   say "making the cached Debian root $tarball (once)"
   mkdir -p "$cache"
   build=$(mktemp -d "$cache/build.XXXXXX")
-  debootstrap --variant=minbase "$suite" "$build" http://deb.debian.org/debian >"$cache/debootstrap-$suite.log" 2>&1 ||
+  debootstrap --variant=minbase "$suite" "$build" >"$cache/debootstrap-$suite.log" 2>&1 ||
     { say "debootstrap failed, see $cache/debootstrap-$suite.log"; rm -rf --one-file-system "$build"; exit 1; }
   tar -C "$build" -czf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
   rm -rf --one-file-system "$build"
