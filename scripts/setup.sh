@@ -19,6 +19,9 @@ if [ "${1:-}" = "--test" ]; then
   # modules); test/prometheus.test.ts
   # runs a real Prometheus (and test/alerts.test.ts its promtool); test/deploy.test.ts verifies the systemd unit with systemd-analyze
   packages+=(qemu-system-x86 busybox-static xz-utils prometheus systemd)
+  # test/package.test.ts runs `npm run package`: the portable addon builds libelf from source (autotools, flex,
+  # bison, gawk), the .deb gets a man page from help2man, and a fresh Debian root comes from debootstrap
+  packages+=(autoconf automake autopoint libtool flex bison gawk help2man dpkg-dev debootstrap)
 elif [ -n "${1:-}" ]; then
   say "unknown option '$1' (the only one is --test)"
   exit 2

@@ -178,7 +178,15 @@ export interface ProgStats {
 
 let addon: NativeAddon | undefined;
 
+let loader: (() => NativeAddon) | undefined;
+
+/** Loads the addon another way when first needed: the single executable dlopens the copy it carries (scripts/sea-main.js). */
+export function useNativeLoader(load: () => NativeAddon): void {
+  loader = load;
+}
+
 export function native(): NativeAddon {
+  if (!addon && loader) addon = loader();
   if (!addon) {
     const where = path.join(__dirname, '..', '..', 'native', 'index.js');
     try {

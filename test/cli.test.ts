@@ -1,7 +1,8 @@
 /** The `nettrace` command as a person runs it: real kernel, real signals, exit codes. */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, ChildProcess } from 'node:child_process';
+import crypto from 'node:crypto';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -63,7 +64,10 @@ test('--help and --version exit 0', async () => {
   assert.match(help.stdout, /^Usage: nettrace \[options\]/);
   assert.match(help.stdout, /--json/);
   const version = await run(process.execPath, [CLI, '--version']);
-  assert.match(version.stdout, /^nettrace \d+\.\d+\.\d+\n$/);
+  const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8'));
+  const bpf = crypto.createHash('sha256').update(fs.readFileSync(path.join(__dirname, '..', '..', 'bpf', 'nettrace.bpf.o'))).digest('hex');
+  const commit = execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { encoding: 'utf8' }).trim();
+  assert.match(version.stdout, new RegExp(`^nettrace ${pkg.version.replace(/\./g, '\\.')} \\(commit ${commit}(-dirty)?, bpf sha256 ${bpf.slice(0, 16)}\\)\n$`));
 });
 
 test('bad usage: one line on stderr, exit 2, nothing loaded', async () => {

@@ -21,8 +21,8 @@ import { SERVE_OPTIONS, SERVE_USAGE, serveCommand, serveOptions } from './serve'
 import { statesCommand, statesTraceOptions } from './states';
 import { STEERING_OPTIONS, STEERING_USAGE, steeringCommand, steeringOptions } from './steering';
 import { TOP_OPTIONS, topCommand, topOptions } from './top';
+import { versionLine } from '../build-info';
 
-const VERSION: string = require('../../../package.json').version;
 
 function fail(message: string, code: number): never {
   process.stderr.write(`nettrace: ${message}\n`);
@@ -363,7 +363,7 @@ export function main(argv = process.argv.slice(2)): void {
     if (command === 'steering') return steering(rest);
     const { common, values } = parseCommand(argv, { 'stats-interval': { type: 'string' }, events: { type: 'string', multiple: true } });
     if (common.help) return void process.stdout.write(USAGE + '\n');
-    if (common.version) return void process.stdout.write(`nettrace ${VERSION}\n`);
+    if (common.version) return void process.stdout.write(versionLine() + '\n');
     const events = eventKinds(values.events as string[] | undefined);
     stream({ ...common, events, statsMs: seconds('--stats-interval', values['stats-interval']) ?? 10000 });
   } catch (e) {
