@@ -32,6 +32,8 @@ export interface KernelFilter {
   family?: 4 | 6;
   pids?: number[];
   ports?: number[];
+  /** cgroup v2 ids (directory inode numbers under the v2 mount). */
+  cgroups?: number[];
 }
 
 export interface NativeOptions {

@@ -33,6 +33,8 @@ pub struct NativeKernelFilter {
     pub pids: Option<Vec<u32>>,
     /// The local or the remote port is one of these.
     pub ports: Option<Vec<u32>>,
+    /// The owner's cgroup v2 id is one of these (records with no known owner fail).
+    pub cgroups: Option<Vec<i64>>,
 }
 
 #[napi(object)]
@@ -144,7 +146,7 @@ impl NativeTracer {
         if !(4096..=64 << 20).contains(&batch_bytes) {
             return Err(NtError::new(Code::Invalid, format!("batch size {batch_bytes} bytes is outside 4 KiB..64 MiB")).into());
         }
-        let kf = options.kernel_filter.unwrap_or(NativeKernelFilter { family: None, pids: None, ports: None });
+        let kf = options.kernel_filter.unwrap_or(NativeKernelFilter { family: None, pids: None, ports: None, cgroups: None });
         let ports = match kf.ports {
             Some(p) => Some(
                 p.into_iter()
@@ -154,7 +156,8 @@ impl NativeTracer {
             None => None,
         };
         let opts = loader::Options {
-            kernel_filter: loader::KernelFilter { family: kf.family, pids: kf.pids, ports },
+            // cgroup ids are inode numbers: JavaScript numbers hold them exactly
+            kernel_filter: loader::KernelFilter { family: kf.family, pids: kf.pids, ports, cgroups: kf.cgroups.map(|c| c.into_iter().map(|id| id as u64).collect()) },
             ring_bytes,
             max_sockets: options.max_sockets.unwrap_or(65536),
             disabled: options.disable.unwrap_or_default(),

@@ -18,6 +18,8 @@ static OBJECT: &[u8] = include_bytes!("../../bpf/nettrace.bpf.o");
 pub struct KernelFilter {
     pub family: Option<u32>,
     pub pids: Option<Vec<u32>>,
+    /// cgroup v2 ids: the owner's cgroup is one of these.
+    pub cgroups: Option<Vec<u64>>,
     pub ports: Option<Vec<u16>>,
 }
 
@@ -250,8 +252,9 @@ pub fn load(opts: &Options) -> Result<Loaded, NtError> {
         return Err(NtError::new(Code::Invalid, "the socket table needs room for at least one socket"));
     }
     let too_many = |n: Option<usize>| n.is_some_and(|n| n > 1024);
-    if too_many(opts.kernel_filter.pids.as_ref().map(Vec::len)) || too_many(opts.kernel_filter.ports.as_ref().map(Vec::len)) {
-        return Err(NtError::new(Code::Invalid, "the kernel filter takes at most 1024 pids and 1024 ports"));
+    let kf = &opts.kernel_filter;
+    if too_many(kf.pids.as_ref().map(Vec::len)) || too_many(kf.ports.as_ref().map(Vec::len)) || too_many(kf.cgroups.as_ref().map(Vec::len)) {
+        return Err(NtError::new(Code::Invalid, "the kernel filter takes at most 1024 pids, 1024 ports and 1024 cgroups"));
     }
     for name in &opts.disabled {
         if !HOOKS.iter().any(|h| h.name == name) && !FEATURES.contains(&name.as_str()) {
@@ -387,6 +390,7 @@ fn set_kernel_filter(object: &Object, f: &KernelFilter) -> Result<(), NtError> {
     const FAMILY: u32 = 1;
     const PID: u32 = 2;
     const PORT: u32 = 4;
+    const CGROUP: u32 = 8;
     let map = |name: &str| object.maps().find(|m| m.name() == name).expect("the object defines the filter maps");
     let fail = |e: libbpf_rs::Error| NtError::new(Code::Kernel, format!("cannot set the kernel filter: {e}"));
     let mut flags = 0;
@@ -407,6 +411,12 @@ fn set_kernel_filter(object: &Object, f: &KernelFilter) -> Result<(), NtError> {
             map("filter_ports").update(&port.to_ne_bytes(), &[1], libbpf_rs::MapFlags::ANY).map_err(fail)?;
         }
         flags |= PORT;
+    }
+    if let Some(cgroups) = &f.cgroups {
+        for id in cgroups {
+            map("filter_cgroups").update(&id.to_ne_bytes(), &[1], libbpf_rs::MapFlags::ANY).map_err(fail)?;
+        }
+        flags |= CGROUP;
     }
     if flags != 0 {
         let mut cfg = [0u8; 8];

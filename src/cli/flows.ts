@@ -44,9 +44,13 @@ function peerLines(f: Flow, netid: boolean): string[][] {
   ]);
 }
 
+/** A cgroup other than the root: then the flows show a Container column. */
+const contained = (f: Flow): boolean => f.container !== null && f.container.path !== '/';
+
 /** With `netid`, a first column names the protocol, as ss does when it shows both. */
 export function renderFlows(flows: Flow[], listening: boolean, netid = false): string {
-  const header = [...(netid ? ['Netid'] : []), 'State', 'Recv-Q', 'Send-Q', 'Local Address:Port', 'Peer Address:Port', 'Iface', 'TX', 'RX', 'RTT', 'Process'];
+  const cgroups = flows.some(contained);
+  const header = [...(netid ? ['Netid'] : []), 'State', 'Recv-Q', 'Send-Q', 'Local Address:Port', 'Peer Address:Port', 'Iface', 'TX', 'RX', 'RTT', 'Process', ...(cgroups ? ['Container'] : [])];
   const rows = flows.flatMap((f) => [[
     ...(netid ? [f.proto] : []),
     ssState(f.state),
@@ -59,6 +63,7 @@ export function renderFlows(flows: Flow[], listening: boolean, netid = false): s
     bytes(f.rx_bytes),
     f.srtt_us ? `${(f.srtt_us / 1000).toFixed(2)}ms` : '-',
     f.pid === null ? '-' : `${printable(f.comm ?? '')},pid=${f.pid}`,
+    ...(cgroups ? [f.container === null ? '-' : printable(f.container.name)] : []),
   ], ...peerLines(f, netid)]);
   return table(header, rows);
 }

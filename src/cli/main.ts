@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import { NettraceError } from '../errors';
 import { Clock, NettraceEvent, toEvent } from '../events';
 import { Tracer, TraceOptions } from '../tracer';
+import { CgroupResolver } from '../flows/cgroups';
 import { USAGE } from './args';
 import { DECODE_USAGE, decodeStream, openInput } from './decode';
 import { BENCH_USAGE, benchCommand, parseBench } from './bench';
@@ -138,6 +139,7 @@ function stream(o: StreamOptions): void {
 function streamTo(o: StreamOptions, out: Output, stop: Promise<void>): void {
   const tracer = start(traceOptions(o));
   const clock = new Clock();
+  const cgroups = new CgroupResolver();
   const byKind = new Map<string, number>();
   let printed = 0;
   let notWritten = 0;
@@ -161,7 +163,7 @@ function streamTo(o: StreamOptions, out: Output, stop: Promise<void>): void {
     while (c.next()) {
       if (o.count !== undefined && printed >= o.count) break;
       if (o.format === 'protobuf') events.push(toEvent(c, clock));
-      else lines.push(o.format === 'json' ? JSON.stringify(toEvent(c, clock)) : textLine(c, clock));
+      else lines.push(o.format === 'json' ? JSON.stringify(cgroups.onClose(toEvent(c, clock))) : textLine(c, clock));
       const k = kindName(c.kind);
       byKind.set(k, (byKind.get(k) ?? 0) + 1);
       printed++;

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import { Clock } from '../events';
 import { Tracer } from '../tracer';
 import { ProcOwners } from './owners';
+import { CgroupResolver } from './cgroups';
 import { RouteResolver } from './routes';
 import { decodePeers, decodeSnapshot, decodeUdpSnapshot, SocketRow } from './snapshot';
 import { Flow, FlowTable, FlowTableOptions } from './table';
@@ -23,11 +24,12 @@ export class FlowMonitor {
   /** Why the last route look-up failed as a whole; undefined when it did not. */
   routeError: string | undefined;
 
-  /** With `routes`, every refresh also sets each flow's route (see routesSettled). */
+  /** With `routes`, every refresh also sets each flow's route (see routesSettled); with `containers`, its container. */
   constructor(
     readonly tracer: Tracer,
     options: FlowTableOptions = {},
     readonly routes?: RouteResolver,
+    readonly containers?: CgroupResolver,
   ) {
     this.table = new FlowTable(options);
     const clock = new Clock();
@@ -47,11 +49,12 @@ export class FlowMonitor {
       const found = this.owners.lookup(unowned.map((r) => r.ino));
       for (const r of unowned) {
         const o = found.get(r.ino);
-        if (o) this.table.setOwner(r.sock, o.pid, o.comm);
+        if (o) this.table.setOwner(r.sock, o.pid, o.comm, o.cgroup);
       }
     }
     if (this.tracer.steeringEnabled) this.refreshSteering();
     this.table.tick(now);
+    if (this.containers) this.containers.resolve(this.table.flows(), now);
     if (this.routes) this.resolveRoutes(this.routes);
     return rows;
   }
@@ -97,7 +100,7 @@ export class FlowMonitor {
 /** Every flow now (one snapshot), each with its route set; close the resolver when done asking it. */
 export async function routedFlows(tracer: Tracer): Promise<{ flows: Flow[]; routes: RouteResolver }> {
   const routes = new RouteResolver();
-  const monitor = new FlowMonitor(tracer, {}, routes);
+  const monitor = new FlowMonitor(tracer, {}, routes, new CgroupResolver());
   monitor.refresh();
   await monitor.routesSettled();
   monitor.close();

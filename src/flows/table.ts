@@ -12,6 +12,7 @@ import { stateName, TcpState } from '../tcp';
 import { PeerRow, SocketIdent, SocketOwner, SocketRow, UdpRow } from './snapshot';
 import { FlowSteering } from '../steering/types';
 import { Slots } from './slots';
+import { Container } from './cgroup-names';
 
 export type Proto = 'tcp' | 'udp';
 
@@ -59,6 +60,8 @@ export interface Flow extends SocketIdent, SocketOwner {
   gateway: string | null;
   route_src: string | null;
   route_table: string | null;
+  /** Who owns the socket's cgroup: container, pod, systemd unit (null until resolved, or with no cgroup known). */
+  container: Container | null;
   /** Receive steering since tracing began; null unless the tracer runs the steering hooks. */
   steering: FlowSteering | null;
   /** UDP only: datagrams each way and the kernel's drop count for the socket. */
@@ -100,6 +103,7 @@ export function newFlow(ident: SocketIdent, now: number, proto: Proto = 'tcp'): 
     gateway: null,
     route_src: null,
     route_table: null,
+    container: null,
     steering: null,
   };
   if (proto === 'udp') Object.assign(f, { tx_datagrams: 0, rx_datagrams: 0, drops: 0 });
@@ -409,12 +413,13 @@ export class FlowTable {
   }
 
   /** Sets owners found outside the stream (see ProcOwners). */
-  setOwner(sock: number, pid: number, comm: string): void {
+  setOwner(sock: number, pid: number, comm: string, cgroup: number | null = null): void {
     const s = this.slots.find(sock);
     if (s >= 0 && this.f[s * W + OWNED] === 0) {
       this.f[s * W + OWNED] = 1;
       this.f[s * W + PID] = pid;
       this.text[s * T + COMM] = comm;
+      this.f[s * W + CGROUP] = cgroup ?? NaN;
     }
   }
 

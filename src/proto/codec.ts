@@ -6,6 +6,7 @@ import { CpuCounts, FlowSteering, MatrixCell } from '../steering/types';
 import { formatAddr } from '../decode';
 import { EventBase, NettraceEvent } from '../events';
 import { parseIp } from '../filter/addr';
+import { Container, QosClass, Runtime } from '../flows/cgroup-names';
 import { FlowSnapshot, Rollup } from '../flows/rollup';
 import { SocketIdent, SocketOwner } from '../flows/snapshot';
 import { Flow } from '../flows/table';
@@ -153,6 +154,24 @@ function flowOf(f: Flow): pb.Flow.$Properties {
     rx_datagrams: f.rx_datagrams,
     drops: f.drops,
     peers: f.peers?.map((p) => ({ ...p, daddr: addrBytes(p.daddr, p.family) })),
+    container: f.container === null ? undefined : containerOf(f.container),
+  };
+}
+
+function containerOf(c: Container): pb.Container.$Properties {
+  const { path, runtime, id, unit, pod_uid, qos, name } = c;
+  return { path, name, runtime: runtime ?? undefined, id: id ?? undefined, unit: unit ?? undefined, pod_uid: pod_uid ?? undefined, qos: qos ?? undefined };
+}
+
+function containerFrom(c: pb.Container.$Properties): Container {
+  return {
+    path: c.path ?? '/',
+    runtime: (c.runtime as Runtime | null | undefined) ?? null,
+    id: c.id ?? null,
+    unit: c.unit ?? null,
+    pod_uid: c.pod_uid ?? null,
+    qos: (c.qos as QosClass | null | undefined) ?? null,
+    name: c.name ?? '',
   };
 }
 
@@ -327,6 +346,7 @@ function flowFrom(f: pb.Flow.$Properties): Flow {
     route_src: f.route_src ?? null,
     route_table: f.route_table ?? null,
     steering: f.steering ? steeringFrom(f.steering) : null,
+    container: f.container ? containerFrom(f.container) : null,
     ...udpFieldsFrom(f),
   };
 }

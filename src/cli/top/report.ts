@@ -1,5 +1,6 @@
 /** `nettrace top` when stdout is not a terminal: one plain snapshot per interval, no escape sequences. */
 import { FlowMonitor } from '../../flows/monitor';
+import { CgroupResolver } from '../../flows/cgroups';
 import { flowSnapshot } from '../../flows/rollup';
 import { RouteResolver } from '../../flows/routes';
 import { encodeItems } from '../../proto/stream';
@@ -9,12 +10,13 @@ import { printable } from '../render';
 import { table } from '../table';
 import { Column } from './columns';
 import { buildModel, TopModel } from './model';
-import { CONNECTION_COLUMNS, GATEWAY_COLUMNS, HOST_COLUMNS, INTERFACE_COLUMNS, PANE_TITLES, PROCESS_COLUMNS, rate } from './panes';
+import { CONNECTION_COLUMNS, CONTAINER_COLUMNS, GATEWAY_COLUMNS, HOST_COLUMNS, INTERFACE_COLUMNS, PANE_TITLES, PROCESS_COLUMNS, rate } from './panes';
 import { messageOf, TopIo, TopOptions, TopSession } from './session';
 
 export interface TopReport {
   ts: number;
   processes: TopModel['processes'];
+  containers: TopModel['containers'];
   hosts: TopModel['hosts'];
   connections: TopModel['connections'];
   interfaces: TopModel['interfaces'];
@@ -22,8 +24,8 @@ export interface TopReport {
 }
 
 export function reportJson(ts: number, model: TopModel): TopReport {
-  const { processes, hosts, connections, interfaces, gateways } = model;
-  return { ts, processes, hosts, connections, interfaces, gateways };
+  const { processes, containers, hosts, connections, interfaces, gateways } = model;
+  return { ts, processes, containers, hosts, connections, interfaces, gateways };
 }
 
 function section<T>(title: string, columns: Column<T>[], rows: T[]): string {
@@ -38,6 +40,7 @@ export function reportText(ts: number, model: TopModel, stats: { drops: number; 
   return [
     `${new Date(ts).toISOString()}  up ${rate(t.up)}  down ${rate(t.down)}  ${t.flows} flows  drops ${stats.drops}  missed ${stats.missed}`,
     section(PANE_TITLES.processes, PROCESS_COLUMNS, model.processes),
+    section('Containers', CONTAINER_COLUMNS, model.containers),
     section(PANE_TITLES.hosts, HOST_COLUMNS, model.hosts),
     section(PANE_TITLES.connections, CONNECTION_COLUMNS, model.connections),
     section('Interfaces', INTERFACE_COLUMNS, model.interfaces),
@@ -47,7 +50,7 @@ export function reportText(ts: number, model: TopModel, stats: { drops: number; 
 
 export function runReports(o: TopOptions, tracer: Tracer, done: (code: number) => void, io: TopIo): TopSession {
   const routes = new RouteResolver();
-  const monitor = new FlowMonitor(tracer, {}, routes);
+  const monitor = new FlowMonitor(tracer, {}, routes, new CgroupResolver());
   // the first refresh only sets the baseline, so every report has rates over a whole interval
   monitor.refresh();
   const protobuf = o.format === 'protobuf';
