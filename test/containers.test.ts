@@ -93,7 +93,7 @@ test('flows of processes in each runtime\'s cgroup name that container, pod or u
   const places = Object.keys(PLACES) as Place[];
   const dirs = new Map(places.map((p) => [p, cgroupDir(p)]));
   const tracer = Tracer.start();
-  const monitor = new FlowMonitor(tracer, {}, undefined, new CgroupResolver());
+  const monitor = new FlowMonitor(tracer, {}, undefined, { containers: new CgroupResolver() });
   try {
     const holders = new Map<Place, { pid: number; port: number; clientPort: number }>();
     for (const p of places) holders.set(p, await holderIn(dirs.get(p)!));

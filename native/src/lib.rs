@@ -4,6 +4,7 @@
 mod batch;
 mod bpfstats;
 mod churn;
+mod conntrack;
 mod drain;
 mod errors;
 mod layout;

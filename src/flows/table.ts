@@ -13,6 +13,7 @@ import { PeerRow, SocketIdent, SocketOwner, SocketRow, UdpRow } from './snapshot
 import { FlowSteering } from '../steering/types';
 import { Slots } from './slots';
 import { Container } from './cgroup-names';
+import { Nat } from './nat';
 
 export type Proto = 'tcp' | 'udp';
 
@@ -60,6 +61,8 @@ export interface Flow extends SocketIdent, SocketOwner {
   gateway: string | null;
   route_src: string | null;
   route_table: string | null;
+  /** The tuple the far end sees when netfilter translates the flow (conntrack), null when it does not (or not yet known). */
+  nat: Nat | null;
   /** Who owns the socket's cgroup: container, pod, systemd unit (null until resolved, or with no cgroup known). */
   container: Container | null;
   /** Receive steering since tracing began; null unless the tracer runs the steering hooks. */
@@ -103,6 +106,7 @@ export function newFlow(ident: SocketIdent, now: number, proto: Proto = 'tcp'): 
     gateway: null,
     route_src: null,
     route_table: null,
+    nat: null,
     container: null,
     steering: null,
   };

@@ -102,7 +102,7 @@ export class TcpMetrics implements MetricSource {
     this.processes = new LabelBudget(top, idleMs);
     this.hosts = new LabelBudget(top, idleMs);
     this.containers = new LabelBudget(top, idleMs);
-    this.monitor = new FlowMonitor(tracer, {}, this.routes, new CgroupResolver());
+    this.monitor = new FlowMonitor(tracer, {}, this.routes, { containers: new CgroupResolver() });
     this.unsubscribe = tracer.onBatch((c) => this.apply(c));
     // sockets that predate nettrace: what they moved before it started is not counted
     this.refresh(Date.now(), false);

@@ -7,6 +7,7 @@ import { formatAddr } from '../decode';
 import { EventBase, NettraceEvent } from '../events';
 import { parseIp } from '../filter/addr';
 import { Container, QosClass, Runtime } from '../flows/cgroup-names';
+import { Nat } from '../flows/nat';
 import { FlowSnapshot, Rollup } from '../flows/rollup';
 import { SocketIdent, SocketOwner } from '../flows/snapshot';
 import { Flow } from '../flows/table';
@@ -155,6 +156,17 @@ function flowOf(f: Flow): pb.Flow.$Properties {
     drops: f.drops,
     peers: f.peers?.map((p) => ({ ...p, daddr: addrBytes(p.daddr, p.family) })),
     container: f.container === null ? undefined : containerOf(f.container),
+    nat: f.nat === null ? undefined : { ...f.nat, saddr: addrBytes(f.nat.saddr, f.family), daddr: addrBytes(f.nat.daddr, f.family) },
+  };
+}
+
+function natFrom(n: pb.Nat.$Properties, family: 4 | 6): Nat {
+  return {
+    saddr: addrText(n.saddr, family, 'NAT source'),
+    sport: port(n.sport),
+    daddr: addrText(n.daddr, family, 'NAT destination'),
+    dport: port(n.dport),
+    kind: n.kind === 'dnat' || n.kind === 'both' ? n.kind : 'snat',
   };
 }
 
@@ -347,6 +359,7 @@ function flowFrom(f: pb.Flow.$Properties): Flow {
     route_table: f.route_table ?? null,
     steering: f.steering ? steeringFrom(f.steering) : null,
     container: f.container ? containerFrom(f.container) : null,
+    nat: f.nat ? natFrom(f.nat, f.socket?.family === 6 ? 6 : 4) : null,
     ...udpFieldsFrom(f),
   };
 }

@@ -4,6 +4,7 @@
  */
 import { FlowMonitor } from '../../flows/monitor';
 import { CgroupResolver } from '../../flows/cgroups';
+import { NatResolver } from '../../flows/nat';
 import { RouteResolver } from '../../flows/routes';
 import { Flow } from '../../flows/table';
 import { Tracer } from '../../tracer';
@@ -23,7 +24,7 @@ interface Frame {
 export function runScreen(o: TopOptions, tracer: Tracer, done: (code: number) => void, io: TopIo): TopSession {
   // routes arrive after the refresh that asked for them, and show from the next frame on
   const routes = new RouteResolver();
-  const monitor = new FlowMonitor(tracer, {}, routes, new CgroupResolver());
+  const monitor = new FlowMonitor(tracer, {}, routes, { containers: new CgroupResolver(), nat: new NatResolver() });
   const capture = (): Frame => {
     monitor.refresh();
     const s = tracer.stats();

@@ -1,6 +1,7 @@
 /** `nettrace top` when stdout is not a terminal: one plain snapshot per interval, no escape sequences. */
 import { FlowMonitor } from '../../flows/monitor';
 import { CgroupResolver } from '../../flows/cgroups';
+import { NatResolver } from '../../flows/nat';
 import { flowSnapshot } from '../../flows/rollup';
 import { RouteResolver } from '../../flows/routes';
 import { encodeItems } from '../../proto/stream';
@@ -50,7 +51,7 @@ export function reportText(ts: number, model: TopModel, stats: { drops: number; 
 
 export function runReports(o: TopOptions, tracer: Tracer, done: (code: number) => void, io: TopIo): TopSession {
   const routes = new RouteResolver();
-  const monitor = new FlowMonitor(tracer, {}, routes, new CgroupResolver());
+  const monitor = new FlowMonitor(tracer, {}, routes, { containers: new CgroupResolver(), nat: new NatResolver() });
   // the first refresh only sets the baseline, so every report has rates over a whole interval
   monitor.refresh();
   const protobuf = o.format === 'protobuf';
