@@ -22,6 +22,8 @@ const PORT = 30000 + (process.pid % 10000);
 const FWD = PORT + 10000;
 /** The router's address on the client's side (where the port forward listens), and the server's two. */
 const V4 = { router: '10.77.1.1', client: '10.77.1.2', gw: '10.77.2.1', server: '10.77.2.2', masq: '10.77.2.3' };
+/** A service address the router's own processes reach through DNAT in OUTPUT, as kube-proxy makes a ClusterIP. */
+const SERVICE = '10.77.2.9';
 const V6 = { router: 'fd77:1::1', client: 'fd77:1::2', gw: 'fd77:2::1', server: 'fd77:2::2', masq: 'fd77:2::3' };
 
 const children: ChildProcess[] = [];
@@ -58,6 +60,9 @@ before(() => {
       const to = a === V4 ? `${a.server}:${PORT}` : `[${a.server}]:${PORT}`;
       inNs(R, tables, '-t', 'nat', '-A', 'PREROUTING', '-d', a.router, '-p', p, '--dport', String(FWD), '-j', 'DNAT', '--to-destination', to);
     }
+  }
+  for (const p of ['tcp', 'udp']) {
+    inNs(R, 'iptables', '-t', 'nat', '-A', 'OUTPUT', '-d', SERVICE, '-p', p, '--dport', String(PORT), '-j', 'DNAT', '--to-destination', `${V4.server}:${PORT}`);
   }
 });
 
@@ -188,4 +193,22 @@ test('nettrace in the router: every TCP and UDP flow through it carries the tupl
     }
   }
   top.child.kill('SIGINT');
+});
+
+test('nettrace flows in the router: its own connection to a service address shows the DNAT of the OUTPUT chain, in JSON and text', async () => {
+  const local = await peer<{ pid: number; tcp: Record<string, number> }>(R, 'client', String(PORT), SERVICE);
+  const sport = local.tcp[SERVICE];
+  const flows = inNs(R, process.execPath, CLI, 'flows', '--json', '-t', 'dport', '=', `:${PORT}`)
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Flow);
+  const f = flows.find((x) => x.pid === local.pid && x.sport === sport);
+  assert.ok(f, 'the router\'s own connection');
+  const e = conntrackList().find((x) => x.proto === 'tcp' && key(x.orig) === key({ saddr: V4.gw, sport, daddr: SERVICE, dport: PORT }));
+  assert.ok(e, 'conntrack -L has it');
+  assert.deepEqual(f.nat, { ...turned(e.reply), kind: 'dnat' });
+  assert.deepEqual(f.nat, { saddr: V4.gw, sport, daddr: V4.server, dport: PORT, kind: 'dnat' });
+  const text = inNs(R, process.execPath, CLI, 'flows', '-t', 'dport', '=', `:${PORT}`);
+  assert.match(text.split('\n')[0], /NAT \(as the peer sees it\)$/);
+  assert.match(text, new RegExp(`${V4.gw}:${sport} +${SERVICE}:${PORT} .* dnat ${V4.gw}:${sport} > ${V4.server}:${PORT}\n`));
 });

@@ -575,7 +575,7 @@ test('not a terminal: --json prints one object per interval with processes, host
   assert.equal(reports.length, 2);
   assert.ok(reports[1].ts - reports[0].ts >= 400, 'an interval apart');
   for (const r of reports) {
-    assert.deepEqual(Object.keys(r), ['ts', 'processes', 'containers', 'hosts', 'connections', 'interfaces', 'gateways']);
+    assert.deepEqual(Object.keys(r), ['ts', 'processes', 'containers', 'hosts', 'connections', 'interfaces', 'gateways', 'nat']);
     const mine = r.processes.find((p) => p.pid === s.pid);
     assert.ok(mine, JSON.stringify(r.processes));
     assert.equal(mine.comm, 'nt-streamer');

@@ -121,7 +121,7 @@ export class FlowMonitor {
 }
 
 /** Every flow now (one snapshot), each with its route set; close the resolver when done asking it. */
-export async function routedFlows(tracer: Tracer): Promise<{ flows: Flow[]; routes: RouteResolver }> {
+export async function routedFlows(tracer: Tracer): Promise<{ flows: Flow[]; routes: RouteResolver; nat: NatResolver }> {
   const routes = new RouteResolver();
   const nat = new NatResolver();
   const monitor = new FlowMonitor(tracer, {}, routes, { containers: new CgroupResolver(), nat });
@@ -133,7 +133,7 @@ export async function routedFlows(tracer: Tracer): Promise<{ flows: Flow[]; rout
     routes.close();
     throw new Error(`cannot read the routes: ${monitor.routeError}`);
   }
-  return { flows: monitor.table.flows(), routes };
+  return { flows: monitor.table.flows(), routes, nat };
 }
 
 /** One async job at a time; runs asked for while one is under way make it run once more, not queue up. */
