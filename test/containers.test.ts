@@ -13,6 +13,12 @@ import { Flow, FlowMonitor, Tracer } from '../src';
 import { classifyCgroup } from '../src/flows/cgroup-names';
 import { cgroup2Root, CgroupResolver } from '../src/flows/cgroups';
 import { Kind } from '../src/layout';
+import { newFlow } from '../src/flows/table';
+import { flowSnapshot } from '../src/flows/rollup';
+import { decodeAll, encodeItems } from '../src/proto/stream';
+import { buildModel } from '../src/cli/top/model';
+import { applyKey, initialUi } from '../src/cli/top/ui';
+import { paneData, paneTitleOf } from '../src/cli/top/panes';
 import { CLI, FIXTURES, waitFor } from './helpers';
 
 const ROOT = cgroup2Root()!;
@@ -190,4 +196,34 @@ test('--container and --unit that name nothing are one-line usage errors', () =>
   assert.match(run('--container', 'xyz').err, /--container takes a container id of 4 to 64 hex digits, not 'xyz'/);
   assert.match(run('--unit', 'ntnat-nothing-here').err, /no cgroup of unit ntnat-nothing-here/);
   assert.equal(run('--unit', 'a/b').err.split('\n').filter(Boolean).length, 1);
+});
+
+test('containers and translations round-trip through the protobuf stream, and top groups by container on c', () => {
+  const base = newFlow({ sock: 7, netns: 4026531840, family: 6, saddr: '::ffff:a00:2', sport: 40000, daddr: '::ffff:a00:9', dport: 80 }, 1_700_000_000_000);
+  const docker = classifyCgroup(`/system.slice/docker-${hex('a')}.scope`);
+  const pod = classifyCgroup(`/${PLACES.containerd}`);
+  const flows: Flow[] = [
+    { ...base, state: 'ESTABLISHED', pid: 10, comm: 'a', cgroup: 5, container: docker, tx_bytes: 100, tx_rate: 10, nat: { saddr: '::ffff:a00:101', sport: 50000, daddr: '::ffff:a00:9', dport: 80, kind: 'snat' } },
+    { ...base, sock: 8, sport: 40001, state: 'ESTABLISHED', pid: 11, comm: 'b', cgroup: 5, container: docker, rx_bytes: 50, rx_rate: 5 },
+    { ...base, sock: 9, sport: 40002, state: 'ESTABLISHED', pid: 12, comm: 'c', cgroup: 6, container: pod, tx_bytes: 7, tx_rate: 1 },
+  ];
+  const snapshot = flowSnapshot(flows, 1_700_000_001_000);
+  const header = { type: 'header', version: 1, producer: 'test', hostname: 'h', started: 1_700_000_000_000, command: 'flows' } as const;
+  const { items, error } = decodeAll(encodeItems([header, snapshot]));
+  assert.equal(error, undefined);
+  const back = (items[1] as typeof snapshot).flows;
+  assert.deepEqual(back.map((f) => [f.container, f.nat]), flows.map((f) => [f.container, f.nat]));
+
+  const model = buildModel(flows, () => true, 'rate', 'container');
+  assert.deepEqual(
+    model.containers.map((r) => [r.key, r.flows, r.tx_bytes, r.rx_bytes, r.tx_rate + r.rx_rate]),
+    [['aaaaaaaaaaaa', 2, 100, 50, 15], ['bbbbbbbbbbbb', 1, 7, 0, 1]],
+  );
+  let ui = initialUi();
+  ui = applyKey(ui, { type: 'char', ch: 'c' }).ui;
+  assert.equal(ui.grouping, 'container');
+  const shown = paneData(buildModel(flows, () => true, ui.sort, ui.grouping), 'processes');
+  assert.deepEqual(shown.columns.map((c) => c.title), ['Container', 'Conns', 'Up/s', 'Down/s', 'Sent', 'Recv']);
+  assert.equal(paneTitleOf(buildModel(flows, () => true, ui.sort, ui.grouping), 'processes'), 'Containers');
+  assert.equal(applyKey(ui, { type: 'char', ch: 'c' }).ui.grouping, 'process');
 });

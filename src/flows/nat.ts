@@ -10,6 +10,8 @@
 import fs from 'node:fs';
 import { ConntrackAnswer, ConntrackTuple, native, NativeConntrack } from '../native';
 import { namedNamespaces } from './routes';
+import { formatAddr } from '../decode';
+import { parseIp } from '../filter/addr';
 
 /** The flow's tuple as the far end sees it, past the translation. */
 export interface Nat {
@@ -53,8 +55,14 @@ const IPS_DST_NAT = 1 << 5;
 const TRIES = 3;
 const UNSPECIFIED = new Set(['0.0.0.0', '::']);
 
-/** "::ffff:10.0.0.1" as conntrack keeps it: an IPv4 tuple. */
-const plain = (a: string): string => (a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a);
+/** A v4-mapped address ("::ffff:a00:1") as conntrack keeps it: an IPv4 one ("10.0.0.1"). */
+function plain(a: string): string {
+  const ip = a.includes(':') ? parseIp(a) : null;
+  return ip?.family === 4 ? ip.bytes.join('.') : a;
+}
+
+/** An IPv4 address written as a v4-mapped IPv6 socket's addresses are. */
+const mapped = (v4: string): string => formatAddr(Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ...v4.split('.').map(Number)]), 0, 6);
 
 const same = (a: ConntrackTuple, b: { saddr: string; sport: number; daddr: string; dport: number }): boolean =>
   a.saddr === b.saddr && a.sport === b.sport && a.daddr === b.daddr && a.dport === b.dport;
@@ -73,7 +81,7 @@ export function natOf(flow: { saddr: string; sport: number; daddr: string; dport
   const s = (a.status & IPS_SRC_NAT) !== 0;
   const d = (a.status & IPS_DST_NAT) !== 0;
   // written as the socket writes its own addresses: a v4-mapped socket's translation v4-mapped too
-  const as = (addr: string): string => (flow.saddr.startsWith('::ffff:') ? `::ffff:${addr}` : addr);
+  const as = own.saddr !== flow.saddr ? mapped : (addr: string): string => addr;
   return { saddr: as(seen.saddr), sport: seen.sport, daddr: as(seen.daddr), dport: seen.dport, kind: s && d ? 'both' : d ? 'dnat' : 'snat' };
 }
 
