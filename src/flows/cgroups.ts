@@ -58,12 +58,9 @@ export class CgroupResolver {
     return { ...e, container: e.cgroup === null ? null : (this.lookup(e.cgroup) ?? null) };
   }
 
-  /** Sets every flow's container that has a cgroup and no container yet; one walk at most for all of them. */
+  /** Sets every flow's container (an owner found later may be in another cgroup); one walk at most for all of them. */
   resolve(flows: Iterable<Contained>, now = Date.now()): void {
-    for (const f of flows) {
-      if (f.cgroup === null || (f.container !== null && f.container !== undefined)) continue;
-      f.container = this.lookup(f.cgroup, now) ?? null;
-    }
+    for (const f of flows) f.container = f.cgroup === null ? null : (this.lookup(f.cgroup, now) ?? null);
   }
 
   /** The ids of every cgroup whose owner `pick` accepts, with all the cgroups below them. */

@@ -86,24 +86,23 @@ export function natOf(flow: { saddr: string; sport: number; daddr: string; dport
 }
 
 export class NatResolver {
-  private readonly kernel: NativeConntrack | undefined;
+  private kernel: NativeConntrack | undefined;
   readonly netns = fs.statSync('/proc/self/ns/net').ino;
   private readonly tries = new WeakMap<Translatable, number>();
   readonly stats: NatStats = { lookups: 0, found: 0, translated: 0, untracked: 0, failed: 0, deferred: 0 };
   /** Why requests failed, with how often (at most 64 reasons kept). */
   readonly failures = new Map<string, number>();
-  /** Set when conntrack is not in the kernel at all: then nothing is translated and nothing is asked. */
-  readonly unavailable: string | undefined;
+  /** Set while conntrack is not in the kernel at all: then nothing is translated and nothing is asked. */
+  unavailable: string | undefined;
 
-  constructor(private readonly maxPerRefresh = 4096) {
-    // asking would load the module: a kernel without it translates nothing
-    this.unavailable = fs.existsSync('/sys/module/nf_conntrack') ? undefined : 'the kernel has no connection tracking (nf_conntrack is not loaded)';
-    if (!this.unavailable) this.kernel = new (native().NativeConntrack)();
-  }
+  constructor(private readonly maxPerRefresh = 4096) {}
 
   /** Looks up every connected flow not settled yet; one batch per namespace. */
   async resolve(flows: Translatable[]): Promise<void> {
-    if (!this.kernel) return;
+    // asking would load the module: a kernel without it translates nothing (until something loads it)
+    this.unavailable = fs.existsSync('/sys/module/nf_conntrack') ? undefined : 'the kernel has no connection tracking (nf_conntrack is not loaded)';
+    if (this.unavailable) return;
+    this.kernel ??= new (native().NativeConntrack)();
     const owners = new Map<number, Set<string>>();
     for (const f of flows) if (f.pid !== null) (owners.get(f.netns) ?? owners.set(f.netns, new Set()).get(f.netns)!).add(`/proc/${f.pid}/ns/net`);
     const wanted = flows.filter((f) => {
