@@ -90,12 +90,25 @@ static __always_inline void count_sock(__u32 which)
 		*n += 1;
 }
 
+/*
+ * Load-time settings, as libbpf-tools keeps them: the loader writes them
+ * before loading, and the verifier takes them as constants, so what a
+ * setting turns off is pruned from the program rather than tested per run.
+ */
+const volatile __u32 nt_events = NT_EVENTS_ALL; /* NT_EVENT(kind) of each kind that goes to the ring */
+const volatile __u32 nt_track = 1;              /* keep the socket table: owners, lifetimes, byte bases */
+const volatile __u32 nt_count_states = 0;       /* count every transition per CPU in state_counts */
+const volatile struct nt_filter nt_filter = {};  /* what the kernel checks of the user's filter */
+
+#define WANTS(kind) (nt_events & NT_EVENT(kind))
+
+/* Transitions per (old, new) state, per CPU: `nettrace states` reads them instead of a record each. */
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NT_STATES * NT_STATES);
 	__type(key, __u32);
-	__type(value, struct nt_filter);
-} filter SEC(".maps");
+	__type(value, __u64);
+} state_counts SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -119,27 +132,26 @@ struct {
  */
 static __always_inline int wanted(const struct nt_sock *s, const struct nt_owner *o)
 {
-	__u32 zero = 0;
-	struct nt_filter *f = bpf_map_lookup_elem(&filter, &zero);
+	__u32 flags = nt_filter.flags;
 	__u16 sport, dport;
 	__u32 pid;
 
-	if (!f || !f->flags)
+	if (!flags)
 		return 1;
-	if ((f->flags & NT_FILTER_FAMILY) && s->family != f->family)
+	if ((flags & NT_FILTER_FAMILY) && s->family != nt_filter.family)
 		return 0;
-	if (f->flags & NT_FILTER_PID) {
+	if (flags & NT_FILTER_PID) {
 		pid = o ? o->pid : 0;
 		if (!o || !o->known || !bpf_map_lookup_elem(&filter_pids, &pid))
 			return 0;
 	}
-	if (f->flags & NT_FILTER_PORT) {
+	if (flags & NT_FILTER_PORT) {
 		sport = s->sport;
 		dport = s->dport;
 		if (!bpf_map_lookup_elem(&filter_ports, &sport) && !bpf_map_lookup_elem(&filter_ports, &dport))
 			return 0;
 	}
-	if ((f->flags & NT_FILTER_CGROUP) && !cgroup_wanted(o))
+	if ((flags & NT_FILTER_CGROUP) && !cgroup_wanted(o))
 		return 0;
 	return 1;
 }
@@ -279,19 +291,42 @@ static __always_inline void read_sock(struct nt_sock *s, const struct sock_commo
 	read_tuple(s, skc);
 }
 
-static __always_inline void emit_connect(const struct nt_state *st, const struct sock *sk,
-					 const struct sock_info *si)
+/* Every record of one run starts with the same head: the socket, its owner, the time and CPU. */
+static __always_inline void *reserve_as(const struct nt_head *h, __u16 kind, __u16 size)
 {
-	struct nt_connect *r = reserve(sizeof(*r), NT_CONNECT);
+	struct nt_head *r = reserve(size, kind);
+
+	if (r) {
+		__builtin_memcpy(r, h, sizeof(*r));
+		r->kind = kind;
+		r->size = size;
+	}
+	return r;
+}
+
+static __always_inline void emit_state(const struct nt_head *h, int old, int new, __u64 last_ns)
+{
+	struct nt_state *r = reserve_as(h, NT_STATE, sizeof(*r));
 
 	if (!r)
 		return;
-	__builtin_memcpy(&r->h, &st->h, sizeof(r->h));
-	r->h.kind = NT_CONNECT;
-	r->h.size = sizeof(*r);
-	r->latency_ns = si && si->mark_ns ? st->h.ts - si->mark_ns : 0;
+	r->in_old_ns = last_ns ? h->ts - last_ns : 0;
+	r->old_state = old;
+	r->new_state = new;
+	__builtin_memset(r->_pad, 0, sizeof(r->_pad));
+	submit(r);
+}
+
+static __always_inline void emit_connect(const struct nt_head *h, int new, const struct sock *sk,
+					 const struct sock_info *si)
+{
+	struct nt_connect *r = reserve_as(h, NT_CONNECT, sizeof(*r));
+
+	if (!r)
+		return;
+	r->latency_ns = si && si->mark_ns ? h->ts - si->mark_ns : 0;
 	r->err = 0;
-	if (st->new_state != TCP_ESTABLISHED) {
+	if (new != TCP_ESTABLISHED) {
 		/* tcp_reset and tcp_write_err set sk_err before tcp_done */
 		r->err = sk->sk_err;
 		if (!r->err)
@@ -325,7 +360,7 @@ static __always_inline __u64 data_received(const struct tcp_sock *tp, const stru
 	return rcvd > 0 && (sk->__sk_common.skc_flags & (1UL << SOCK_DONE)) ? rcvd - 1 : rcvd;
 }
 
-static __always_inline void emit_close(const struct nt_state *st, const struct sock *sk,
+static __always_inline void emit_close(const struct nt_head *h, int old, const struct sock *sk,
 				       const struct sock_info *si)
 {
 	struct tcp_sock *tp = bpf_skc_to_tcp_sock((void *)sk);
@@ -333,20 +368,17 @@ static __always_inline void emit_close(const struct nt_state *st, const struct s
 
 	if (!tp)
 		return;
-	r = reserve(sizeof(*r), NT_CLOSE);
+	r = reserve_as(h, NT_CLOSE, sizeof(*r));
 	if (!r)
 		return;
-	__builtin_memcpy(&r->h, &st->h, sizeof(r->h));
-	r->h.kind = NT_CLOSE;
-	r->h.size = sizeof(*r);
-	r->lifetime_ns = si && si->born_ns ? st->h.ts - si->born_ns : 0;
-	r->tx_bytes = data_acked(tp, si, st->old_state);
+	r->lifetime_ns = si && si->born_ns ? h->ts - si->born_ns : 0;
+	r->tx_bytes = data_acked(tp, si, old);
 	r->rx_bytes = data_received(tp, si, sk);
 	r->segs_out = tp->segs_out;
 	r->segs_in = tp->segs_in;
 	r->retrans = tp->total_retrans;
 	r->srtt_us = tp->srtt_us >> 3;
-	r->old_state = st->old_state;
+	r->old_state = old;
 	__builtin_memset(r->_pad, 0, sizeof(r->_pad));
 	submit(r);
 }
@@ -368,18 +400,44 @@ static __always_inline void emit_syn_recv(const struct nt_sock *tuple, __u64 ts)
 	submit(r);
 }
 
-SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(on_state, const struct sock *sk, int old, int new)
+/*
+ * One more transition in state_counts. Only the tuple's conditions of the
+ * kernel filter apply here: user space counts in the kernel only when the
+ * whole filter is of that kind (it needs no owner).
+ */
+static __always_inline void count_transition(const struct sock *sk, int old, int new)
+{
+	__u32 key = (old & (NT_STATES - 1)) * NT_STATES + (new & (NT_STATES - 1));
+	__u64 *n;
+
+	if (nt_filter.flags) {
+		struct nt_sock tuple;
+
+		read_tuple(&tuple, &sk->__sk_common);
+		if (!tuple.sport) /* a released port: the connection's own copy of it stays */
+			tuple.sport = bpf_ntohs(BPF_CORE_READ((const struct inet_sock *)sk, inet_sport));
+		if (!wanted(&tuple, 0))
+			return;
+	}
+	n = bpf_map_lookup_elem(&state_counts, &key);
+	if (n)
+		__sync_fetch_and_add(n, 1); /* tasks can preempt each other mid-program */
+}
+
+/*
+ * The socket table's part of a transition, and the records the user asked
+ * for. Without state records, only the transitions that begin a socket,
+ * establish it or close it change anything the table or a record needs: the
+ * others (FIN_WAIT1, CLOSE_WAIT, ...) return before any map is touched.
+ */
+static __always_inline void track(const struct sock *sk, int old, int new)
 {
 	__u64 key = (__u64)sk, now, last_ns = 0, syn_recv_ns = 0;
 	struct sock_info fresh, *si;
 	struct nt_sock tuple;
-	struct nt_state *r;
+	struct nt_head h;
 	int begins;
 
-	if (sk->sk_protocol != IPPROTO_TCP)
-		return 0;
-	now = bpf_ktime_get_ns();
 	/*
 	 * Leaving CLOSE (connect, listen) or a child's LISTEN>SYN_RECV begins a
 	 * socket: no entry of its own can exist, so its entry is filled on the
@@ -388,6 +446,9 @@ int BPF_PROG(on_state, const struct sock *sk, int old, int new)
 	 * replaced).
 	 */
 	begins = old == TCP_CLOSE || (old == TCP_LISTEN && new == TCP_SYN_RECV);
+	if (!WANTS(NT_STATE) && !begins && new != TCP_ESTABLISHED && new != TCP_CLOSE)
+		return;
+	now = bpf_ktime_get_ns();
 	if (begins) {
 		__builtin_memset(&fresh, 0, sizeof(fresh));
 		si = &fresh;
@@ -411,7 +472,8 @@ int BPF_PROG(on_state, const struct sock *sk, int old, int new)
 			si->mark_ns = now;
 		} else if (old == TCP_LISTEN && new == TCP_SYN_RECV) {
 			si->born_ns = now; /* a child: its owner is known at accept */
-			si->syn_recv_ns = now;
+			if (WANTS(NT_STATE))
+				si->syn_recv_ns = now;
 		} else if (old == TCP_SYN_RECV && new == TCP_ESTABLISHED) {
 			si->mark_ns = now;
 		}
@@ -434,7 +496,7 @@ int BPF_PROG(on_state, const struct sock *sk, int old, int new)
 				count_sock(SOCK_INSERTS);
 		}
 		if (si && si->syn_recv_ns)
-			return 0;
+			return;
 	}
 
 	/* the tuple is fixed from ESTABLISHED or LISTEN on: read once then, copied after */
@@ -446,32 +508,34 @@ int BPF_PROG(on_state, const struct sock *sk, int old, int new)
 		tuple.sport = si->sock.sport; /* CLOSE: the port is already released */
 	if (!wanted(&tuple, si ? &si->owner : 0))
 		goto out;
-	if (syn_recv_ns)
-		emit_syn_recv(&tuple, syn_recv_ns);
 
-	r = reserve(sizeof(*r), NT_STATE);
-	if (!r) {
-		/* the connect and close records made from it are lost with it */
-		count_drops(NT_CONNECT, old == TCP_SYN_SENT);
-		count_drops(NT_CLOSE, new == TCP_CLOSE && old != TCP_LISTEN);
-		goto out;
+	head(&h, NT_STATE, sizeof(struct nt_state), now);
+	__builtin_memcpy(&h.sock, &tuple, sizeof(h.sock));
+	copy_owner(&h.owner, si);
+	/* in the order a reader expects: the transition, then what it resolved */
+	if (WANTS(NT_STATE)) {
+		if (syn_recv_ns)
+			emit_syn_recv(&tuple, syn_recv_ns);
+		emit_state(&h, old, new, last_ns);
 	}
-	head(&r->h, NT_STATE, sizeof(*r), now);
-	__builtin_memcpy(&r->h.sock, &tuple, sizeof(r->h.sock));
-	copy_owner(&r->h.owner, si);
-	r->in_old_ns = last_ns ? now - last_ns : 0;
-	r->old_state = old;
-	r->new_state = new;
-	__builtin_memset(r->_pad, 0, sizeof(r->_pad));
-	/* connect and close copy the head before the state record goes */
-	if (old == TCP_SYN_SENT)
-		emit_connect(r, sk, si);
-	if (new == TCP_CLOSE && old != TCP_LISTEN)
-		emit_close(r, sk, si);
-	submit(r);
+	if (old == TCP_SYN_SENT && WANTS(NT_CONNECT))
+		emit_connect(&h, new, sk, si);
+	if (new == TCP_CLOSE && old != TCP_LISTEN && WANTS(NT_CLOSE))
+		emit_close(&h, old, sk, si);
 out:
 	if (new == TCP_CLOSE && !bpf_map_delete_elem(&socks, &key))
 		count_sock(SOCK_DELETES);
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(on_state, const struct sock *sk, int old, int new)
+{
+	if (sk->sk_protocol != IPPROTO_TCP)
+		return 0;
+	if (nt_count_states)
+		count_transition(sk, old, new);
+	if (nt_track)
+		track(sk, old, new);
 	return 0;
 }
 
@@ -489,7 +553,7 @@ static __always_inline void emit_accept(__u64 key, const struct sock *btf_sk)
 		read_sock(&tuple, &btf_sk->__sk_common);
 	else
 		__builtin_memcpy(&tuple, &si->sock, sizeof(tuple));
-	if (!wanted(&tuple, &si->owner))
+	if (!WANTS(NT_ACCEPT) || !wanted(&tuple, &si->owner))
 		return;
 	r = reserve(sizeof(*r), NT_ACCEPT);
 	if (!r)

@@ -21,6 +21,14 @@ enum nt_kind {
 	NT_UDP = 5,     /* a UDP socket was created or released (struct nt_udp) */
 };
 
+/* The bit of a kind in nt_events, the load-time set of kinds that reach the ring. */
+#define NT_EVENT(kind) (1u << (kind))
+#define NT_EVENTS_ALL (NT_EVENT(NT_STATE) | NT_EVENT(NT_CONNECT) | NT_EVENT(NT_ACCEPT) | \
+		       NT_EVENT(NT_CLOSE) | NT_EVENT(NT_UDP))
+
+/* TCP states as the kernel numbers them, for counting transitions (state_counts: old * NT_STATES + new). */
+#define NT_STATES 16
+
 /* The socket a record is about. */
 struct nt_sock {
 	__u64 cookie;      /* socket cookie: one per socket, never reused */

@@ -85,8 +85,11 @@ static __always_inline void emit_udp(struct bpf_sock *ctx, const struct sock *sk
 {
 	struct nt_sock tuple;
 	struct nt_udp *r;
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now;
 
+	if (!WANTS(NT_UDP))
+		return;
+	now = bpf_ktime_get_ns();
 	tuple.cookie = bpf_get_socket_cookie(ctx);
 	read_tuple(&tuple, &sk->__sk_common);
 	if (!wanted(&tuple, ui ? &ui->owner : 0))

@@ -5,17 +5,20 @@ import { RawSteering } from './steering/types';
 
 export interface NativeHook {
   name: string;
-  status: 'attached' | 'fallback' | 'disabled' | 'unavailable';
+  /** `unneeded`: nothing the tracer was asked for needs it, so it was not attached. */
+  status: 'attached' | 'fallback' | 'disabled' | 'unavailable' | 'unneeded';
   detail: string;
 }
 
 export interface NativeStats {
   records: number;
   bytes: number;
+  /** Bytes the kernel has put in the ring (its producer position), record headers and padding included. */
+  ringProduced: number;
   batches: number;
   /** Records the ring buffer could not take. */
   drops: number;
-  /** The same drops by record kind (derived records lost with their state record included). */
+  /** The same drops by record kind. */
   dropsByKind: { state: number; connect: number; accept: number; close: number; udp: number };
   /** Hook runs the kernel skipped because the hook was already running on that CPU. */
   missed: number;
@@ -44,6 +47,9 @@ export interface NativeOptions {
   disable?: string[];
   batchBytes?: number;
   steering?: boolean;
+  events?: string[];
+  trackSockets?: boolean;
+  countStates?: boolean;
 }
 
 export interface KernelIds {
@@ -53,10 +59,13 @@ export interface KernelIds {
 }
 
 export interface NativeTracer {
+  /** Hands a batch back once read: at most two are out at once. */
+  release(): void;
   stop(): void;
   snapshot(): Buffer;
   snapshotUdp(): Buffer;
   udpPeers(): Buffer;
+  stateCounts(): number[];
   stats(): NativeStats;
   steering(): RawSteering;
   steeringForget(cookies: number[]): void;

@@ -22,7 +22,29 @@ import { RawSteering } from './steering/types';
 export type HookName = 'state' | 'accept' | 'snapshot' | 'udp' | 'fexit';
 export const HOOK_NAMES: readonly HookName[] = ['state', 'accept', 'snapshot', 'udp', 'fexit'];
 
+/**
+ * Record kinds the kernel can send. Kinds not asked for are never put in the
+ * ring: `close` alone is tcplife, `connect` tcpconnect and tcpconnlat,
+ * `accept` tcpaccept, `state` tcpstates.
+ */
+export type EventKind = 'connect' | 'accept' | 'state' | 'close' | 'udp';
+export const EVENT_KINDS: readonly EventKind[] = ['connect', 'accept', 'state', 'close', 'udp'];
+
 export interface TraceOptions {
+  /** The record kinds to deliver (default all of them). */
+  events?: EventKind[];
+  /**
+   * Keep the kernel's socket table (default true): owners, lifetimes and byte
+   * bases, which connect, accept, state and close records and the snapshots'
+   * owners and byte counts need. Off, only UDP records and counters remain.
+   */
+  trackSockets?: boolean;
+  /**
+   * Count every TCP state transition in the kernel, per pair of states (see
+   * stateCounts()); with `events` left without `state`, no record per transition
+   * exists. Only the kernel filter's family and port conditions apply to the counts.
+   */
+  countStates?: boolean;
   /** Ring buffer bytes, a power of two (default 16 MiB). */
   ringBytes?: number;
   /** Longest a record waits before delivery, 1 to 50 ms (default 10). */
@@ -94,9 +116,10 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
   private constructor(private readonly options: TraceOptions) {
     this.maxQueued = options.maxQueuedBatches ?? 64;
     this.cursor.filter = options.filter;
-    const { ringBytes, flushMs, batchBytes, maxSockets, disable, kernelFilter, steering } = options;
+    const { ringBytes, flushMs, batchBytes, maxSockets, disable, kernelFilter, steering, events, trackSockets, countStates } = options;
     try {
-      this.handle = native().NativeTracer.open({ ringBytes, flushMs, batchBytes, maxSockets, disable, kernelFilter, steering }, ([batch, last]) =>
+      const open = { ringBytes, flushMs, batchBytes, maxSockets, disable, kernelFilter, steering, events, trackSockets, countStates };
+      this.handle = native().NativeTracer.open(open, ([batch, last]) =>
         this.receive(batch, last),
       );
     } catch (e) {
@@ -147,6 +170,14 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
   /** The receive-steering counters now, per socket, as the kernel keeps them (needs the steering option). */
   steering(): RawSteering {
     return fromAddon(() => this.handle.steering());
+  }
+
+  /**
+   * TCP transitions the kernel counted since tracing began (needs countStates):
+   * `counts[old * 16 + new]`, states numbered as the kernel numbers them (see tcp.ts).
+   */
+  stateCounts(): number[] {
+    return fromAddon(() => this.handle.stateCounts());
   }
 
   /** Per remote endpoint traffic of unconnected UDP sockets, as packed (nt_udp_peer, nt_udp_peer_bytes) pairs. */
@@ -259,6 +290,8 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
   }
 
   private receive(batch: Buffer, last: boolean): void {
+    // handed back from the next turn of the event loop, so timers and sockets run between batches
+    if (!last) setImmediate(this.release);
     try {
       if (batch.length > 0) {
         for (const fn of this.listeners) fn(this.cursor.reset(batch));
@@ -276,6 +309,8 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
     this.wakeIterator?.();
     this.wakeIterator = undefined;
   }
+
+  private readonly release = (): void => this.handle.release();
 
   private enqueue(batch: Buffer): void {
     if (this.queue.length < this.maxQueued) {

@@ -79,7 +79,12 @@ after(async () => {
 });
 
 function start(ns: string, cmd: string, args: string[]): { child: ChildProcess; lines: string[] } {
-  const child = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  return startIn(['ip', 'netns', 'exec', ns], cmd, args);
+}
+
+/** Runs `cmd` under `enter` (a command that enters a namespace and runs the rest); collects its output's lines. */
+function startIn(enter: string[], cmd: string, args: string[]): { child: ChildProcess; lines: string[] } {
+  const child = spawn(enter[0], [...enter.slice(1), cmd, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(child);
   const lines: string[] = [];
   let rest = '';
@@ -132,7 +137,9 @@ test('natOf: the far end\'s view of the socket from either of the entry\'s tuple
 
 test('nettrace in the router: every TCP and UDP flow through it carries the tuple conntrack -L shows, untranslated ones none', async () => {
   // nettrace first, so it sees every socket open: the client's and server's namespaces are not its own
-  const top = start(R, process.execPath, [CLI, 'top', '--json', '-d', '60', `( sport = :${PORT} or dport = :${PORT} or dport = :${FWD} )`]);
+  // entered with nsenter, which leaves the mounts alone: `ip netns exec` remounts /sys, hiding the cgroup v2
+  // root that the UDP hooks attach to (nettrace would fall back to counting UDP sockets it never sees open or close)
+  const top = startIn(['nsenter', `--net=/run/netns/${R}`], process.execPath, [CLI, 'top', '--json', '-d', '60', `( sport = :${PORT} or dport = :${PORT} or dport = :${FWD} )`]);
   await waitFor(() => top.lines.length > 0, 20000, 'the first report of nettrace top in the router');
   const server = await peer<{ pid: number }>(S, 'server', String(PORT), V4.server, V4.masq, V6.server, V6.masq);
   const targets = [V4.router, V4.masq, V4.server, V6.router, V6.masq, V6.server].map((a) => (a === V4.router ? `${a}:${FWD}` : a === V6.router ? `[${a}]:${FWD}` : a));
@@ -155,7 +162,11 @@ test('nettrace in the router: every TCP and UDP flow through it carries the tupl
     },
     30000,
     'the eighteen flows, twelve of them translated',
-  );
+  ).catch((e: Error) => {
+    const seen = flows.map((f) => `${f.proto} ${f.pid} ${f.saddr}:${f.sport}>${f.daddr}:${f.dport} ${f.state} nat=${JSON.stringify(f.nat)}`);
+    const udp = top.lines.flatMap((l) => (JSON.parse(l) as { connections: Flow[] }).connections.filter((f) => f.proto === 'udp').map((f) => `${f.pid} ${f.sport}>${f.daddr}:${f.dport} ${JSON.stringify(f.nat)}`));
+    throw new Error(`${e.message}; the last report had: ${seen.join('; ')}; udp ever: ${udp.join(', ')}`);
+  });
   const entries = conntrackList();
   const byOrig = new Map(entries.map((e) => [`${e.proto}|${key(e.orig)}`, e]));
   const byReply = new Map(entries.map((e) => [`${e.proto}|${key(e.reply)}`, e]));

@@ -5,12 +5,14 @@ mod batch;
 mod bpfstats;
 mod churn;
 mod conntrack;
+mod credits;
 mod drain;
 mod errors;
 mod layout;
 mod loader;
 mod ring;
 mod route;
+mod settings;
 mod steering;
 
 use std::sync::atomic::Ordering;
@@ -53,12 +55,22 @@ pub struct NativeOptions {
     pub batch_bytes: Option<u32>,
     /// Attach the per-packet receive-steering hooks. Default false.
     pub steering: Option<bool>,
+    /// Record kinds that go to the ring: "state", "connect", "accept", "close", "udp". Default all.
+    pub events: Option<Vec<String>>,
+    /// Keep the kernel's socket table (owners and totals for connect, accept and close
+    /// records and for the snapshots). Default true; the record kinds but udp need it.
+    pub track_sockets: Option<bool>,
+    /// Count every TCP state transition in the kernel (read with stateCounts()). Default false.
+    pub count_states: Option<bool>,
 }
 
 #[napi(object)]
 pub struct NativeStats {
     pub records: f64,
     pub bytes: f64,
+    /// Bytes the kernel has put in the ring since it was made, record headers and padding
+    /// included (its producer position): what every record cost the ring, delivered or not.
+    pub ring_produced: f64,
     pub batches: f64,
     pub drops: f64,
     /// The same drops by record kind.
@@ -111,10 +123,14 @@ pub struct LayoutRow {
 
 type BatchFn = ThreadsafeFunction<(Batch, bool), (), (BufferSlice<'static>, bool), Status, false, false, 4>;
 
-struct JsSink(BatchFn);
+struct JsSink(BatchFn, Arc<credits::Credits>);
 
 impl Sink for JsSink {
     fn send(&self, batch: Batch, last: bool) -> bool {
+        // The last batch goes whatever is out: nothing follows it to wait for.
+        if !last {
+            self.1.take();
+        }
         // Blocking on a 4-deep queue: the bound on what waits for JavaScript.
         self.0.call((batch, last), ThreadsafeFunctionCallMode::Blocking) == Status::Ok
     }
@@ -131,6 +147,8 @@ pub struct NativeTracer {
     steering: Option<steering::SteeringMaps>,
     udp_snapshot: Option<libbpf_rs::Link>,
     udp_peers: Option<libbpf_rs::MapHandle>,
+    state_counts: Option<libbpf_rs::MapHandle>,
+    credits: Arc<credits::Credits>,
 }
 
 #[napi]
@@ -156,6 +174,23 @@ impl NativeTracer {
             ),
             None => None,
         };
+        let events = match options.events {
+            None => settings::EVENT_KINDS.iter().fold(0, |m, (_, k)| m | settings::event_bit(*k)),
+            Some(names) => names.iter().try_fold(0, |m, name| {
+                match settings::EVENT_KINDS.iter().find(|(n, _)| n == name) {
+                    Some((_, k)) => Ok(m | settings::event_bit(*k)),
+                    None => Err(NtError::new(Code::Invalid, format!("unknown event kind '{name}' (kinds: state, connect, accept, close, udp)"))),
+                }
+            })?,
+        };
+        let track = options.track_sockets.unwrap_or(true);
+        if !track && events & !settings::event_bit(5) != 0 {
+            return Err(NtError::new(Code::Invalid, "state, connect, accept and close records need the socket table (trackSockets)").into());
+        }
+        let count_states = options.count_states.unwrap_or(false);
+        if count_states && (kf.pids.is_some() || kf.cgroups.is_some()) {
+            return Err(NtError::new(Code::Invalid, "transitions are counted in the kernel without owners: a pid or cgroup condition cannot apply to them").into());
+        }
         let opts = loader::Options {
             // cgroup ids are inode numbers: JavaScript numbers hold them exactly
             kernel_filter: loader::KernelFilter { family: kf.family, pids: kf.pids, ports, cgroups: kf.cgroups.map(|c| c.into_iter().map(|id| id as u64).collect()) },
@@ -163,6 +198,9 @@ impl NativeTracer {
             max_sockets: options.max_sockets.unwrap_or(65536),
             disabled: options.disable.unwrap_or_default(),
             steering: options.steering.unwrap_or(false),
+            events,
+            track,
+            count_states,
         };
         let tsfn: BatchFn = on_batch
             .build_threadsafe_function::<(Batch, bool)>()
@@ -170,23 +208,39 @@ impl NativeTracer {
             .max_queue_size::<4>()
             .build_callback(|ctx| Ok((batch::to_js(&ctx.env, ctx.value.0)?, ctx.value.1)))?;
         let loader::Loaded { object, links, hooks, snapshot, udp_snapshot, udp_peers, kernel_ids, map_ids, steering } = loader::load(&opts)?;
+        let state_counts = match count_states {
+            true => Some(loader::map_handle(&object, "state_counts")?),
+            false => None,
+        };
         let hooks = hooks
             .iter()
             .map(|h| NativeHook { name: h.name.into(), status: h.status.into(), detail: h.detail.clone() })
             .collect();
         let counters = Arc::new(Counters::default());
-        let drain = Drain::spawn(object, links, ring_bytes, opts.max_sockets, Duration::from_millis(flush_ms as u64), batch_bytes, counters.clone(), JsSink(tsfn))
+        let credits = Arc::new(credits::Credits::default());
+        let sink = JsSink(tsfn, credits.clone());
+        let drain = Drain::spawn(object, links, ring_bytes, opts.max_sockets, Duration::from_millis(flush_ms as u64), batch_bytes, counters.clone(), sink)
             .map_err(|e| NtError::new(Code::Kernel, format!("cannot start draining the ring buffer: {e}")))?;
-        Ok(NativeTracer { drain: Some(drain), counters, hooks, kernel_ids, map_ids, snapshot, steering, udp_snapshot, udp_peers })
+        Ok(NativeTracer { drain: Some(drain), counters, hooks, kernel_ids, map_ids, snapshot, steering, udp_snapshot, udp_peers, state_counts, credits })
+    }
+
+    /// Hands a batch back once it has been read: the next one is sent only
+    /// while fewer than two are out (see credits.rs). Call it from a later turn
+    /// of the event loop than the one that got the batch.
+    #[napi]
+    pub fn release(&self) {
+        self.credits.give();
     }
 
     /// Detaches everything; the last batch arrives with `last` set. Safe to call twice.
     #[napi]
     pub fn stop(&mut self) {
+        self.credits.close();
         self.snapshot.take();
         self.steering.take();
         self.udp_snapshot.take();
         self.udp_peers.take();
+        self.state_counts.take();
         if let Some(drain) = self.drain.take() {
             drain.stop();
         }
@@ -224,6 +278,18 @@ impl NativeTracer {
         Ok(out.into())
     }
 
+    /// TCP transitions counted in the kernel since tracing began (only with countStates):
+    /// entry `old * 16 + new` for each pair of states as the kernel numbers them.
+    #[napi]
+    pub fn state_counts(&self) -> Result<Vec<f64>> {
+        let map = match (&self.drain, &self.state_counts) {
+            (None, _) => return Err(NtError::new(Code::Invalid, "the tracer is stopped").into()),
+            (_, None) => return Err(NtError::new(Code::Invalid, "transitions are counted only with countStates").into()),
+            (_, Some(map)) => map,
+        };
+        Ok(loader::percpu_sums(map).into_iter().map(|n| n as f64).collect())
+    }
+
     /// The receive-steering counters now (only with the steering option).
     #[napi]
     pub fn steering(&self) -> Result<steering::NativeSteering> {
@@ -253,6 +319,7 @@ impl NativeTracer {
         NativeStats {
             records: c.records.load(Ordering::Relaxed) as f64,
             bytes: c.bytes.load(Ordering::Relaxed) as f64,
+            ring_produced: n(&c.produced),
             batches: c.batches.load(Ordering::Relaxed) as f64,
             drops: c.drops.load(Ordering::Relaxed) as f64,
             missed: c.missed.load(Ordering::Relaxed) as f64,

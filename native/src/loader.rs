@@ -18,9 +18,9 @@ static OBJECT: &[u8] = include_bytes!("../../bpf/nettrace.bpf.o");
 pub struct KernelFilter {
     pub family: Option<u32>,
     pub pids: Option<Vec<u32>>,
+    pub ports: Option<Vec<u16>>,
     /// cgroup v2 ids: the owner's cgroup is one of these.
     pub cgroups: Option<Vec<u64>>,
-    pub ports: Option<Vec<u16>>,
 }
 
 pub struct Options {
@@ -31,6 +31,19 @@ pub struct Options {
     pub disabled: Vec<String>,
     /// Attach the per-packet receive-steering hooks (steering.bpf.h).
     pub steering: bool,
+    /// `1 << kind` of each record kind that goes to the ring (settings::EVENT_KINDS).
+    pub events: u32,
+    /// Keep the kernel's socket table (owners, lifetimes, byte bases), which
+    /// connect, accept and close records and the snapshots' owners need.
+    pub track: bool,
+    /// Count every TCP transition in the kernel, per (old, new) state.
+    pub count_states: bool,
+}
+
+impl Options {
+    fn wants(&self, kind: u32) -> bool {
+        self.events & crate::settings::event_bit(kind) != 0
+    }
 }
 
 pub struct Hook {
@@ -70,16 +83,22 @@ struct HookDef {
     name: &'static str,
     /// Off unless asked for (the steering hooks run per packet), and then listed in the hooks.
     on_request: bool,
+    /// Whether what the caller asked for needs the hook: one that nothing needs is not attached.
+    needed: fn(&Options) -> bool,
     ways: &'static [Way],
 }
 
+fn always(_: &Options) -> bool {
+    true
+}
+
 const HOOKS: &[HookDef] = &[
-    HookDef { name: "state", on_request: false, ways: &[Way {
+    HookDef { name: "state", on_request: false, needed: always, ways: &[Way {
         programs: &["on_state"], attach: "tp_btf/inet_sock_set_state", feature: None,
         needs: |k| k.has_type("btf_trace_inet_sock_set_state", BTF_KIND_TYPEDEF)
             .then_some(()).ok_or_else(|| "this kernel's BTF has no inet_sock_set_state tracepoint (Linux 4.16+)".into()),
     }] },
-    HookDef { name: "accept", on_request: false, ways: &[
+    HookDef { name: "accept", on_request: false, needed: |o| o.track || o.wants(3), ways: &[
         Way {
             programs: &["on_accept_fexit"], attach: "fexit/inet_csk_accept", feature: Some("fexit"),
             needs: |k| k.has_type("inet_csk_accept", BTF_KIND_FUNC)
@@ -96,12 +115,12 @@ const HOOKS: &[HookDef] = &[
             },
         },
     ] },
-    HookDef { name: "snapshot", on_request: false, ways: &[Way {
+    HookDef { name: "snapshot", on_request: false, needed: always, ways: &[Way {
         programs: &["dump_tcp", "dump_udp"], attach: "iter/tcp, iter/udp", feature: None,
         needs: |k| (k.has_type("bpf_iter__tcp", BTF_KIND_STRUCT) && k.has_type("bpf_iter__udp", BTF_KIND_STRUCT))
             .then_some(()).ok_or_else(|| "this kernel has no iter/tcp and iter/udp BPF iterators (Linux 5.9+)".into()),
     }] },
-    HookDef { name: "udp", on_request: false, ways: &[
+    HookDef { name: "udp", on_request: false, needed: |o| o.track || o.wants(5), ways: &[
         Way {
             programs: &["udp_create", "udp_release", "udp_sendto4", "udp_sendto6", "udp_recvfrom4", "udp_recvfrom6",
                 "udp_sent", "udp_received"],
@@ -120,7 +139,7 @@ const HOOKS: &[HookDef] = &[
             needs: udp_counting,
         },
     ] },
-    HookDef { name: "steering", on_request: true, ways: &[Way {
+    HookDef { name: "steering", on_request: true, needed: always, ways: &[Way {
         programs: &["steer_ingress", "steer_recv", "steer_rx_entry", "steer_receive_entry", "steer_list_entry",
             "steer_gro_entry", "steer_gro_frags_entry"],
         attach: "cgroup_skb/ingress at the cgroup v2 root, tp_btf/sock_recv_length, tp_btf/netif_rx_entry, \
@@ -206,16 +225,21 @@ struct Choice {
     way: Option<usize>,
     skipped: Vec<String>,
     by_option: bool,
+    unneeded: bool,
 }
 
 impl Choice {
     /// The first way from `from` that the options allow and the kernel has.
     fn pick(def: &HookDef, from: usize, opts: &Options, kernel: &Kernel, mut skipped: Vec<String>) -> Choice {
+        let off = |why: &str, unneeded| Choice { way: None, skipped: vec![why.into()], by_option: true, unneeded };
         if def.on_request && !opts.steering {
-            return Choice { way: None, skipped: vec!["not requested".into()], by_option: true };
+            return off("not requested", false);
         }
         if opts.disabled.iter().any(|d| d == def.name) {
-            return Choice { way: None, skipped: vec!["turned off by option".into()], by_option: true };
+            return off("turned off by option", false);
+        }
+        if !(def.needed)(opts) {
+            return off("not needed by the events asked for", true);
         }
         for (i, way) in def.ways.iter().enumerate().skip(from) {
             let off = way.feature.filter(|f| opts.disabled.iter().any(|d| d == f));
@@ -224,11 +248,11 @@ impl Choice {
                 None => (way.needs)(kernel),
             };
             match verdict {
-                Ok(()) => return Choice { way: Some(i), skipped, by_option: false },
+                Ok(()) => return Choice { way: Some(i), skipped, by_option: false, unneeded: false },
                 Err(why) => skipped.push(format!("{}: {why}", way.attach)),
             }
         }
-        Choice { way: None, skipped, by_option: false }
+        Choice { way: None, skipped, by_option: false, unneeded: false }
     }
 
     fn hook(&self, def: &HookDef) -> Hook {
@@ -236,6 +260,7 @@ impl Choice {
             Some(0) => Hook { name: def.name, status: "attached", detail: where_attached(def.ways[0].attach) },
             Some(i) => Hook { name: def.name, status: "fallback",
                 detail: format!("{} (unavailable: {})", where_attached(def.ways[i].attach), self.skipped.join("; ")) },
+            None if self.unneeded => Hook { name: def.name, status: "unneeded", detail: self.skipped.join("; ") },
             None if self.by_option => Hook { name: def.name, status: "disabled", detail: "turned off by option".into() },
             None => Hook { name: def.name, status: "unavailable", detail: self.skipped.join("; ") },
         }
@@ -382,47 +407,57 @@ fn configure(open: &mut OpenObject, opts: &Options, programs: &[&str]) -> Result
         let name = prog.name().to_string_lossy().into_owned();
         prog.set_autoload(programs.contains(&name.as_str()));
     }
-    Ok(())
+    let settings = [
+        ("nt_events", opts.events.to_ne_bytes().to_vec()),
+        ("nt_track", (opts.track as u32).to_ne_bytes().to_vec()),
+        ("nt_count_states", (opts.count_states as u32).to_ne_bytes().to_vec()),
+        ("nt_filter", filter_setting(&opts.kernel_filter)?.to_vec()),
+    ];
+    crate::settings::write(open, OBJECT, &settings)
+        .map_err(|e| NtError::new(Code::Kernel, format!("cannot configure nettrace's BPF object: {e}")))
 }
 
-/// Filled in before anything is attached, so no record escapes it.
-fn set_kernel_filter(object: &Object, f: &KernelFilter) -> Result<(), NtError> {
-    const FAMILY: u32 = 1;
-    const PID: u32 = 2;
-    const PORT: u32 = 4;
-    const CGROUP: u32 = 8;
-    let map = |name: &str| object.maps().find(|m| m.name() == name).expect("the object defines the filter maps");
-    let fail = |e: libbpf_rs::Error| NtError::new(Code::Kernel, format!("cannot set the kernel filter: {e}"));
+const FILTER_FAMILY: u32 = 1;
+const FILTER_PID: u32 = 2;
+const FILTER_PORT: u32 = 4;
+const FILTER_CGROUP: u32 = 8;
+
+/// `struct nt_filter`: which conditions apply, and the family.
+fn filter_setting(f: &KernelFilter) -> Result<[u8; 8], NtError> {
     let mut flags = 0;
     if let Some(family) = f.family {
         if family != 4 && family != 6 {
             return Err(NtError::new(Code::Invalid, format!("family {family} is neither 4 nor 6")));
         }
-        flags |= FAMILY;
+        flags |= FILTER_FAMILY;
     }
-    if let Some(pids) = &f.pids {
-        for pid in pids {
-            map("filter_pids").update(&pid.to_ne_bytes(), &[1], libbpf_rs::MapFlags::ANY).map_err(fail)?;
-        }
-        flags |= PID;
+    if f.pids.is_some() {
+        flags |= FILTER_PID;
     }
-    if let Some(ports) = &f.ports {
-        for port in ports {
-            map("filter_ports").update(&port.to_ne_bytes(), &[1], libbpf_rs::MapFlags::ANY).map_err(fail)?;
-        }
-        flags |= PORT;
+    if f.ports.is_some() {
+        flags |= FILTER_PORT;
     }
-    if let Some(cgroups) = &f.cgroups {
-        for id in cgroups {
-            map("filter_cgroups").update(&id.to_ne_bytes(), &[1], libbpf_rs::MapFlags::ANY).map_err(fail)?;
-        }
-        flags |= CGROUP;
+    if f.cgroups.is_some() {
+        flags |= FILTER_CGROUP;
     }
-    if flags != 0 {
-        let mut cfg = [0u8; 8];
-        cfg[..4].copy_from_slice(&flags.to_ne_bytes());
-        cfg[4..].copy_from_slice(&f.family.unwrap_or(0).to_ne_bytes());
-        map("filter").update(&0u32.to_ne_bytes(), &cfg, libbpf_rs::MapFlags::ANY).map_err(fail)?;
+    let mut cfg = [0u8; 8];
+    cfg[..4].copy_from_slice(&flags.to_ne_bytes());
+    cfg[4..].copy_from_slice(&f.family.unwrap_or(0).to_ne_bytes());
+    Ok(cfg)
+}
+
+/// The pid, port and cgroup sets of the kernel filter, filled in before anything is attached, so no record escapes it.
+fn set_kernel_filter(object: &Object, f: &KernelFilter) -> Result<(), NtError> {
+    let map = |name: &str| object.maps().find(|m| m.name() == name).expect("the object defines the filter maps");
+    let fail = |e: libbpf_rs::Error| NtError::new(Code::Kernel, format!("cannot set the kernel filter: {e}"));
+    for pid in f.pids.iter().flatten() {
+        map("filter_pids").update(&pid.to_ne_bytes(), &[1], libbpf_rs::MapFlags::ANY).map_err(fail)?;
+    }
+    for port in f.ports.iter().flatten() {
+        map("filter_ports").update(&port.to_ne_bytes(), &[1], libbpf_rs::MapFlags::ANY).map_err(fail)?;
+    }
+    for id in f.cgroups.iter().flatten() {
+        map("filter_cgroups").update(&id.to_ne_bytes(), &[1], libbpf_rs::MapFlags::ANY).map_err(fail)?;
     }
     Ok(())
 }
@@ -616,4 +651,20 @@ pub fn read_evictions(object: &Object, max_sockets: u32) -> Option<u64> {
     let map = object.maps().find(|m| m.name() == "socks")?;
     let live = map.keys().count() as u64;
     Some(inserted.saturating_sub(deleted).saturating_sub(live))
+}
+
+/// A map of the loaded object, held apart from it: read from JavaScript's thread while the drain owns the object.
+pub fn map_handle(object: &Object, name: &str) -> Result<MapHandle, NtError> {
+    let map = object.maps().find(|m| m.name() == name).ok_or_else(|| NtError::new(Code::Kernel, format!("the BPF object has no map {name}")))?;
+    MapHandle::try_from(&map).map_err(|e| NtError::new(Code::Kernel, format!("cannot keep the {name} map: {e}")))
+}
+
+/// Every entry of a per-CPU u64 array, summed over CPUs, in key order.
+pub fn percpu_sums(map: &MapHandle) -> Vec<u64> {
+    (0..map.max_entries())
+        .map(|key| match map.lookup_percpu(&key.to_ne_bytes(), libbpf_rs::MapFlags::ANY) {
+            Ok(Some(values)) => values.iter().filter_map(|v| v.get(..8)).map(|b| u64::from_ne_bytes(b.try_into().unwrap())).sum(),
+            _ => 0,
+        })
+        .collect()
 }

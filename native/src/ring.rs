@@ -54,6 +54,11 @@ impl Ring {
         unsafe { &*(self.producer as *const AtomicU64) }
     }
 
+    /// Bytes the kernel has put in the ring so far (its producer position).
+    pub fn produced(&self) -> u64 {
+        self.producer_pos().load(Ordering::Acquire)
+    }
+
     /// Appends whole committed records to `out` until the ring is empty or `out`
     /// holds at least `max_bytes`. Returns the number of records appended.
     pub fn drain(&mut self, out: &mut Batch, max_bytes: usize) -> u64 {

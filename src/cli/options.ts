@@ -5,7 +5,7 @@ import { compile, cursorFilter, FilterNode, FilterSyntaxError, kernelHints, pars
 import { escapeControls } from '../errors';
 import { Kind } from '../layout';
 import { KernelFilter } from '../native';
-import { HOOK_NAMES, HookName, TraceOptions } from '../tracer';
+import { EVENT_KINDS, EventKind, HOOK_NAMES, HookName, TraceOptions } from '../tracer';
 import { TCP_STATES, TcpState } from '../tcp';
 import { ownedCgroups } from './owned-cgroups';
 
@@ -58,6 +58,8 @@ export interface CommonOptions {
   recordFilter?: (c: RecordCursor) => boolean;
   /** What of them the kernel checks, so other sockets never reach the ring. */
   kernelFilter?: KernelFilter;
+  /** Whether the kernel filter is the whole filter: only ports, families and protocols, no owner, no expression. */
+  kernelExact: boolean;
   /** Hooks and kernel features to go without (--disable). */
   disable: HookName[];
 }
@@ -200,6 +202,8 @@ export function parseCommand(argv: string[], extra: Options = {}): { common: Com
           (onRecords === undefined || onRecords(c))
       : undefined,
     kernelFilter: kernelFilterOf(ast, { pid, port, family, cgroups }),
+    // counted in the kernel without owners: no owner condition may apply
+    kernelExact: expr === undefined && pid === undefined && comm === undefined && cgroups === undefined,
     disable: hookNames(values.disable as string[] | undefined),
   };
   return { common, values };
@@ -233,6 +237,25 @@ function hookNames(values: string[] | undefined): HookName[] {
 /** What every command hands the tracer. */
 export function traceOptions(o: CommonOptions): TraceOptions {
   return { filter: o.recordFilter, kernelFilter: o.kernelFilter, disable: o.disable, ringBytes: o.ringBytes };
+}
+
+/**
+ * What the commands that keep a flow table ask for: the records that open and
+ * close flows. States in between come from the snapshot at each refresh, so no
+ * record per transition is made for them.
+ */
+export function flowTraceOptions(o: CommonOptions): TraceOptions {
+  return { ...traceOptions(o), events: ['connect', 'accept', 'close', 'udp'] };
+}
+
+/** --events: a comma list of record kinds (repeatable); undefined for all of them. */
+export function eventKinds(values: string[] | undefined): EventKind[] | undefined {
+  if (values === undefined) return undefined;
+  const names = values.flatMap((v) => v.split(','));
+  for (const n of names) {
+    if (!(EVENT_KINDS as readonly string[]).includes(n)) throw new UsageError(`--events takes a comma list of ${EVENT_KINDS.join(', ')}, not '${n}'`);
+  }
+  return [...new Set(names)] as EventKind[];
 }
 
 /**

@@ -1,13 +1,18 @@
 /**
  * `nettrace states`: the TCP state histogram (netstat -tan | awk '{print $6}' | sort | uniq -c),
  * live, with transitions per second between states and an ss -s style summary.
+ *
+ * It pays for no record per transition when it need not: the kernel counts
+ * transitions per (old, new) state and the histogram comes from the socket
+ * snapshot. Only a filter the kernel cannot decide exactly (an owner, or an
+ * expression) makes it take a state record per transition and count them here.
  */
 import { Kind } from '../layout';
 import { FlowMonitor } from '../flows/monitor';
-import { Flow } from '../flows/table';
+import { decodeSnapshot } from '../flows/snapshot';
 import { stateName, TcpState } from '../tcp';
-import { Tracer } from '../tracer';
-import { CommonOptions } from './options';
+import { TraceOptions, Tracer } from '../tracer';
+import { CommonOptions, traceOptions } from './options';
 
 export interface StatesOptions extends CommonOptions {
   intervalMs: number;
@@ -19,14 +24,27 @@ export interface StatesReport {
   states: Partial<Record<TcpState, number>>;
   /** "OLD>NEW": transitions per second over the last interval. */
   transitions: Record<string, number>;
+  /** "OLD>NEW": transitions over the last interval, exactly. */
+  counts: Record<string, number>;
   summary: { total: number; estab: number; closed: number; synrecv: number; timewait: number };
 }
 
-/** What ss -tan lists: sockets that exist now (closed flows in their grace period do not). */
-export function histogram(flows: Flow[]): Partial<Record<TcpState, number>> {
+/** Where the transitions come from: the kernel's counters, or a record each. */
+function inKernel(o: CommonOptions): boolean {
+  return o.kernelExact;
+}
+
+/** What `states` asks of the tracer. */
+export function statesTraceOptions(o: CommonOptions): TraceOptions {
+  const base = traceOptions(o);
+  return inKernel(o) ? { ...base, events: [], trackSockets: false, countStates: true } : { ...base, events: ['state'] };
+}
+
+/** What ss -tan lists: sockets that exist now, pending connections as SYN_RECV. */
+export function histogram(sockets: { state: TcpState; closed?: number | null }[]): Partial<Record<TcpState, number>> {
   const h: Partial<Record<TcpState, number>> = {};
-  for (const f of flows) {
-    if (f.closed !== null && f.state !== 'TIME_WAIT') continue;
+  for (const f of sockets) {
+    if (f.closed != null && f.state !== 'TIME_WAIT') continue; // a closed flow in its grace period
     const s = f.state === 'NEW_SYN_RECV' ? 'SYN_RECV' : f.state;
     h[s] = (h[s] ?? 0) + 1;
   }
@@ -48,34 +66,68 @@ export function renderStates(r: StatesReport): string {
   ].join('\n');
 }
 
-/** Starts the reports; returns how to end them (the timer first, so no report reads a stopped tracer). */
-export function statesCommand(o: StatesOptions, tracer: Tracer, done: (code: number) => void): (code: number) => void {
+/** The two ways of reading a histogram and the transitions since the last read. */
+interface StatesSource {
+  read(now: number): { states: Partial<Record<TcpState, number>>; counts: Map<string, number> };
+}
+
+/** Transitions from the kernel's counters, the histogram straight from the snapshot. */
+function kernelSource(o: CommonOptions, tracer: Tracer): StatesSource {
+  let last = tracer.stateCounts();
+  return {
+    read() {
+      const rows = decodeSnapshot(tracer.snapshot()).map((r) => ({ ...r, proto: 'tcp' as const, state: stateName(r.state) }));
+      const now = tracer.stateCounts();
+      const counts = new Map<string, number>();
+      now.forEach((n, i) => {
+        if (n > last[i]) counts.set(`${stateName(i >> 4)}>${stateName(i & 15)}`, n - last[i]);
+      });
+      last = now;
+      return { states: histogram(rows.filter((r) => o.match(r))), counts };
+    },
+  };
+}
+
+/** Transitions from a record each, filtered like any record; the histogram from the flow table. */
+function recordSource(o: CommonOptions, tracer: Tracer): StatesSource {
   const monitor = new FlowMonitor(tracer);
-  const moves = new Map<string, number>();
+  let counts = new Map<string, number>();
   tracer.onBatch((c) => {
     while (c.next()) {
       if (c.kind !== Kind.State) continue;
       const key = `${stateName(c.oldState)}>${stateName(c.newState)}`;
-      moves.set(key, (moves.get(key) ?? 0) + 1);
+      counts.set(key, (counts.get(key) ?? 0) + 1);
     }
   });
+  return {
+    read(now) {
+      monitor.refresh(now);
+      const flows = monitor.table.flows().filter((f) => f.proto === 'tcp' && o.match(f));
+      const taken = counts;
+      counts = new Map();
+      return { states: histogram(flows), counts: taken };
+    },
+  };
+}
+
+/** Starts the reports; returns how to end them (the timer first, so no report reads a stopped tracer). */
+export function statesCommand(o: StatesOptions, tracer: Tracer, done: (code: number) => void): (code: number) => void {
+  const source = inKernel(o) ? kernelSource(o, tracer) : recordSource(o, tracer);
   let last = Date.now();
   let reports = 0;
   let timer: NodeJS.Timeout | undefined;
   const report = (): void => {
     const now = Date.now();
-    monitor.refresh(now);
-    const flows = monitor.table.flows().filter((f) => f.proto === 'tcp' && o.match(f));
-    const states = histogram(flows);
+    const { states, counts } = source.read(now);
     const dt = (now - last) / 1000;
     last = now;
-    const transitions = Object.fromEntries([...moves].map(([k, n]) => [k, Math.round((n / dt) * 10) / 10]));
-    moves.clear();
+    const transitions = Object.fromEntries([...counts].map(([k, n]) => [k, dt > 0 ? Math.round((n / dt) * 10) / 10 : 0]));
     const total = Object.values(states).reduce((a, b) => a + (b ?? 0), 0);
     const r: StatesReport = {
       ts: now,
       states,
       transitions,
+      counts: Object.fromEntries(counts),
       summary: {
         total,
         estab: states.ESTABLISHED ?? 0,

@@ -10,12 +10,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { classifyCgroup, Container, inUnit, isContainer } from './cgroup-names';
 
-/** What a flow needs to name its container, and where the answer goes. */
-export interface Contained {
-  cgroup: number | null;
-  container: Container | null;
-}
-
 /** Where cgroup v2 is mounted (/sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid systems); undefined if nowhere. */
 export function cgroup2Root(mounts = '/proc/self/mounts'): string | undefined {
   for (const line of fs.readFileSync(mounts, 'utf8').split('\n')) {
@@ -50,17 +44,6 @@ export class CgroupResolver {
     if (c) this.unresolved.delete(id);
     else if (this.unresolved.size < 4096) this.unresolved.add(id);
     return c;
-  }
-
-  /** A close record with its owner's container added (null when unknown); other records as they are. */
-  onClose<E extends { type: string; cgroup: number | null }>(e: E): E | (E & { container: Container | null }) {
-    if (e.type !== 'close' && !(e.type === 'udp' && (e as { event?: string }).event === 'close')) return e;
-    return { ...e, container: e.cgroup === null ? null : (this.lookup(e.cgroup) ?? null) };
-  }
-
-  /** Sets every flow's container (an owner found later may be in another cgroup); one walk at most for all of them. */
-  resolve(flows: Iterable<Contained>, now = Date.now()): void {
-    for (const f of flows) f.container = f.cgroup === null ? null : (this.lookup(f.cgroup, now) ?? null);
   }
 
   /** The ids of every cgroup whose owner `pick` accepts, with all the cgroups below them. */

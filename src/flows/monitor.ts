@@ -39,6 +39,7 @@ export class FlowMonitor {
     readonly extras: { containers?: CgroupResolver; nat?: NatResolver } = {},
   ) {
     this.table = new FlowTable(options);
+    this.table.containers = extras.containers;
     const clock = new Clock();
     this.unsubscribe = tracer.onBatch((c) => {
       while (c.next()) this.table.applyRecord(c, clock);
@@ -51,7 +52,7 @@ export class FlowMonitor {
     this.table.applySnapshot(rows, now, this.netns);
     const udp = decodeUdpSnapshot(this.tracer.snapshotUdp());
     this.table.applyUdpSnapshot(udp, decodePeers(this.tracer.udpPeers()), now, this.netns);
-    const unowned = [...rows, ...udp].filter((r) => r.ino !== 0 && this.table.get(r.sock)?.pid === null);
+    const unowned = [...rows, ...udp].filter((r) => r.ino !== 0 && !this.table.owned(r.sock));
     if (unowned.length > 0) {
       const found = this.owners.lookup(unowned.map((r) => r.ino));
       for (const r of unowned) {
@@ -61,13 +62,12 @@ export class FlowMonitor {
     }
     if (this.tracer.steeringEnabled) this.refreshSteering();
     this.table.tick(now);
-    const { containers, nat } = this.extras;
-    if (containers) containers.resolve(this.table.flows(), now);
+    const nat = this.extras.nat;
     if (this.routes) this.resolveRoutes(this.routes);
     if (nat) {
       this.natting.run(async () => {
         try {
-          await nat.resolve(this.table.flows());
+          await nat.resolve(this.table);
           this.natError = undefined;
         } catch (e) {
           this.natError = e instanceof Error ? e.message : String(e);
@@ -88,7 +88,7 @@ export class FlowMonitor {
       do {
         this.routingAgain = false;
         try {
-          await routes.resolve(this.table.flows());
+          await routes.resolve(this.table);
           this.routeError = undefined;
         } catch (e) {
           this.routeError = e instanceof Error ? e.message : String(e);

@@ -22,8 +22,9 @@ export interface Nat {
   kind: 'snat' | 'dnat' | 'both';
 }
 
-/** What a flow needs to be looked up, and where the answer goes. */
-export interface Translatable {
+/** A flow whose translation is not settled yet: what a look-up needs, and how often it was asked about. */
+export interface NatWant {
+  sock: number;
   netns: number;
   pid: number | null;
   proto: 'tcp' | 'udp';
@@ -31,8 +32,15 @@ export interface Translatable {
   sport: number;
   daddr: string;
   dport: number;
-  state: string;
-  nat: Nat | null;
+  tries: number;
+}
+
+/** Where translations go: the flow table keeps one per flow (a flow once settled is not asked about again). */
+export interface NatTargets {
+  /** Connected flows asked about fewer than `tries` times, at most `max`; `more` counts the rest. */
+  untranslated(tries: number, max: number): { wants: NatWant[]; more: number };
+  /** Sets a flow's translation; `settled` ends its look-ups, else it counts one more try. */
+  setNat(sock: number, nat: Nat | null, settled: boolean): void;
 }
 
 export interface NatStats {
@@ -52,8 +60,7 @@ export interface NatStats {
 const IPS_SRC_NAT = 1 << 4;
 const IPS_DST_NAT = 1 << 5;
 /** Refreshes a flow is asked about before it counts as untracked: a UDP socket's entry comes with its first datagram. */
-const TRIES = 3;
-const UNSPECIFIED = new Set(['0.0.0.0', '::']);
+export const NAT_TRIES = 3;
 
 /** A v4-mapped address ("::ffff:a00:1") as conntrack keeps it: an IPv4 one ("10.0.0.1"). */
 function plain(a: string): string {
@@ -88,7 +95,6 @@ export function natOf(flow: { saddr: string; sport: number; daddr: string; dport
 export class NatResolver {
   private kernel: NativeConntrack | undefined;
   readonly netns = fs.statSync('/proc/self/ns/net').ino;
-  private readonly tries = new WeakMap<Translatable, number>();
   readonly stats: NatStats = { lookups: 0, found: 0, translated: 0, untracked: 0, failed: 0, deferred: 0 };
   /** Why requests failed, with how often (at most 64 reasons kept). */
   readonly failures = new Map<string, number>();
@@ -97,56 +103,49 @@ export class NatResolver {
 
   constructor(private readonly maxPerRefresh = 4096) {}
 
-  /** Looks up every connected flow not settled yet; one batch per namespace. */
-  async resolve(flows: Translatable[]): Promise<void> {
+  /** Looks up every connected flow of `targets` not settled yet; one batch per namespace. */
+  async resolve(targets: NatTargets): Promise<void> {
     // asking would load the module: a kernel without it translates nothing (until something loads it)
     this.unavailable = fs.existsSync('/sys/module/nf_conntrack') ? undefined : 'the kernel has no connection tracking (nf_conntrack is not loaded)';
     if (this.unavailable) return;
     this.kernel ??= new (native().NativeConntrack)();
+    const { wants, more } = targets.untranslated(NAT_TRIES, this.maxPerRefresh);
+    this.stats.deferred += more;
+    const namespaces = new Set(wants.map((w) => w.netns));
+    this.kernel.retain([this.netns, ...namespaces]);
+    if (wants.length === 0) return;
     const owners = new Map<number, Set<string>>();
-    for (const f of flows) if (f.pid !== null) (owners.get(f.netns) ?? owners.set(f.netns, new Set()).get(f.netns)!).add(`/proc/${f.pid}/ns/net`);
-    const wanted = flows.filter((f) => {
-      const tries = this.tries.get(f);
-      return tries !== undefined ? tries < TRIES : f.state !== 'LISTEN' && f.dport !== 0 && !UNSPECIFIED.has(f.daddr);
-    });
-    this.kernel.retain([this.netns, ...owners.keys()]);
-    const now = wanted.slice(0, this.maxPerRefresh);
-    this.stats.deferred += wanted.length - now.length;
-    if (now.length === 0) return;
+    for (const w of wants) if (w.pid !== null) (owners.get(w.netns) ?? owners.set(w.netns, new Set()).get(w.netns)!).add(`/proc/${w.pid}/ns/net`);
     let named: string[] | undefined;
-    const queries = now.flatMap((f) => {
-      const tuple = { proto: f.proto, saddr: plain(f.saddr), sport: f.sport, daddr: plain(f.daddr), dport: f.dport };
+    const queries = wants.flatMap((w) => {
+      const tuple = { proto: w.proto, saddr: plain(w.saddr), sport: w.sport, daddr: plain(w.daddr), dport: w.dport };
       const own = { netns: this.netns, nsPaths: [], ...tuple };
-      if (f.netns === this.netns) return [own];
-      return [own, { netns: f.netns, nsPaths: [...(owners.get(f.netns) ?? []), ...(named ??= namedNamespaces())], ...tuple }];
+      if (w.netns === this.netns) return [own];
+      return [own, { netns: w.netns, nsPaths: [...(owners.get(w.netns) ?? []), ...(named ??= namedNamespaces())], ...tuple }];
     });
     this.stats.lookups += queries.length;
     const answers = await this.kernel.lookup(queries);
     let i = 0;
-    for (const f of now) {
-      const mine = answers.slice(i, (i += f.netns === this.netns ? 1 : 2));
-      this.apply(f, mine);
-    }
+    for (const w of wants) this.apply(targets, w, answers.slice(i, (i += w.netns === this.netns ? 1 : 2)));
   }
 
-  private apply(f: Translatable, answers: ConntrackAnswer[]): void {
+  private apply(targets: NatTargets, w: NatWant, answers: ConntrackAnswer[]): void {
     for (const a of answers) {
       if (a.error === undefined) continue;
       this.stats.failed++;
       if (this.failures.has(a.error) || this.failures.size < 64) this.failures.set(a.error, (this.failures.get(a.error) ?? 0) + 1);
     }
     const found = answers.filter((a) => a.found);
-    const tries = (this.tries.get(f) ?? 0) + 1;
     if (found.length === 0) {
-      this.tries.set(f, tries);
-      if (tries === TRIES && answers.every((a) => a.error === undefined)) this.stats.untracked++;
+      if (w.tries + 1 === NAT_TRIES && answers.every((a) => a.error === undefined)) this.stats.untracked++;
+      targets.setNat(w.sock, null, false);
       return;
     }
-    this.tries.set(f, TRIES); // settled
     this.stats.found++;
     // nettrace's own namespace first: that is where a host translates its containers' traffic
-    f.nat = found.map((a) => natOf(f, a)).find((n) => n !== null) ?? null;
-    if (f.nat) this.stats.translated++;
+    const nat = found.map((a) => natOf(w, a)).find((n) => n !== null) ?? null;
+    if (nat) this.stats.translated++;
+    targets.setNat(w.sock, nat, true);
   }
 
   close(): void {

@@ -13,7 +13,10 @@ import { PeerRow, SocketIdent, SocketOwner, SocketRow, UdpRow } from './snapshot
 import { FlowSteering } from '../steering/types';
 import { Slots } from './slots';
 import { Container } from './cgroup-names';
-import { Nat } from './nat';
+import { Nat, NatTargets, NatWant } from './nat';
+import { CgroupResolver } from './cgroups';
+import { CommNames } from './comm-names';
+import { destinationKey, RouteInfo, RouteTargets, RouteWant } from './routes';
 
 export type Proto = 'tcp' | 'udp';
 
@@ -121,6 +124,11 @@ export interface FlowTableOptions {
   graceMs?: number;
 }
 
+const UNSPECIFIED = new Set(['0.0.0.0', '::']);
+const LISTEN = 10;
+const UNKNOWN = 0;
+const ESTABLISHED = 1;
+const SYN_SENT = 2;
 const CLOSE = 7;
 const TIME_WAIT = 6;
 const NEW_SYN_RECV = 12;
@@ -165,6 +173,8 @@ const TX_QUEUE = 23;
 const TX_DATAGRAMS = 24;
 const RX_DATAGRAMS = 25;
 const DROPS = 26;
+const ROUTE_READ = 27; // the kernel's route change count when the slot's route was read; NaN before
+const NAT_ASKED = 28; // conntrack look-ups of the slot so far; past the resolver's tries once settled
 // and its strings
 const T = 3;
 const SADDR = 0;
@@ -182,7 +192,7 @@ const orNull = (x: number): number | null => (Number.isNaN(x) ? null : x);
  * the columns on every read; what hangs on it stays. A slot's object is let go
  * when the slot is: a holder keeps a copy that no longer changes.
  */
-export class FlowTable {
+export class FlowTable implements RouteTargets, NatTargets {
   private readonly slots: Slots;
   private readonly cap: number;
   private readonly graceMs: number;
@@ -197,6 +207,14 @@ export class FlowTable {
   /** Every slot's strings, T to a slot. */
   private readonly text: (string | null)[];
   private readonly objects: (Flow | undefined)[];
+  /** Each slot's route, shared by the slots to one destination. */
+  private readonly routes: (RouteInfo | undefined)[];
+  /** Each slot's translation, once a conntrack look-up found one (see NatResolver). */
+  private readonly nats: (Nat | undefined)[];
+  /** With a resolver, flows read name their owner's container (a cached look-up by cgroup id). */
+  containers: CgroupResolver | undefined;
+  /** Filled in place for visit(): a flow that nothing keeps needs no object of its own. */
+  private readonly scratch: Flow = newFlow({ sock: 0, netns: 0, family: 4, saddr: '', sport: 0, daddr: '', dport: 0 }, 0);
   /** Bytes each UDP peer ("addr|port") had at the last tick, for its rates. */
   private readonly sampledPeers: (Map<string, [number, number]> | undefined)[];
 
@@ -209,6 +227,8 @@ export class FlowTable {
     this.text = new Array<string | null>(n * T).fill(null);
     this.objects = new Array<Flow | undefined>(n).fill(undefined);
     this.sampledPeers = new Array<Map<string, [number, number]> | undefined>(n).fill(undefined);
+    this.routes = new Array<RouteInfo | undefined>(n).fill(undefined);
+    this.nats = new Array<Nat | undefined>(n).fill(undefined);
   }
 
   get size(): number {
@@ -224,6 +244,96 @@ export class FlowTable {
   get(sock: number): Flow | undefined {
     const s = this.slots.find(sock);
     return s < 0 ? undefined : this.flowAt(s);
+  }
+
+  /**
+   * Calls `fn` with every flow, most of them one object filled in place: what
+   * `fn` keeps of it must be copied. Flows with objects of their own (read
+   * before, or with steering or peers attached) are passed as those.
+   */
+  visit(fn: (f: Flow) => void): void {
+    for (let s = this.slots.after(-1); s !== -1; s = this.slots.after(s)) {
+      const own = this.objects[s];
+      if (own !== undefined) fn(this.flowAt(s));
+      else fn(this.fill(this.scratch, s));
+    }
+  }
+
+  has(sock: number): boolean {
+    return this.slots.find(sock) >= 0;
+  }
+
+  /** Whether the table holds the socket with a known owner. */
+  owned(sock: number): boolean {
+    const s = this.slots.find(sock);
+    return s >= 0 && this.f[s * W + OWNED] === 1;
+  }
+
+  /**
+   * The destinations of flows with no route, or one read before `changes` (a
+   * closed flow keeps the route it had). Listeners and unconnected sockets
+   * have no destination to route.
+   */
+  unrouted(changes: number): Map<string, RouteWant> {
+    const wants = new Map<string, RouteWant>();
+    for (let s = this.slots.after(-1); s !== -1; s = this.slots.after(s)) {
+      const r = s * W;
+      const read = this.f[r + ROUTE_READ];
+      if (read === changes || (!Number.isNaN(read) && !Number.isNaN(this.f[r + CLOSED]))) continue;
+      const daddr = this.text[s * T + DADDR];
+      if (this.f[r + STATE] === LISTEN || daddr === null || UNSPECIFIED.has(daddr)) continue;
+      const key = destinationKey(this.f[r + NETNS], daddr);
+      let w = wants.get(key);
+      if (w === undefined) wants.set(key, (w = { netns: this.f[r + NETNS], daddr, pids: new Set() }));
+      if (this.f[r + OWNED] === 1) w.pids.add(this.f[r + PID]);
+    }
+    return wants;
+  }
+
+  /** Sets the route of every flow to that destination that wants one (see unrouted). */
+  setRoute(key: string, route: RouteInfo, changes: number): void {
+    for (let s = this.slots.after(-1); s !== -1; s = this.slots.after(s)) {
+      const r = s * W;
+      const read = this.f[r + ROUTE_READ];
+      if (read === changes || (!Number.isNaN(read) && !Number.isNaN(this.f[r + CLOSED]))) continue;
+      const daddr = this.text[s * T + DADDR];
+      if (daddr === null || destinationKey(this.f[r + NETNS], daddr) !== key) continue;
+      this.routes[s] = route;
+      this.f[r + ROUTE_READ] = changes;
+    }
+  }
+
+  untranslated(tries: number, max: number): { wants: NatWant[]; more: number } {
+    const wants: NatWant[] = [];
+    let more = 0;
+    for (let s = this.slots.after(-1); s !== -1; s = this.slots.after(s)) {
+      const r = s * W;
+      if (this.f[r + NAT_ASKED] >= tries || this.f[r + STATE] === LISTEN || this.f[r + DPORT] === 0) continue;
+      const daddr = this.text[s * T + DADDR];
+      const saddr = this.text[s * T + SADDR];
+      if (daddr === null || saddr === null || UNSPECIFIED.has(daddr)) continue;
+      if (wants.length === max) {
+        more++;
+        continue;
+      }
+      const pid = this.f[r + OWNED] === 1 ? this.f[r + PID] : null;
+      const proto = PROTOS[this.f[r + PROTO]];
+      wants.push({ sock: this.slots.cookie(s), netns: this.f[r + NETNS], pid, proto, saddr, sport: this.f[r + SPORT], daddr, dport: this.f[r + DPORT], tries: this.f[r + NAT_ASKED] });
+    }
+    return { wants, more };
+  }
+
+  setNat(sock: number, nat: Nat | null, settled: boolean): void {
+    const s = this.slots.find(sock);
+    if (s < 0) return;
+    this.nats[s] = nat ?? undefined;
+    this.f[s * W + NAT_ASKED] = settled ? Infinity : this.f[s * W + NAT_ASKED] + 1;
+  }
+
+  namespaces(): number[] {
+    const all = new Set<number>();
+    for (let s = this.slots.after(-1); s !== -1; s = this.slots.after(s)) all.add(this.f[s * W + NETNS]);
+    return [...all];
   }
 
   /**
@@ -284,6 +394,21 @@ export class FlowTable {
     if (kind === Kind.State) this.transition(c, s * W, clock);
     else if (kind === Kind.Close) this.applyClose(c, s, clock.wallMs(c.tsNs));
     else if (kind === Kind.Udp) this.applyUdp(c, s, clock.wallMs(c.tsNs));
+    else if (kind === Kind.Connect) this.applyOpen(c, s, c.err === 0 ? ESTABLISHED : CLOSE, c.latencyNs, clock);
+    else if (kind === Kind.Accept) this.applyOpen(c, s, ESTABLISHED, c.queuedNs, clock);
+  }
+
+  /**
+   * What an open's outcome says of the state, for a table fed without state
+   * records (they would have set it already: a later state stays).
+   */
+  private applyOpen(c: RecordCursor, s: number, state: number, waitedNs: number, clock: Clock): void {
+    const r = s * W;
+    const ts = clock.wallMs(c.tsNs);
+    const now = this.f[r + STATE];
+    if (now === UNKNOWN || now === SYN_SENT) this.f[r + STATE] = state;
+    if (Number.isNaN(this.f[r + OPENED])) this.f[r + OPENED] = ts - waitedNs / 1e6;
+    if (state === CLOSE && Number.isNaN(this.f[r + CLOSED])) this.f[r + CLOSED] = ts;
   }
 
   /** A slot for the record's socket, seen for the first time. */
@@ -314,6 +439,8 @@ export class FlowTable {
     this.f[r + RETRANS] = c.retrans;
     this.f[r + RX_QUEUE] = 0;
     this.f[r + TX_QUEUE] = 0;
+    this.f[r + STATE] = CLOSE; // as its state record says, for a table fed without them
+    if (Number.isNaN(this.f[r + OPENED]) && c.lifetimeNs > 0) this.f[r + OPENED] = ts - c.lifetimeNs / 1e6;
     if (Number.isNaN(this.f[r + CLOSED])) this.f[r + CLOSED] = ts;
   }
 
@@ -498,6 +625,7 @@ export class FlowTable {
     this.f[r + SRTT_US] = NaN;
     this.f[r + OPENED] = NaN;
     this.f[r + CLOSED] = NaN;
+    this.f[r + ROUTE_READ] = NaN;
     this.f[r + PLACED] = ++this.uses;
     return s;
   }
@@ -507,6 +635,8 @@ export class FlowTable {
     // most slots never had an object made: a read is cheaper than a write to a line elsewhere
     if (this.objects[s] !== undefined) this.objects[s] = undefined;
     if (this.sampledPeers[s] !== undefined) this.sampledPeers[s] = undefined;
+    if (this.routes[s] !== undefined) this.routes[s] = undefined;
+    if (this.nats[s] !== undefined) this.nats[s] = undefined;
   }
 
   private setIdent(s: number, netns: number, family: 4 | 6, saddr: string, sport: number, daddr: string, dport: number): void {
@@ -541,14 +671,31 @@ export class FlowTable {
 
   /** The slot's Flow object, made if it has none, with every field as the columns have it now. */
   private flowAt(s: number): Flow {
+    let f = this.objects[s];
+    if (f === undefined) {
+      f = newFlow(this.ident(s), this.f[s * W + FIRST_SEEN], PROTOS[this.f[s * W + PROTO]]);
+      this.objects[s] = f;
+    }
+    return this.fill(f, s);
+  }
+
+  /** Sets every field of `f` as the slot's columns have it now. */
+  private fill(f: Flow, s: number): Flow {
     const r = s * W;
     const t = s * T;
     const proto = PROTOS[this.f[r + PROTO]];
-    let f = this.objects[s];
-    if (f === undefined) {
-      f = newFlow(this.ident(s), this.f[r + FIRST_SEEN], proto);
-      this.objects[s] = f;
+    if (f === this.scratch) {
+      f.sock = this.slots.cookie(s);
+      f.netns = this.f[r + NETNS];
+      f.proto = proto;
+      f.first_seen = this.f[r + FIRST_SEEN];
     }
+    f.nat = this.nats[s] ?? null;
+    const route = this.routes[s];
+    f.ifname = route?.ifname ?? null;
+    f.gateway = route?.gateway ?? null;
+    f.route_src = route?.route_src ?? null;
+    f.route_table = route?.route_table ?? null;
     f.family = this.f[r + FAMILY] === 6 ? 6 : 4;
     f.saddr = this.text[t + SADDR] ?? '';
     f.sport = this.f[r + SPORT];
@@ -559,6 +706,7 @@ export class FlowTable {
     f.pid = owned ? this.f[r + PID] : null;
     f.comm = owned ? this.text[t + COMM] : null;
     f.cgroup = owned ? orNull(this.f[r + CGROUP]) : null;
+    f.container = f.cgroup === null || this.containers === undefined ? null : (this.containers.lookup(f.cgroup) ?? null);
     f.tx_bytes = this.f[r + TX_BYTES];
     f.rx_bytes = this.f[r + RX_BYTES];
     f.tx_rate = this.f[r + TX_RATE];
@@ -573,6 +721,10 @@ export class FlowTable {
       f.tx_datagrams = this.f[r + TX_DATAGRAMS];
       f.rx_datagrams = this.f[r + RX_DATAGRAMS];
       f.drops = this.f[r + DROPS];
+    } else if (f === this.scratch) {
+      f.tx_datagrams = undefined;
+      f.rx_datagrams = undefined;
+      f.drops = undefined;
     }
     return f;
   }
@@ -589,28 +741,6 @@ export class FlowTable {
       daddr: this.text[t + DADDR] ?? '',
       dport: this.f[r + DPORT],
     };
-  }
-}
-
-/**
- * Owners' names by pid. Decoding a comm for every new socket was a tenth of
- * the table's time at churn; the record's bytes are still compared, so a name
- * that exec() changed is seen.
- */
-class CommNames {
-  private readonly byPid = new Map<number, { w0: number; w1: number; w2: number; w3: number; name: string }>();
-
-  name(c: RecordCursor, pid: number): string {
-    const w0 = c.commWord(0);
-    const w1 = c.commWord(1);
-    const w2 = c.commWord(2);
-    const w3 = c.commWord(3);
-    const e = this.byPid.get(pid);
-    if (e !== undefined && e.w0 === w0 && e.w1 === w1 && e.w2 === w2 && e.w3 === w3) return e.name;
-    if (this.byPid.size >= 4096) this.byPid.clear(); // bounded, however many processes come and go
-    const name = c.comm;
-    this.byPid.set(pid, { w0, w1, w2, w3, name });
-    return name;
   }
 }
 
