@@ -17,6 +17,9 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/* keeps the record types in the object's BTF for the generator (see struct nt_records) */
+const struct nt_records *nt_records __attribute__((unused));
+
 #define AF_INET6 10
 #define IPPROTO_TCP 6
 #define ECONNABORTED 103
@@ -139,6 +142,8 @@ static __always_inline int wanted(const struct nt_sock *s, const struct nt_owner
 	if (!flags)
 		return 1;
 	if ((flags & NT_FILTER_FAMILY) && s->family != nt_filter.family)
+		return 0;
+	if ((flags & NT_FILTER_NETNS) && s->netns != nt_filter.netns)
 		return 0;
 	if (flags & NT_FILTER_PID) {
 		pid = o ? o->pid : 0;

@@ -35,6 +35,8 @@ export interface KernelFilter {
   family?: 4 | 6;
   pids?: number[];
   ports?: number[];
+  /** Inode of the network namespace whose sockets are wanted (set from TraceOptions.netns). */
+  netns?: number;
   /** cgroup v2 ids (directory inode numbers under the v2 mount). */
   cgroups?: number[];
 }
@@ -50,6 +52,8 @@ export interface NativeOptions {
   events?: string[];
   trackSockets?: boolean;
   countStates?: boolean;
+  /** A file of kernelFilter.netns, entered to read socket snapshots. */
+  netnsPath?: string;
 }
 
 export interface KernelIds {
@@ -159,7 +163,6 @@ export interface NativeAddon {
   };
   NativeRoutes: new () => NativeRoutes;
   NativeConntrack: new () => NativeConntrack;
-  recordLayout(): { name: string; offset: number; size: number }[];
   ChurnRun: { open(options: ChurnOptions): ChurnRun };
   bpfProgStats(ids: number[]): ProgStats[];
 }

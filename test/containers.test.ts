@@ -215,7 +215,7 @@ test('containers and translations round-trip through the protobuf stream, and to
   const back = (items[1] as typeof snapshot).flows;
   assert.deepEqual(back.map((f) => [f.container, f.nat]), flows.map((f) => [f.container, f.nat]));
 
-  const model = buildModel(flows, () => true, 'rate', 'container');
+  const model = buildModel(flows, () => true, 'rate', Infinity, 'container');
   assert.deepEqual(
     model.containers.map((r) => [r.key, r.flows, r.tx_bytes, r.rx_bytes, r.tx_rate + r.rx_rate]),
     [['aaaaaaaaaaaa', 2, 100, 50, 15], ['bbbbbbbbbbbb', 1, 7, 0, 1]],
@@ -223,9 +223,9 @@ test('containers and translations round-trip through the protobuf stream, and to
   let ui = initialUi();
   ui = applyKey(ui, { type: 'char', ch: 'c' }).ui;
   assert.equal(ui.grouping, 'container');
-  const shown = paneData(buildModel(flows, () => true, ui.sort, ui.grouping), 'processes');
+  const shown = paneData(buildModel(flows, () => true, ui.sort, Infinity, ui.grouping), 'processes');
   assert.deepEqual(shown.columns.map((c) => c.title), ['Container', 'Conns', 'Up/s', 'Down/s', 'Sent', 'Recv']);
-  assert.equal(paneTitleOf(buildModel(flows, () => true, ui.sort, ui.grouping), 'processes'), 'Containers');
+  assert.equal(paneTitleOf(buildModel(flows, () => true, ui.sort, Infinity, ui.grouping), 'processes'), 'Containers');
   assert.equal(applyKey(ui, { type: 'char', ch: 'c' }).ui.grouping, 'process');
 });
 

@@ -111,7 +111,9 @@ async function connections(pid: number, count: number): Promise<Flow[]> {
   );
   await monitor!.routesSettled();
   assert.equal(monitor!.routeError, undefined);
-  return mine;
+  // flows are copies as of the read: read them again now that their routes are set
+  const socks = new Set(mine.map((f) => f.sock));
+  return monitor!.table.flows().filter((f) => socks.has(f.sock));
 }
 
 function assertRouteOf(f: Flow, ns: string): void {

@@ -8,8 +8,8 @@ mod conntrack;
 mod credits;
 mod drain;
 mod errors;
-mod layout;
 mod loader;
+mod netns;
 mod ring;
 mod route;
 mod settings;
@@ -36,6 +36,8 @@ pub struct NativeKernelFilter {
     pub pids: Option<Vec<u32>>,
     /// The local or the remote port is one of these.
     pub ports: Option<Vec<u32>>,
+    /// The socket's network namespace inode is this one.
+    pub netns: Option<u32>,
     /// The owner's cgroup v2 id is one of these (records with no known owner fail).
     pub cgroups: Option<Vec<i64>>,
 }
@@ -55,6 +57,8 @@ pub struct NativeOptions {
     pub batch_bytes: Option<u32>,
     /// Attach the per-packet receive-steering hooks. Default false.
     pub steering: Option<bool>,
+    /// A file of the namespace `kernel_filter.netns` (/run/netns/NAME, /proc/PID/ns/net): snapshots are read inside it.
+    pub netns_path: Option<String>,
     /// Record kinds that go to the ring: "state", "connect", "accept", "close", "udp". Default all.
     pub events: Option<Vec<String>>,
     /// Keep the kernel's socket table (owners and totals for connect, accept and close
@@ -114,13 +118,6 @@ pub struct KernelIds {
     pub maps: Vec<u32>,
 }
 
-#[napi(object)]
-pub struct LayoutRow {
-    pub name: String,
-    pub offset: u32,
-    pub size: u32,
-}
-
 type BatchFn = ThreadsafeFunction<(Batch, bool), (), (BufferSlice<'static>, bool), Status, false, false, 4>;
 
 struct JsSink(BatchFn, Arc<credits::Credits>);
@@ -147,6 +144,7 @@ pub struct NativeTracer {
     steering: Option<steering::SteeringMaps>,
     udp_snapshot: Option<libbpf_rs::Link>,
     udp_peers: Option<libbpf_rs::MapHandle>,
+    netns: Option<netns::Netns>,
     state_counts: Option<libbpf_rs::MapHandle>,
     credits: Arc<credits::Credits>,
 }
@@ -165,7 +163,12 @@ impl NativeTracer {
         if !(4096..=64 << 20).contains(&batch_bytes) {
             return Err(NtError::new(Code::Invalid, format!("batch size {batch_bytes} bytes is outside 4 KiB..64 MiB")).into());
         }
-        let kf = options.kernel_filter.unwrap_or(NativeKernelFilter { family: None, pids: None, ports: None, cgroups: None });
+        let kf = options.kernel_filter.unwrap_or(NativeKernelFilter { family: None, pids: None, ports: None, netns: None, cgroups: None });
+        let netns = match (&options.netns_path, kf.netns) {
+            (Some(path), Some(inode)) => Some(netns::Netns::open(path, inode)?),
+            (None, None) => None,
+            _ => return Err(NtError::new(Code::Invalid, "netnsPath and kernelFilter.netns go together").into()),
+        };
         let ports = match kf.ports {
             Some(p) => Some(
                 p.into_iter()
@@ -193,7 +196,13 @@ impl NativeTracer {
         }
         let opts = loader::Options {
             // cgroup ids are inode numbers: JavaScript numbers hold them exactly
-            kernel_filter: loader::KernelFilter { family: kf.family, pids: kf.pids, ports, cgroups: kf.cgroups.map(|c| c.into_iter().map(|id| id as u64).collect()) },
+            kernel_filter: loader::KernelFilter {
+                family: kf.family,
+                pids: kf.pids,
+                ports,
+                netns: kf.netns,
+                cgroups: kf.cgroups.map(|c| c.into_iter().map(|id| id as u64).collect()),
+            },
             ring_bytes,
             max_sockets: options.max_sockets.unwrap_or(65536),
             disabled: options.disable.unwrap_or_default(),
@@ -221,7 +230,7 @@ impl NativeTracer {
         let sink = JsSink(tsfn, credits.clone());
         let drain = Drain::spawn(object, links, ring_bytes, opts.max_sockets, Duration::from_millis(flush_ms as u64), batch_bytes, counters.clone(), sink)
             .map_err(|e| NtError::new(Code::Kernel, format!("cannot start draining the ring buffer: {e}")))?;
-        Ok(NativeTracer { drain: Some(drain), counters, hooks, kernel_ids, map_ids, snapshot, steering, udp_snapshot, udp_peers, state_counts, credits })
+        Ok(NativeTracer { drain: Some(drain), counters, hooks, kernel_ids, map_ids, snapshot, steering, udp_snapshot, udp_peers, state_counts, credits, netns })
     }
 
     /// Hands a batch back once it has been read: the next one is sent only
@@ -249,13 +258,13 @@ impl NativeTracer {
     /// Every TCP socket of this network namespace now, as packed `struct nt_flow` records.
     #[napi]
     pub fn snapshot(&self) -> Result<Buffer> {
-        read_iter(self.snapshot.as_ref(), self.drain.is_some(), "iter/tcp")
+        read_iter(self.snapshot.as_ref(), self.drain.is_some(), "iter/tcp", self.netns.as_ref())
     }
 
     /// Every UDP socket of this network namespace now, as packed `struct nt_udp_flow` records.
     #[napi]
     pub fn snapshot_udp(&self) -> Result<Buffer> {
-        read_iter(self.udp_snapshot.as_ref(), self.drain.is_some(), "iter/udp")
+        read_iter(self.udp_snapshot.as_ref(), self.drain.is_some(), "iter/udp", self.netns.as_ref())
     }
 
     /// Traffic of unconnected UDP sockets per remote endpoint: packed
@@ -350,24 +359,18 @@ impl NativeTracer {
     }
 }
 
-fn read_iter(link: Option<&libbpf_rs::Link>, running: bool, what: &str) -> Result<Buffer> {
+fn read_iter(link: Option<&libbpf_rs::Link>, running: bool, what: &str, netns: Option<&netns::Netns>) -> Result<Buffer> {
     use std::io::Read;
     let link = link.ok_or_else(|| match running {
         true => NtError::new(Code::NoHook, format!("the socket snapshot ({what}) is unavailable on this tracer (see its hooks)")),
         false => NtError::new(Code::Invalid, "the tracer is stopped"),
     })?;
+    if let Some(ns) = netns {
+        return ns.read_iter(link).map(Into::into).map_err(|e| NtError::new(Code::Kernel, format!("cannot read the socket snapshot: {e}")).into());
+    }
     let mut out = Vec::new();
     libbpf_rs::Iter::new(link)
         .and_then(|mut it| it.read_to_end(&mut out).map_err(Into::into))
         .map_err(|e| NtError::new(Code::Kernel, format!("cannot read the socket snapshot: {e}")))?;
     Ok(out.into())
-}
-
-/// The record layout as this crate compiled it, for the layout test.
-#[napi]
-pub fn record_layout() -> Vec<LayoutRow> {
-    layout::describe()
-        .into_iter()
-        .map(|(name, offset, size)| LayoutRow { name: name.into(), offset: offset as u32, size: size as u32 })
-        .collect()
 }

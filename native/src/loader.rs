@@ -19,6 +19,8 @@ pub struct KernelFilter {
     pub family: Option<u32>,
     pub pids: Option<Vec<u32>>,
     pub ports: Option<Vec<u16>>,
+    /// Inode of the one network namespace whose sockets are wanted.
+    pub netns: Option<u32>,
     /// cgroup v2 ids: the owner's cgroup is one of these.
     pub cgroups: Option<Vec<u64>>,
 }
@@ -167,13 +169,21 @@ fn where_attached(attach: &str) -> String {
 }
 
 /// Where cgroup v2 is mounted: /sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid systems.
+/// In a container with its own cgroup namespace the first mount is the container's cgroup:
+/// a mount of the host's hierarchy (a DaemonSet's hostPath) is preferred, known by its root
+/// having no cgroup.freeze (the root cgroup cannot be frozen, every other can).
 fn cgroup2_mount() -> Option<String> {
     let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
-    mounts.lines().find_map(|l| {
-        let mut f = l.split(' ');
-        let (_, dir, fs) = (f.next()?, f.next()?, f.next()?);
-        (fs == "cgroup2").then(|| dir.to_string())
-    })
+    let dirs: Vec<String> = mounts
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(' ');
+            let (_, dir, fs) = (f.next()?, f.next()?, f.next()?);
+            (fs == "cgroup2").then(|| dir.to_string())
+        })
+        .collect();
+    let root = dirs.iter().find(|d| !Path::new(&format!("{d}/cgroup.freeze")).exists());
+    root.or(dirs.first()).cloned()
 }
 
 /// The cgroup v2 root: a cgroup program attached there sees every socket of every descendant cgroup.
@@ -420,10 +430,11 @@ fn configure(open: &mut OpenObject, opts: &Options, programs: &[&str]) -> Result
 const FILTER_FAMILY: u32 = 1;
 const FILTER_PID: u32 = 2;
 const FILTER_PORT: u32 = 4;
-const FILTER_CGROUP: u32 = 8;
+const FILTER_NETNS: u32 = 8;
+const FILTER_CGROUP: u32 = 16;
 
-/// `struct nt_filter`: which conditions apply, and the family.
-fn filter_setting(f: &KernelFilter) -> Result<[u8; 8], NtError> {
+/// `struct nt_filter`: which conditions apply, the family and the network namespace.
+fn filter_setting(f: &KernelFilter) -> Result<[u8; 16], NtError> {
     let mut flags = 0;
     if let Some(family) = f.family {
         if family != 4 && family != 6 {
@@ -437,12 +448,16 @@ fn filter_setting(f: &KernelFilter) -> Result<[u8; 8], NtError> {
     if f.ports.is_some() {
         flags |= FILTER_PORT;
     }
+    if f.netns.is_some() {
+        flags |= FILTER_NETNS;
+    }
     if f.cgroups.is_some() {
         flags |= FILTER_CGROUP;
     }
-    let mut cfg = [0u8; 8];
+    let mut cfg = [0u8; 16];
     cfg[..4].copy_from_slice(&flags.to_ne_bytes());
-    cfg[4..].copy_from_slice(&f.family.unwrap_or(0).to_ne_bytes());
+    cfg[4..8].copy_from_slice(&f.family.unwrap_or(0).to_ne_bytes());
+    cfg[8..12].copy_from_slice(&f.netns.unwrap_or(0).to_ne_bytes());
     Ok(cfg)
 }
 

@@ -62,6 +62,8 @@ export interface CommonOptions {
   kernelExact: boolean;
   /** Hooks and kernel features to go without (--disable). */
   disable: HookName[];
+  /** --netns: only sockets of this network namespace (a /run/netns name, a namespace file, or its inode). */
+  netns?: string;
 }
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -85,6 +87,7 @@ const COMMON: Options = {
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'V' },
   disable: { type: 'string', multiple: true },
+  netns: { type: 'string' },
 };
 
 export const COMMON_HELP = `  --json              one JSON object per line
@@ -97,6 +100,8 @@ export const COMMON_HELP = `  --json              one JSON object per line
                       containerd, CRI-O, podman; a prefix of 4 or more digits)
       --unit NAME     only sockets owned by processes in systemd unit NAME
                       (NAME.service unless NAME ends in .service, .scope or .slice)
+      --netns NS      only sockets of network namespace NS: a name under /run/netns,
+                      a path such as /proc/PID/ns/net, or the namespace's inode
   -4, --ipv4          only IPv4 (including v4-mapped IPv6)
   -6, --ipv6          only IPv6
       --disable HOOK  go without HOOK, as on a kernel that lacks it: state, accept,
@@ -205,6 +210,7 @@ export function parseCommand(argv: string[], extra: Options = {}): { common: Com
     // counted in the kernel without owners: no owner condition may apply
     kernelExact: expr === undefined && pid === undefined && comm === undefined && cgroups === undefined,
     disable: hookNames(values.disable as string[] | undefined),
+    netns: values.netns === undefined ? undefined : String(values.netns),
   };
   return { common, values };
 }
@@ -236,7 +242,7 @@ function hookNames(values: string[] | undefined): HookName[] {
 
 /** What every command hands the tracer. */
 export function traceOptions(o: CommonOptions): TraceOptions {
-  return { filter: o.recordFilter, kernelFilter: o.kernelFilter, disable: o.disable, ringBytes: o.ringBytes };
+  return { filter: o.recordFilter, kernelFilter: o.kernelFilter, disable: o.disable, ringBytes: o.ringBytes, netns: o.netns };
 }
 
 /**

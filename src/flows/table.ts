@@ -237,13 +237,24 @@ export class FlowTable implements RouteTargets, NatTargets {
 
   flows(): Flow[] {
     const out: Flow[] = [];
-    for (let s = this.slots.after(-1); s !== -1; s = this.slots.after(s)) out.push(this.flowAt(s));
+    for (let s = this.slots.after(-1); s !== -1; s = this.slots.after(s)) out.push(this.read(s));
     return out;
   }
 
   get(sock: number): Flow | undefined {
     const s = this.slots.find(sock);
-    return s < 0 ? undefined : this.flowAt(s);
+    return s < 0 ? undefined : this.read(s);
+  }
+
+  /**
+   * The slot's flow now: its own object where steering figures or UDP peers
+   * are attached to it, else a copy that the table does not keep. Kept
+   * objects outlive a young-generation collection and made V8's major
+   * collections most of serve's and top's time at churn.
+   */
+  private read(s: number): Flow {
+    if (this.objects[s] !== undefined) return this.flowAt(s);
+    return this.fill(newFlow(this.ident(s), this.f[s * W + FIRST_SEEN], PROTOS[this.f[s * W + PROTO]]), s);
   }
 
   /**
@@ -669,7 +680,7 @@ export class FlowTable implements RouteTargets, NatTargets {
     this.f[r + TX_QUEUE] = t.tx_queue;
   }
 
-  /** The slot's Flow object, made if it has none, with every field as the columns have it now. */
+  /** The slot's own Flow object, made if it has none (to attach to), with every field as the columns have it now. */
   private flowAt(s: number): Flow {
     let f = this.objects[s];
     if (f === undefined) {

@@ -67,11 +67,11 @@ export class TcpMetrics implements MetricSource {
   private readonly processes: LabelBudget;
   private readonly hosts: LabelBudget;
   private readonly containers: LabelBudget;
-  private readonly connects = new CounterVec('nettrace_connects', 'Active opens resolved, by owner and result (ok, refused, timeout or the errno name).', '{connection}', ['comm', 'result']);
-  private readonly accepts = new CounterVec('nettrace_accepts', 'Passive opens handed to a process by accept().', '{connection}', ['comm']);
-  private readonly closes = new CounterVec('nettrace_closes', 'Sockets that reached CLOSE (listeners excepted), by owner.', '{connection}', ['comm']);
+  private readonly connects = new CounterVec('nettrace_tcp_connects', 'Active opens resolved, by owner and result (ok, refused, timeout or the errno name).', '{connection}', ['comm', 'result']);
+  private readonly accepts = new CounterVec('nettrace_tcp_accepts', 'Passive opens handed to a process by accept().', '{connection}', ['comm']);
+  private readonly closes = new CounterVec('nettrace_tcp_closes', 'Sockets that reached CLOSE (listeners excepted), by owner.', '{connection}', ['comm']);
   private readonly resets = new CounterVec(
-    'nettrace_resets',
+    'nettrace_tcp_resets',
     'Connections that ended without the FIN handshake (reset sent or received, or aborted): CLOSE from ESTABLISHED, SYN_RECV, FIN_WAIT1 or CLOSE_WAIT.',
     '{connection}',
     ['comm'],
@@ -95,9 +95,9 @@ export class TcpMetrics implements MetricSource {
     ['comm', 'where'],
   );
   private readonly routes = new RouteResolver();
-  private readonly retransmits = new CounterVec('nettrace_retransmits', 'Segments retransmitted, by process.', '{segment}', ['comm']);
-  private readonly srtt = new Histogram('nettrace_rtt_seconds', 'Smoothed round-trip time of each connection when it closed.', 's', RTT_BUCKETS);
-  private readonly connectLatency = new Histogram('nettrace_connect_duration_seconds', 'Time from SYN_SENT to the outcome of each active open.', 's', RTT_BUCKETS);
+  private readonly retransmits = new CounterVec('nettrace_tcp_retransmits', 'Segments retransmitted, by process.', '{segment}', ['comm']);
+  private readonly srtt = new Histogram('nettrace_tcp_rtt_seconds', 'Smoothed round-trip time of each connection when it closed.', 's', RTT_BUCKETS);
+  private readonly connectLatency = new Histogram('nettrace_tcp_connect_duration_seconds', 'Time from SYN_SENT to the outcome of each active open.', 's', RTT_BUCKETS);
   private readonly counted = new Map<number, Counted>();
   private readonly comms = new CommNames();
   private rows: SocketRow[] = [];
@@ -172,7 +172,7 @@ export class TcpMetrics implements MetricSource {
     const steering: MetricFamily[] = this.monitor.tracer.steeringEnabled
       ? [
           {
-            name: 'nettrace_steering_locality',
+            name: 'nettrace_steering_locality_ratio',
             help: 'Share of the received segments of the flows now in the table processed on the CPU their reader last ran on (RPS/RFS); with serve --steering.',
             unit: '1',
             kind: 'gauge',
@@ -192,7 +192,7 @@ export class TcpMetrics implements MetricSource {
       this.interfaceBytes.family(),
       this.gatewayBytes.family(),
       {
-        name: 'nettrace_sockets',
+        name: 'nettrace_tcp_sockets',
         help: 'TCP sockets in this network namespace by state, as of the last kernel snapshot.',
         unit: '{socket}',
         kind: 'gauge',

@@ -38,7 +38,7 @@ export function runScreen(o: TopOptions, tracer: Tracer, done: (code: number) =>
 
   const redraw = (): void => {
     const match = ui.filterMatch;
-    const model = buildModel(frame.flows, match ? (f) => o.match(f) && match(f) : o.match, ui.sort, ui.grouping);
+    const model = buildModel(frame.flows, match ? (f) => o.match(f) && match(f) : o.match, ui.sort, Infinity, ui.grouping);
     const { width, height } = terminal.size();
     terminal.draw(renderScreen({ model, ui, stats: frame.stats }, width, height));
   };
