@@ -8,7 +8,7 @@
  * refresh; those put off, those that failed and why are counted.
  */
 import fs from 'node:fs';
-import { ConntrackAnswer, ConntrackTuple, native, NativeConntrack } from '../native';
+import { ConntrackAnswer, ConntrackQuery, ConntrackTuple, native, NativeConntrack } from '../native';
 import { namedNamespaces } from './routes';
 import { formatAddr } from '../decode';
 import { parseIp } from '../filter/addr';
@@ -116,17 +116,20 @@ export class NatResolver {
     if (wants.length === 0) return;
     const owners = new Map<number, Set<string>>();
     for (const w of wants) if (w.pid !== null) (owners.get(w.netns) ?? owners.set(w.netns, new Set()).get(w.netns)!).add(`/proc/${w.pid}/ns/net`);
+    // a namespace of ours that tracks nothing (no NAT, no stateful rules) has no entry to find: ask only the flows'
+    const askOwn = trackedHere();
     let named: string[] | undefined;
-    const queries = wants.flatMap((w) => {
+    const perFlow = wants.map((w) => {
       const tuple = { proto: w.proto, saddr: plain(w.saddr), sport: w.sport, daddr: plain(w.daddr), dport: w.dport };
-      const own = { netns: this.netns, nsPaths: [], ...tuple };
-      if (w.netns === this.netns) return [own];
-      return [own, { netns: w.netns, nsPaths: [...(owners.get(w.netns) ?? []), ...(named ??= namedNamespaces())], ...tuple }];
+      const asks: ConntrackQuery[] = askOwn ? [{ netns: this.netns, nsPaths: [], ...tuple }] : [];
+      if (w.netns !== this.netns) asks.push({ netns: w.netns, nsPaths: [...(owners.get(w.netns) ?? []), ...(named ??= namedNamespaces())], ...tuple });
+      return asks;
     });
+    const queries = perFlow.flat();
     this.stats.lookups += queries.length;
-    const answers = await this.kernel.lookup(queries);
+    const answers = queries.length > 0 ? await this.kernel.lookup(queries) : [];
     let i = 0;
-    for (const w of wants) this.apply(targets, w, answers.slice(i, (i += w.netns === this.netns ? 1 : 2)));
+    wants.forEach((w, k) => this.apply(targets, w, answers.slice(i, (i += perFlow[k].length))));
   }
 
   private apply(targets: NatTargets, w: NatWant, answers: ConntrackAnswer[]): void {
@@ -150,5 +153,14 @@ export class NatResolver {
 
   close(): void {
     this.kernel?.close();
+  }
+}
+
+/** Whether nettrace's own network namespace holds any conntrack entry (its count is per namespace). */
+function trackedHere(): boolean {
+  try {
+    return fs.readFileSync('/proc/sys/net/netfilter/nf_conntrack_count', 'latin1').trim() !== '0';
+  } catch {
+    return true; // unreadable: ask, and let a failure be counted
   }
 }
