@@ -101,7 +101,7 @@ export class NatResolver {
   /** Set while conntrack is not in the kernel at all: then nothing is translated and nothing is asked. */
   unavailable: string | undefined;
 
-  constructor(private readonly maxPerRefresh = 4096) {}
+  constructor(private readonly maxPerRefresh = 2048) {}
 
   /** Looks up every connected flow of `targets` not settled yet; one batch per namespace. */
   async resolve(targets: NatTargets): Promise<void> {

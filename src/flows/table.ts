@@ -315,23 +315,25 @@ export class FlowTable implements RouteTargets, NatTargets {
   }
 
   untranslated(tries: number, max: number): { wants: NatWant[]; more: number } {
-    const wants: NatWant[] = [];
-    let more = 0;
+    // open flows first: under churn most flows have closed by the next refresh, and the bound would go to them
+    const open: NatWant[] = [];
+    const closed: NatWant[] = [];
+    let waiting = 0;
     for (let s = this.slots.after(-1); s !== -1; s = this.slots.after(s)) {
       const r = s * W;
       if (this.f[r + NAT_ASKED] >= tries || this.f[r + STATE] === LISTEN || this.f[r + DPORT] === 0) continue;
       const daddr = this.text[s * T + DADDR];
       const saddr = this.text[s * T + SADDR];
       if (daddr === null || saddr === null || UNSPECIFIED.has(daddr)) continue;
-      if (wants.length === max) {
-        more++;
-        continue;
-      }
+      const list = Number.isNaN(this.f[r + CLOSED]) ? open : closed;
+      waiting++;
+      if (list.length === max) continue;
       const pid = this.f[r + OWNED] === 1 ? this.f[r + PID] : null;
       const proto = PROTOS[this.f[r + PROTO]];
-      wants.push({ sock: this.slots.cookie(s), netns: this.f[r + NETNS], pid, proto, saddr, sport: this.f[r + SPORT], daddr, dport: this.f[r + DPORT], tries: this.f[r + NAT_ASKED] });
+      list.push({ sock: this.slots.cookie(s), netns: this.f[r + NETNS], pid, proto, saddr, sport: this.f[r + SPORT], daddr, dport: this.f[r + DPORT], tries: this.f[r + NAT_ASKED] });
     }
-    return { wants, more };
+    const wants = open.concat(closed.slice(0, Math.max(0, max - open.length)));
+    return { wants, more: waiting - wants.length };
   }
 
   setNat(sock: number, nat: Nat | null, settled: boolean): void {
