@@ -16,6 +16,9 @@ export class FlowMonitor {
   /** Set by each refresh when the tracer runs the steering hooks. */
   steering: SteeringSample | undefined;
   private readonly owners = new ProcOwners();
+  /** Sockets the last refresh found with no owner, and whether there was a refresh before. */
+  private ownerless = new Set<number>();
+  private refreshed = false;
   /** This process's network namespace: the one snapshots list. */
   readonly netns = fs.statSync('/proc/self/ns/net').ino;
   private readonly unsubscribe: () => void;
@@ -52,7 +55,13 @@ export class FlowMonitor {
     this.table.applySnapshot(rows, now, this.netns);
     const udp = decodeUdpSnapshot(this.tracer.snapshotUdp());
     this.table.applyUdpSnapshot(udp, decodePeers(this.tracer.udpPeers()), now, this.netns);
-    const unowned = [...rows, ...udp].filter((r) => r.ino !== 0 && !this.table.owned(r.sock));
+    // Sockets that predate tracing are looked up in /proc at once; a socket born since is looked up only once it
+    // has stayed ownerless for a whole interval: its connect or accept names its owner first, and at churn a
+    // /proc walk per refresh for the connections in flight held the event loop for tens of milliseconds.
+    const ownerless = [...rows, ...udp].filter((r) => r.ino !== 0 && !this.table.owned(r.sock));
+    const unowned = this.refreshed ? ownerless.filter((r) => this.ownerless.has(r.sock)) : ownerless;
+    this.ownerless = new Set(ownerless.map((r) => r.sock));
+    this.refreshed = true;
     if (unowned.length > 0) {
       const found = this.owners.lookup(unowned.map((r) => r.ino));
       for (const r of unowned) {
