@@ -10,7 +10,7 @@ import { execFileSync, spawn, ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Flow, FlowMonitor, Tracer } from '../src';
+import { Flow, FlowMonitor, NettraceMetrics, Tracer } from '../src';
 import { classifyCgroup } from '../src/flows/cgroup-names';
 import { cgroup2Root, CgroupResolver } from '../src/flows/cgroups';
 import { Kind } from '../src/layout';
@@ -66,16 +66,21 @@ function cgroupDir(place: Place): string {
 }
 
 /** test/fixtures/holder.js started inside the cgroup (the shell moves itself there, then becomes the holder). */
-async function holderIn(dir: string): Promise<{ pid: number; port: number; clientPort: number }> {
-  const child = spawn('sh', ['-c', `echo $$ > "$1/cgroup.procs" && exec "$2" "$3"`, 'sh', dir, process.execPath, path.join(FIXTURES, 'holder.js')], {
+function holderIn(dir: string): Promise<{ pid: number; port: number; clientPort: number }> {
+  return fixtureIn<{ pid: number; port: number; clientPort: number }>(dir, 'holder.js');
+}
+
+/** A fixture started inside the cgroup; its first line of output. */
+async function fixtureIn<T>(dir: string, script: string, ...args: string[]): Promise<T> {
+  const child = spawn('sh', ['-c', `echo $$ > "$1/cgroup.procs" && shift && exec "$@"`, 'sh', dir, process.execPath, path.join(FIXTURES, script), ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   children.push(child);
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
-  await waitFor(() => out.includes('\n') || child.exitCode !== null, 20000, `holder in ${dir}`);
-  assert.equal(child.exitCode, null, `holder in ${dir} ended early`);
-  return JSON.parse(out.split('\n')[0]) as { pid: number; port: number; clientPort: number };
+  await waitFor(() => out.includes('\n') || child.exitCode !== null, 20000, `${script} in ${dir}`);
+  assert.equal(child.exitCode, null, `${script} in ${dir} ended early`);
+  return JSON.parse(out.split('\n')[0]) as T;
 }
 
 test('each runtime\'s cgroup names say which container, pod and unit they hold', () => {
@@ -262,4 +267,29 @@ test('the event stream with --container: only that container\'s records, and its
   assert.ok(events.every((e) => e.pid === hIn.pid), `only the container's records (not pid ${hOut.pid})`);
   const closes = events.filter((e) => e.type === 'close');
   assert.deepEqual(closes.map((e) => [e.container?.runtime, e.container?.id]), [['podman', hex('d')], ['podman', hex('d')]]);
+});
+
+test('the metrics count bytes per container or service, under the container label', async () => {
+  const client = cgroupDir('docker');
+  const server = cgroupDir('service');
+  const port = 20000 + (process.pid % 10000);
+  const tracer = Tracer.start({ kernelFilter: { ports: [port] } });
+  const metrics = new NettraceMetrics(tracer, { refreshMs: 200 });
+  try {
+    await fixtureIn(server, 'nat-peer.js', 'server', String(port), '127.0.0.1');
+    // one byte each way over TCP (held open), four each way in one UDP datagram and its echo
+    await fixtureIn(client, 'nat-peer.js', 'client', String(port), '127.0.0.1');
+    const bytes = (container: string, direction: string): number | undefined => {
+      const family = metrics.families().find((f) => f.name === 'nettrace_container_bytes');
+      const s = family?.series.find((x) => x.labels.container === container && x.labels.direction === direction);
+      return s && 'value' in s ? s.value : undefined;
+    };
+    const want = [['aaaaaaaaaaaa', 'tx', 5], ['aaaaaaaaaaaa', 'rx', 5], ['ntnat-web.service', 'tx', 5], ['ntnat-web.service', 'rx', 5]] as const;
+    await waitFor(() => want.every(([c, d, v]) => bytes(c, d) === v), 20000, 'five bytes each way per container').catch((e: Error) => {
+      throw new Error(`${e.message}: ${JSON.stringify(want.map(([c, d]) => [c, d, bytes(c, d)]))}`);
+    });
+  } finally {
+    metrics.close();
+    await tracer.stop();
+  }
 });
