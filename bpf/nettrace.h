@@ -112,7 +112,7 @@ struct nt_flow {
 	__u32 retrans;
 	__u32 segs_out;
 	__u32 segs_in;
-	__u8 state;        /* TCP_* as the kernel numbers them */
+	__u8 state;        /* TCP_* as the kernel numbers them; a timewait minisocket its substate, as ss names it */
 	__u8 _pad[7];
 };
 

@@ -4,10 +4,13 @@
 mod batch;
 mod bpfstats;
 mod churn;
+mod compat;
 mod conntrack;
 mod credits;
 mod drain;
 mod errors;
+mod load_failure;
+mod load_thread;
 mod loader;
 mod netns;
 mod ring;
@@ -216,7 +219,8 @@ impl NativeTracer {
             .callee_handled::<false>()
             .max_queue_size::<4>()
             .build_callback(|ctx| Ok((batch::to_js(&ctx.env, ctx.value.0)?, ctx.value.1)))?;
-        let loader::Loaded { object, links, hooks, snapshot, udp_snapshot, udp_peers, kernel_ids, map_ids, steering } = loader::load(&opts)?;
+        let loader::Loaded { object, links, mut hooks, snapshot, udp_snapshot, udp_peers, kernel_ids, map_ids, steering } = load_thread::load(&opts)?;
+        compat::annotate(&mut hooks);
         let state_counts = match count_states {
             true => Some(loader::map_handle(&object, "state_counts")?),
             false => None,

@@ -10,6 +10,7 @@ use libbpf_rs::libbpf_sys::{self, BTF_KIND_FUNC, BTF_KIND_STRUCT, BTF_KIND_TYPED
 use libbpf_rs::{Link, MapCore, MapHandle, Object, ObjectBuilder, OpenObject, PrintLevel};
 
 use crate::errors::{Code, NtError};
+use crate::load_failure::{self, Failure};
 
 static OBJECT: &[u8] = include_bytes!("../../bpf/nettrace.bpf.o");
 
@@ -301,6 +302,7 @@ pub fn load(opts: &Options) -> Result<Loaded, NtError> {
 
     let kernel = Kernel::probe()?;
     let mut choices: Vec<Choice> = HOOKS.iter().map(|def| Choice::pick(def, 0, opts, &kernel, Vec::new())).collect();
+    let mut interruptions = 0;
     loop {
         // HOOKS[0], state, fills the socket table every other hook reads: nothing works without it
         if choices[0].way.is_none() {
@@ -334,7 +336,10 @@ pub fn load(opts: &Options) -> Result<Loaded, NtError> {
                 let (snapshot, udp_snapshot) = snapshots;
                 return Ok(Loaded { object, links, hooks, snapshot, udp_snapshot, udp_peers, kernel_ids, map_ids, steering });
             }
-            Err(Failure { program: Some(program), error }) => {
+            // not the kernel's answer about the program: a signal cut the verifier short, so load again
+            Err(f) if f.interrupted && interruptions < 3 => interruptions += 1,
+            Err(f) if f.interrupted => return Err(f.error),
+            Err(Failure { program: Some(program), error, .. }) => {
                 // that way is missing from this kernel: fall back to the hook's next one, or go without the hook
                 let owner = |h: &usize| choices[*h].way.is_some_and(|w| HOOKS[*h].ways[w].programs.contains(&program.as_str()));
                 let Some(h) = (0..HOOKS.len()).find(owner) else { return Err(error) };
@@ -352,11 +357,6 @@ pub fn load(opts: &Options) -> Result<Loaded, NtError> {
     }
 }
 
-struct Failure {
-    program: Option<String>,
-    error: NtError,
-}
-
 /// The iter/tcp and iter/udp links, read on demand rather than drained.
 type Snapshots = (Option<Link>, Option<Link>);
 
@@ -364,17 +364,17 @@ fn try_load(opts: &Options, programs: &[&str]) -> Result<(Object, Vec<Link>, Sna
     let log = LogCapture::start();
     let mut open = ObjectBuilder::default()
         .open_memory(OBJECT)
-        .map_err(|e| Failure { program: None, error: NtError::new(Code::Kernel, format!("cannot open nettrace's BPF object: {e}")) })?;
-    configure(&mut open, opts, programs).map_err(|error| Failure { program: None, error })?;
+        .map_err(|e| Failure::new(None, NtError::new(Code::Kernel, format!("cannot open nettrace's BPF object: {e}"))))?;
+    configure(&mut open, opts, programs).map_err(|error| Failure::new(None, error))?;
     let object = match open.load() {
         Ok(o) => o,
         Err(e) => {
             let lines = log.finish();
-            return Err(classify_load_failure(&lines, &e.to_string()));
+            return Err(load_failure::classify(&lines, &e.to_string()));
         }
     };
     drop(log);
-    set_kernel_filter(&object, &opts.kernel_filter).map_err(|error| Failure { program: None, error })?;
+    set_kernel_filter(&object, &opts.kernel_filter).map_err(|error| Failure::new(None, error))?;
     let mut links = Vec::new();
     let mut snapshots: Snapshots = (None, None);
     for prog in object.progs_mut().filter(|p| p.autoload()) {
@@ -392,10 +392,7 @@ fn try_load(opts: &Options, programs: &[&str]) -> Result<(Object, Vec<Link>, Sna
             Ok(link) if name == "dump_udp" => snapshots.1 = Some(link),
             Ok(link) => links.push(link),
             Err(e) => {
-                return Err(Failure {
-                    program: Some(name),
-                    error: NtError::new(Code::NoHook, format!("this kernel cannot attach {section}: {e}")),
-                });
+                return Err(Failure::new(Some(name), NtError::new(Code::NoHook, format!("this kernel cannot attach {section}: {e}"))));
             }
         }
     }
@@ -475,46 +472,6 @@ fn set_kernel_filter(object: &Object, f: &KernelFilter) -> Result<(), NtError> {
         map("filter_cgroups").update(&id.to_ne_bytes(), &[1], libbpf_rs::MapFlags::ANY).map_err(fail)?;
     }
     Ok(())
-}
-
-fn classify_load_failure(log: &[String], err: &str) -> Failure {
-    // libbpf names the program that failed: "prog 'on_state': BPF program load failed: ..."
-    let program = log.iter().find_map(|l| {
-        let rest = l.split("prog '").nth(1)?;
-        if !l.contains("load failed") {
-            return None;
-        }
-        Some(rest.split('\'').next()?.to_string())
-    });
-    // the verifier's log arrives as one message, its lines between these markers
-    let verifier_line = log
-        .iter()
-        .flat_map(|m| m.lines())
-        .skip_while(|l| !l.contains("BEGIN PROG LOAD LOG"))
-        .skip(1)
-        .take_while(|l| !l.contains("END PROG LOAD LOG"))
-        .filter(|l| !l.trim().is_empty() && !l.starts_with("processed ") && !l.starts_with("verification time"))
-        .last()
-        .map(|l| l.trim().to_string());
-    let error = match (&program, verifier_line) {
-        (Some(p), Some(line)) => NtError::new(Code::Verifier,
-            format!("the kernel's verifier rejected nettrace's program {p}: {line}")),
-        (Some(p), None) => NtError::new(Code::Kernel,
-            format!("the kernel refused to load nettrace's program {p}: {}", last_reason(log, err))),
-        (None, _) => NtError::new(Code::Kernel,
-            format!("the kernel refused nettrace's BPF object: {}", last_reason(log, err))),
-    };
-    Failure { program, error }
-}
-
-fn last_reason(log: &[String], err: &str) -> String {
-    // "prog 'x': BPF program load failed: Operation not permitted" says why; later lines only echo it
-    let why = |l: &&String| l.split("load failed: ").nth(1).map(|r| r.trim().to_string());
-    log.iter()
-        .find_map(|l| why(&l))
-        .or_else(|| log.iter().rev().find(|l| l.contains("failed") || l.contains("error"))
-            .map(|l| l.trim().trim_start_matches("libbpf: ").to_string()))
-        .unwrap_or_else(|| err.to_string())
 }
 
 /// CAP_BPF + CAP_PERFMON, or CAP_SYS_ADMIN, in the effective set.
