@@ -128,6 +128,8 @@ struct {
 	__type(value, __u8);
 } filter_ports SEC(".maps");
 
+#include "cgroup_filter.bpf.h"
+
 /*
  * Whether a socket passes what the kernel was told of the user's filter.
  * Asked before reserving, so a full ring counts only drops the user wanted.
@@ -155,6 +157,8 @@ static __always_inline int wanted(const struct nt_sock *s, const struct nt_owner
 		if (!bpf_map_lookup_elem(&filter_ports, &sport) && !bpf_map_lookup_elem(&filter_ports, &dport))
 			return 0;
 	}
+	if ((flags & NT_FILTER_CGROUP) && !cgroup_wanted(o))
+		return 0;
 	return 1;
 }
 

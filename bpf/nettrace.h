@@ -187,6 +187,7 @@ struct nt_udp_peer_bytes {
 #define NT_FILTER_PID 2    /* the owner's pid must be in filter_pids */
 #define NT_FILTER_PORT 4   /* the local or the remote port must be in filter_ports */
 #define NT_FILTER_NETNS 8  /* the socket's network namespace inode must equal nt_filter.netns */
+#define NT_FILTER_CGROUP 16 /* the owner's cgroup must be in filter_cgroups */
 
 struct nt_filter {
 	__u32 flags;       /* NT_FILTER_* */

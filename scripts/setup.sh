@@ -12,8 +12,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # libelf/zlib/pkg-config build the vendored libbpf; clang/llvm and libbpf-dev (bpf_helpers.h) rebuild bpf/*.bpf.o;
-# bpftool, iproute2 and gcc are used by the tests.
-packages=(build-essential pkg-config libbpf-dev libelf-dev zlib1g-dev clang llvm bpftool iproute2 util-linux tmux)
+# bpftool, iproute2 and gcc are used by the tests; iptables makes the NAT test's router and conntrack checks what it translated.
+packages=(build-essential pkg-config libbpf-dev libelf-dev zlib1g-dev clang llvm bpftool iproute2 util-linux tmux iptables conntrack)
 if [ "${1:-}" = "--test" ]; then
   # test/kernel.test.ts boots Debian's 6.1 and 6.12 kernels under qemu with a busybox initramfs (xz unpacks 6.12's
   # modules); test/prometheus.test.ts

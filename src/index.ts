@@ -19,6 +19,11 @@ export type { StreamItem, StreamHeader, StatsRecord, SteeringRecord } from './pr
 export { rollup, flowSnapshot, routeRollups } from './flows/rollup';
 export type { Rollup, FlowSnapshot, RouteRollup } from './flows/rollup';
 export { RouteResolver } from './flows/routes';
+export { CgroupResolver } from './flows/cgroups';
+export { classifyCgroup } from './flows/cgroup-names';
+export type { Container, Runtime, QosClass } from './flows/cgroup-names';
+export { NatResolver, natOf } from './flows/nat';
+export type { Nat, NatStats } from './flows/nat';
 export type { KernelFilter, KernelIds } from './native';
 export * from './metrics';
 export * from './steering';

@@ -37,6 +37,8 @@ export interface KernelFilter {
   ports?: number[];
   /** Inode of the network namespace whose sockets are wanted (set from TraceOptions.netns). */
   netns?: number;
+  /** cgroup v2 ids (directory inode numbers under the v2 mount). */
+  cgroups?: number[];
 }
 
 export interface NativeOptions {
@@ -120,11 +122,47 @@ export interface NativeRoutes {
   close(): void;
 }
 
+export interface ConntrackQuery {
+  netns: number;
+  /** /proc/PID/ns/net of the namespace's owners or /run/netns names, tried in turn (unused for nettrace's own namespace). */
+  nsPaths: string[];
+  proto: 'tcp' | 'udp';
+  saddr: string;
+  sport: number;
+  daddr: string;
+  dport: number;
+}
+
+export interface ConntrackTuple {
+  saddr: string;
+  sport: number;
+  daddr: string;
+  dport: number;
+}
+
+/** The conntrack entry of a tuple: found by its original or its reply tuple; `status` holds the IPS_* bits. */
+export interface ConntrackAnswer {
+  found: boolean;
+  error?: string;
+  orig?: ConntrackTuple;
+  reply?: ConntrackTuple;
+  status: number;
+}
+
+export interface NativeConntrack {
+  lookup(queries: ConntrackQuery[]): Promise<ConntrackAnswer[]>;
+  /** Requests sent to the kernel so far. */
+  readonly requests: number;
+  retain(netns: number[]): void;
+  close(): void;
+}
+
 export interface NativeAddon {
   NativeTracer: {
     open(options: NativeOptions, onBatch: (args: [Buffer, boolean]) => void): NativeTracer;
   };
   NativeRoutes: new () => NativeRoutes;
+  NativeConntrack: new () => NativeConntrack;
   ChurnRun: { open(options: ChurnOptions): ChurnRun };
   bpfProgStats(ids: number[]): ProgStats[];
 }

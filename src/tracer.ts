@@ -7,6 +7,8 @@ import { RecordCursor } from './decode';
 import { fromNative, NettraceError } from './errors';
 import { Clock, NettraceEvent, toEvent } from './events';
 import { FlowMonitor } from './flows/monitor';
+import { CgroupResolver } from './flows/cgroups';
+import { NatResolver } from './flows/nat';
 import { FlowSnapshot, flowSnapshot } from './flows/rollup';
 import { Flow, FlowTableOptions } from './flows/table';
 import { ResolvedNetns, resolveNetns } from './netns';
@@ -214,7 +216,7 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
   async *snapshots(options: SnapshotOptions = {}): AsyncGenerator<FlowSnapshot> {
     const intervalMs = options.intervalMs ?? 1000;
     if (!(intervalMs >= 100)) throw new NettraceError('EINVAL', `snapshot interval ${intervalMs} ms is below 100 ms`);
-    const monitor = new FlowMonitor(this, options);
+    const monitor = new FlowMonitor(this, options, undefined, { containers: new CgroupResolver(), nat: new NatResolver() });
     this.monitors.add(monitor);
     let latest: FlowSnapshot | undefined;
     let wake: (() => void) | undefined;

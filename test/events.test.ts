@@ -91,7 +91,7 @@ test('states runs without a record: no state record is made, and the accept and 
 test('bad event selections are refused with one sentence', () => {
   assert.throws(() => Tracer.start({ events: ['bogus' as never] }), /unknown event kind 'bogus'/);
   assert.throws(() => Tracer.start({ events: ['close'], trackSockets: false }), /need the socket table/);
-  assert.throws(() => Tracer.start({ countStates: true, kernelFilter: { pids: [1] } }), /pid condition/);
+  assert.throws(() => Tracer.start({ countStates: true, kernelFilter: { pids: [1] } }), /a pid or cgroup condition cannot apply/);
 });
 
 test('--events: a comma list of kinds, anything else a usage error', async () => {

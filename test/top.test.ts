@@ -76,7 +76,7 @@ test('80x24: processes, hosts and connections stacked, exactly as expected', () 
     'node     127.0.0.1:8080 127.0.0.1:40000   ESTAB     20K/s   303K/s   293K   4.8M',
     'curl     192.0.~5:51000 198.51.100.34:443 ESTAB   1000B/s    49K/s    20K   879K',
     ' +4 more                                                                        ',
-    'q quit  tab/1-3 pane  s sort  / filter  p pause                                 ',
+    'q quit  tab/1-3 pane  s sort  c group  / filter  p pause                        ',
   ];
   assert.deepEqual(textOf(lines), expected);
 });
@@ -106,7 +106,7 @@ test('120x40: processes and hosts side by side above the connections; control ch
   assert.ok(text.some((l) => l.startsWith('evil\\x1b[2J\\')), 'the escape sequence in a comm is shown, not sent');
   assertFits(renderScreen(screenOf(), 120, 40), 120, 40);
   assert.ok(!text.some((l) => l.includes('0.0.0.0')), 'listeners are left out');
-  assert.equal(text[39].trim(), 'q quit  tab/1-3 pane  s sort  / filter  p pause');
+  assert.equal(text[39].trim(), 'q quit  tab/1-3 pane  s sort  c group  / filter  p pause');
 
   const closedRow = renderScreen(screenOf(), 120, 40).find((l) => lineText(l).includes('198.51.100.9:443'));
   assert.ok(closedRow);
@@ -498,7 +498,7 @@ test('live in tmux: the test traffic appears with its process and host, keys wor
   assert.equal(lines.length, 40, 'the view uses the whole height');
   assert.ok(lines.every((l) => l.length <= 120));
   assert.match(lines[0], /^ nettrace top {2}up [\d.]+[KM]\/s {2}down [\d.]+[KM]\/s {2}2 flows {2}drops 0 {2}missed 0 {2}sort: rate/);
-  assert.equal(lines[39].trim(), 'q quit  tab/1-3 pane  s sort  / filter  p pause');
+  assert.equal(lines[39].trim(), 'q quit  tab/1-3 pane  s sort  c group  / filter  p pause');
   assert.match(text, new RegExp(`^nt-streamer +${s.pid} `, 'm'));
   assert.match(text, new RegExp(`^${MY_COMM} +${process.pid} `, 'm'));
   assert.match(text, new RegExp(`127\\.0\\.0\\.1:${s.localPort} +127\\.0\\.0\\.1:${port} +ESTAB `));
@@ -575,7 +575,7 @@ test('not a terminal: --json prints one object per interval with processes, host
   assert.equal(reports.length, 2);
   assert.ok(reports[1].ts - reports[0].ts >= 400, 'an interval apart');
   for (const r of reports) {
-    assert.deepEqual(Object.keys(r), ['ts', 'processes', 'hosts', 'connections', 'interfaces', 'gateways']);
+    assert.deepEqual(Object.keys(r), ['ts', 'processes', 'containers', 'hosts', 'connections', 'interfaces', 'gateways', 'nat']);
     const mine = r.processes.find((p) => p.pid === s.pid);
     assert.ok(mine, JSON.stringify(r.processes));
     assert.equal(mine.comm, 'nt-streamer');

@@ -5,6 +5,7 @@ mod batch;
 mod bpfstats;
 mod churn;
 mod compat;
+mod conntrack;
 mod credits;
 mod drain;
 mod errors;
@@ -40,6 +41,8 @@ pub struct NativeKernelFilter {
     pub ports: Option<Vec<u32>>,
     /// The socket's network namespace inode is this one.
     pub netns: Option<u32>,
+    /// The owner's cgroup v2 id is one of these (records with no known owner fail).
+    pub cgroups: Option<Vec<i64>>,
 }
 
 #[napi(object)]
@@ -163,7 +166,7 @@ impl NativeTracer {
         if !(4096..=64 << 20).contains(&batch_bytes) {
             return Err(NtError::new(Code::Invalid, format!("batch size {batch_bytes} bytes is outside 4 KiB..64 MiB")).into());
         }
-        let kf = options.kernel_filter.unwrap_or(NativeKernelFilter { family: None, pids: None, ports: None, netns: None });
+        let kf = options.kernel_filter.unwrap_or(NativeKernelFilter { family: None, pids: None, ports: None, netns: None, cgroups: None });
         let netns = match (&options.netns_path, kf.netns) {
             (Some(path), Some(inode)) => Some(netns::Netns::open(path, inode)?),
             (None, None) => None,
@@ -191,11 +194,18 @@ impl NativeTracer {
             return Err(NtError::new(Code::Invalid, "state, connect, accept and close records need the socket table (trackSockets)").into());
         }
         let count_states = options.count_states.unwrap_or(false);
-        if count_states && kf.pids.is_some() {
-            return Err(NtError::new(Code::Invalid, "transitions are counted in the kernel without owners: a pid condition cannot apply to them").into());
+        if count_states && (kf.pids.is_some() || kf.cgroups.is_some()) {
+            return Err(NtError::new(Code::Invalid, "transitions are counted in the kernel without owners: a pid or cgroup condition cannot apply to them").into());
         }
         let opts = loader::Options {
-            kernel_filter: loader::KernelFilter { family: kf.family, pids: kf.pids, ports, netns: kf.netns },
+            // cgroup ids are inode numbers: JavaScript numbers hold them exactly
+            kernel_filter: loader::KernelFilter {
+                family: kf.family,
+                pids: kf.pids,
+                ports,
+                netns: kf.netns,
+                cgroups: kf.cgroups.map(|c| c.into_iter().map(|id| id as u64).collect()),
+            },
             ring_bytes,
             max_sockets: options.max_sockets.unwrap_or(65536),
             disabled: options.disable.unwrap_or_default(),

@@ -22,6 +22,8 @@ pub struct KernelFilter {
     pub ports: Option<Vec<u16>>,
     /// Inode of the one network namespace whose sockets are wanted.
     pub netns: Option<u32>,
+    /// cgroup v2 ids: the owner's cgroup is one of these.
+    pub cgroups: Option<Vec<u64>>,
 }
 
 pub struct Options {
@@ -286,8 +288,9 @@ pub fn load(opts: &Options) -> Result<Loaded, NtError> {
         return Err(NtError::new(Code::Invalid, "the socket table needs room for at least one socket"));
     }
     let too_many = |n: Option<usize>| n.is_some_and(|n| n > 1024);
-    if too_many(opts.kernel_filter.pids.as_ref().map(Vec::len)) || too_many(opts.kernel_filter.ports.as_ref().map(Vec::len)) {
-        return Err(NtError::new(Code::Invalid, "the kernel filter takes at most 1024 pids and 1024 ports"));
+    let kf = &opts.kernel_filter;
+    if too_many(kf.pids.as_ref().map(Vec::len)) || too_many(kf.ports.as_ref().map(Vec::len)) || too_many(kf.cgroups.as_ref().map(Vec::len)) {
+        return Err(NtError::new(Code::Invalid, "the kernel filter takes at most 1024 pids, 1024 ports and 1024 cgroups"));
     }
     for name in &opts.disabled {
         if !HOOKS.iter().any(|h| h.name == name) && !FEATURES.contains(&name.as_str()) {
@@ -425,6 +428,7 @@ const FILTER_FAMILY: u32 = 1;
 const FILTER_PID: u32 = 2;
 const FILTER_PORT: u32 = 4;
 const FILTER_NETNS: u32 = 8;
+const FILTER_CGROUP: u32 = 16;
 
 /// `struct nt_filter`: which conditions apply, the family and the network namespace.
 fn filter_setting(f: &KernelFilter) -> Result<[u8; 16], NtError> {
@@ -444,6 +448,9 @@ fn filter_setting(f: &KernelFilter) -> Result<[u8; 16], NtError> {
     if f.netns.is_some() {
         flags |= FILTER_NETNS;
     }
+    if f.cgroups.is_some() {
+        flags |= FILTER_CGROUP;
+    }
     let mut cfg = [0u8; 16];
     cfg[..4].copy_from_slice(&flags.to_ne_bytes());
     cfg[4..8].copy_from_slice(&f.family.unwrap_or(0).to_ne_bytes());
@@ -451,7 +458,7 @@ fn filter_setting(f: &KernelFilter) -> Result<[u8; 16], NtError> {
     Ok(cfg)
 }
 
-/// The pid and port sets of the kernel filter, filled in before anything is attached, so no record escapes it.
+/// The pid, port and cgroup sets of the kernel filter, filled in before anything is attached, so no record escapes it.
 fn set_kernel_filter(object: &Object, f: &KernelFilter) -> Result<(), NtError> {
     let map = |name: &str| object.maps().find(|m| m.name() == name).expect("the object defines the filter maps");
     let fail = |e: libbpf_rs::Error| NtError::new(Code::Kernel, format!("cannot set the kernel filter: {e}"));
@@ -460,6 +467,9 @@ fn set_kernel_filter(object: &Object, f: &KernelFilter) -> Result<(), NtError> {
     }
     for port in f.ports.iter().flatten() {
         map("filter_ports").update(&port.to_ne_bytes(), &[1], libbpf_rs::MapFlags::ANY).map_err(fail)?;
+    }
+    for id in f.cgroups.iter().flatten() {
+        map("filter_cgroups").update(&id.to_ne_bytes(), &[1], libbpf_rs::MapFlags::ANY).map_err(fail)?;
     }
     Ok(())
 }

@@ -44,9 +44,19 @@ function peerLines(f: Flow, netid: boolean): string[][] {
   ]);
 }
 
+/** A cgroup other than the root: then the flows show a Container column. */
+const contained = (f: Flow): boolean => f.container !== null && f.container.path !== '/';
+
 /** With `netid`, a first column names the protocol, as ss does when it shows both. */
 export function renderFlows(flows: Flow[], listening: boolean, netid = false): string {
-  const header = [...(netid ? ['Netid'] : []), 'State', 'Recv-Q', 'Send-Q', 'Local Address:Port', 'Peer Address:Port', 'Iface', 'TX', 'RX', 'RTT', 'Process'];
+  const cgroups = flows.some(contained);
+  const translated = flows.some((f) => f.nat !== null);
+  const header = [
+    ...(netid ? ['Netid'] : []),
+    'State', 'Recv-Q', 'Send-Q', 'Local Address:Port', 'Peer Address:Port', 'Iface', 'TX', 'RX', 'RTT', 'Process',
+    ...(cgroups ? ['Container'] : []),
+    ...(translated ? ['NAT (as the peer sees it)'] : []),
+  ];
   const rows = flows.flatMap((f) => [[
     ...(netid ? [f.proto] : []),
     ssState(f.state),
@@ -59,14 +69,22 @@ export function renderFlows(flows: Flow[], listening: boolean, netid = false): s
     bytes(f.rx_bytes),
     f.srtt_us ? `${(f.srtt_us / 1000).toFixed(2)}ms` : '-',
     f.pid === null ? '-' : `${printable(f.comm ?? '')},pid=${f.pid}`,
+    ...(cgroups ? [f.container === null ? '-' : printable(f.container.name)] : []),
+    ...(translated ? [f.nat === null ? '-' : `${f.nat.kind} ${endpoint(f.nat.saddr, f.nat.sport, f.family)} > ${endpoint(f.nat.daddr, f.nat.dport, f.family)}`] : []),
   ], ...peerLines(f, netid)]);
-  return table(header, rows);
+  // a peer's line leaves the columns after Process empty
+  return table(header, rows.map((r) => [...r, ...new Array<string>(header.length - r.length).fill('')]));
 }
 
 export async function flowsCommand(o: FlowsOptions, tracer: Tracer, out: Output): Promise<void> {
   const now = Date.now();
   const routed = await routedFlows(tracer);
   routed.routes.close();
+  const nat = routed.nat;
+  if (nat.stats.failed > 0) {
+    const why = [...nat.failures].map(([reason, n]) => `${reason} (${n})`).join('; ');
+    process.stderr.write(`nettrace: ${nat.stats.failed} conntrack look-ups failed, those flows show no translation: ${why}\n`);
+  }
   const flows = selectFlows(routed.flows, o);
   await tracer.stop();
   if (o.format === 'protobuf') out.write(encodeItems([streamHeader('flows'), flowSnapshot(flows, now), statsRecord(tracer)]));

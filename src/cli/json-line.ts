@@ -8,6 +8,7 @@
 import { RecordCursor } from '../decode';
 import { Clock } from '../events';
 import { CommNames } from '../flows/comm-names';
+import { CgroupResolver } from '../flows/cgroups';
 import { Kind, UdpEvent } from '../layout';
 import { connectResult, TCP_STATES } from '../tcp';
 
@@ -55,6 +56,7 @@ const K = {
   txDatagrams: bytes(',"tx_datagrams":'),
   rxDatagrams: bytes(',"rx_datagrams":'),
   drops: bytes(',"drops":'),
+  container: bytes(',"container":'),
   null: bytes('null'),
   end: bytes('}\n'),
 };
@@ -164,7 +166,14 @@ export class JsonLines {
   private readonly quoted = new Map<string, Buffer>();
   private readonly addrs = new Map<string, Buffer>();
 
-  constructor(private readonly clock: Clock) {}
+  /** Each cgroup's container as JSON, for close records (bounded like the names). */
+  private readonly containers = new Map<number, Buffer>();
+
+  /** With `cgroups`, close records end with the owner's `container` (null when unknown). */
+  constructor(
+    private readonly clock: Clock,
+    private readonly cgroups?: CgroupResolver,
+  ) {}
 
   /** Writes the record's line and its newline. */
   write(c: RecordCursor, out: LineBuffer): void {
@@ -220,6 +229,7 @@ export class JsonLines {
       out.int(c.retrans);
       out.put(K.srttUs);
       out.int(c.srttUs);
+      this.container(c, out);
     } else {
       out.put(K.event);
       out.put(c.udpEvent === UdpEvent.Open ? K.open : K.close);
@@ -232,6 +242,7 @@ export class JsonLines {
       out.int(c.rxDatagrams);
       out.put(K.drops);
       out.int(c.drops);
+      if (c.udpEvent !== UdpEvent.Open) this.container(c, out);
     }
     out.put(K.end);
   }
@@ -248,6 +259,22 @@ export class JsonLines {
     out.int(c.txBytes);
     out.put(K.rxBytes);
     out.int(c.rxBytes);
+  }
+
+  private container(c: RecordCursor, out: LineBuffer): void {
+    if (!this.cgroups) return;
+    out.put(K.container);
+    if (!c.hasOwner) return out.put(K.null);
+    const id = c.cgroup;
+    let json = this.containers.get(id);
+    if (json === undefined) {
+      const found = this.cgroups.lookup(id);
+      json = bytes(JSON.stringify(found ?? null));
+      if (this.containers.size >= 4096) this.containers.clear();
+      if (found) this.containers.set(id, json); // an id not found yet may be found after the next walk
+    }
+    out.room(json.length + 2);
+    out.put(json);
   }
 
   private orNull(ns: number, out: LineBuffer): void {

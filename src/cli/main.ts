@@ -4,6 +4,7 @@ import os from 'node:os';
 import { NettraceError } from '../errors';
 import { Clock, NettraceEvent, toEvent } from '../events';
 import { EventKind, Tracer, TraceOptions } from '../tracer';
+import { CgroupResolver } from '../flows/cgroups';
 import { USAGE } from './args';
 import { DECODE_USAGE, decodeStream, openInput } from './decode';
 import { BENCH_USAGE, benchCommand, parseBench } from './bench';
@@ -164,7 +165,7 @@ function stream(o: StreamOptions): void {
 function streamTo(o: StreamOptions, out: Output, stop: Promise<void>): void {
   const tracer = start({ ...traceOptions(o), events: o.events });
   const clock = new Clock();
-  const json = new JsonLines(clock);
+  const json = new JsonLines(clock, new CgroupResolver());
   let printed = 0;
   let notWritten = 0;
   if (o.format === 'text') out.write(HEADER + '\n');

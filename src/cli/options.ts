@@ -7,6 +7,7 @@ import { Kind } from '../layout';
 import { KernelFilter } from '../native';
 import { EVENT_KINDS, EventKind, HOOK_NAMES, HookName, TraceOptions } from '../tracer';
 import { TCP_STATES, TcpState } from '../tcp';
+import { ownedCgroups } from './owned-cgroups';
 
 /** Bad usage: its message is one line, whatever the user typed. */
 export class UsageError extends Error {
@@ -40,6 +41,8 @@ export interface CommonOptions {
   pid?: number;
   comm?: string;
   port?: number;
+  /** --container and --unit, as the cgroup ids they named when nettrace started. */
+  cgroups?: Set<number>;
   families: (4 | 6)[];
   /** -t and -u: the protocols shown; both when neither or both were given, as ss. */
   protos: ('tcp' | 'udp')[];
@@ -72,6 +75,8 @@ const COMMON: Options = {
   pid: { type: 'string', short: 'p' },
   comm: { type: 'string' },
   port: { type: 'string' },
+  container: { type: 'string' },
+  unit: { type: 'string' },
   ipv4: { type: 'boolean', short: '4' },
   ipv6: { type: 'boolean', short: '6' },
   tcp: { type: 'boolean', short: 't' },
@@ -91,6 +96,10 @@ export const COMMON_HELP = `  --json              one JSON object per line
   -p, --pid PID       only sockets owned by PID
       --comm NAME     only sockets owned by processes named NAME
       --port PORT     only sockets with PORT on either side
+      --container ID  only sockets owned by processes in container ID (docker,
+                      containerd, CRI-O, podman; a prefix of 4 or more digits)
+      --unit NAME     only sockets owned by processes in systemd unit NAME
+                      (NAME.service unless NAME ends in .service, .scope or .slice)
       --netns NS      only sockets of network namespace NS: a name under /run/netns,
                       a path such as /proc/PID/ns/net, or the namespace's inode
   -4, --ipv4          only IPv4 (including v4-mapped IPv6)
@@ -152,6 +161,7 @@ export function parseCommand(argv: string[], extra: Options = {}): { common: Com
   }
   const pid = integer('--pid', values.pid, 1, 4194304);
   const port = integer('--port', values.port, 0, 65535);
+  const cgroups = usage(() => ownedCgroups(values.container as string | undefined, values.unit as string | undefined));
   const family = families.length === 1 ? families[0] : undefined;
   const only = values.tcp && !values.udp ? 'tcp' : values.udp && !values.tcp ? 'udp' : undefined;
   const onlyUdp = only === 'udp';
@@ -159,7 +169,7 @@ export function parseCommand(argv: string[], extra: Options = {}): { common: Com
   const ast = filterExpression(positionals.join(' '));
   const expr = ast && compile(ast);
   const onRecords = expr && cursorFilter(expr);
-  const any = pid !== undefined || comm !== undefined || port !== undefined || family !== undefined || only !== undefined || expr !== undefined;
+  const any = cgroups !== undefined || pid !== undefined || comm !== undefined || port !== undefined || family !== undefined || only !== undefined || expr !== undefined;
   const format = formatOf(values.format, (values.json as boolean) ?? false);
   const output = values.output as string | undefined;
   if (output !== undefined && (output === '' || output === 'unix:')) throw new UsageError('--output takes a file or unix:PATH');
@@ -170,6 +180,7 @@ export function parseCommand(argv: string[], extra: Options = {}): { common: Com
     pid,
     comm,
     port,
+    cgroups,
     families,
     protos: only ? [only] : ['tcp', 'udp'],
     durationMs: seconds('--duration', values.duration),
@@ -181,6 +192,7 @@ export function parseCommand(argv: string[], extra: Options = {}): { common: Com
       (pid === undefined || f.pid === pid) &&
       (comm === undefined || f.comm === comm) &&
       (port === undefined || f.sport === port || f.dport === port) &&
+      (cgroups === undefined || (f.cgroup !== null && cgroups.has(f.cgroup))) &&
       (family === undefined || f.family === family) &&
       (only === undefined || f.proto === only) &&
       (expr === undefined || expr(subjectOf({ ...f, state: TCP_STATES.indexOf(f.state) }))),
@@ -189,16 +201,26 @@ export function parseCommand(argv: string[], extra: Options = {}): { common: Com
           (pid === undefined || (c.hasOwner && c.pid === pid)) &&
           (commBytes === undefined || (c.hasOwner && c.commEquals(commBytes))) &&
           (port === undefined || c.sport === port || c.dport === port) &&
+          (cgroups === undefined || (c.hasOwner && cgroups.has(c.cgroup))) &&
           (family === undefined || c.family === family) &&
           (only === undefined || (c.kind === Kind.Udp) === onlyUdp) &&
           (onRecords === undefined || onRecords(c))
       : undefined,
-    kernelFilter: kernelFilterOf(ast, { pid, port, family }),
-    kernelExact: expr === undefined && pid === undefined && comm === undefined,
+    kernelFilter: kernelFilterOf(ast, { pid, port, family, cgroups }),
+    // counted in the kernel without owners: no owner condition may apply
+    kernelExact: expr === undefined && pid === undefined && comm === undefined && cgroups === undefined,
     disable: hookNames(values.disable as string[] | undefined),
     netns: values.netns === undefined ? undefined : String(values.netns),
   };
   return { common, values };
+}
+
+function usage<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    throw new UsageError(e instanceof Error ? e.message : String(e));
+  }
 }
 
 function formatOf(value: unknown, json: boolean): Format {
@@ -247,7 +269,7 @@ export function eventKinds(values: string[] | undefined): EventKind[] | undefine
  * form the kernel takes. The kernel holds one set of "either side" ports, so
  * sport and dport hints join it (weaker, still never losing a match).
  */
-function kernelFilterOf(ast: FilterNode | undefined, flags: { pid?: number; port?: number; family?: 4 | 6 }): KernelFilter | undefined {
+function kernelFilterOf(ast: FilterNode | undefined, flags: { pid?: number; port?: number; family?: 4 | 6; cgroups?: Set<number> }): KernelFilter | undefined {
   const h = ast ? kernelHints(ast) : null;
   const small = (v: number[] | undefined) => (v !== undefined && v.length <= 1024 ? v : undefined);
   const hintedPorts = h && (h.ports || h.sports || h.dports) ? [...new Set([...(h.ports ?? []), ...(h.sports ?? []), ...(h.dports ?? [])])] : undefined;
@@ -255,8 +277,9 @@ function kernelFilterOf(ast: FilterNode | undefined, flags: { pid?: number; port
     family: flags.family ?? (h?.families?.length === 1 ? h.families[0] : undefined),
     pids: flags.pid !== undefined ? [flags.pid] : small(h?.pids),
     ports: flags.port !== undefined ? [flags.port] : small(hintedPorts),
+    cgroups: flags.cgroups !== undefined ? [...flags.cgroups] : small(h?.cgroups),
   };
-  return kf.family === undefined && kf.pids === undefined && kf.ports === undefined ? undefined : kf;
+  return kf.family === undefined && kf.pids === undefined && kf.ports === undefined && kf.cgroups === undefined ? undefined : kf;
 }
 
 /** The positional words as one ss filter; a syntax error is a usage error naming the column. */

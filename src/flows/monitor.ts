@@ -3,6 +3,8 @@ import fs from 'node:fs';
 import { Clock } from '../events';
 import { Tracer } from '../tracer';
 import { ProcOwners } from './owners';
+import { CgroupResolver } from './cgroups';
+import { NatResolver } from './nat';
 import { RouteResolver } from './routes';
 import { decodePeers, decodeSnapshot, decodeUdpSnapshot, SocketRow } from './snapshot';
 import { Flow, FlowTable, FlowTableOptions } from './table';
@@ -25,14 +27,22 @@ export class FlowMonitor {
   private routingAgain = false;
   /** Why the last route look-up failed as a whole; undefined when it did not. */
   routeError: string | undefined;
+  private readonly natting = new Serial();
+  /** Why the last NAT look-up failed as a whole; undefined when it did not. */
+  natError: string | undefined;
 
-  /** With `routes`, every refresh also sets each flow's route (see routesSettled). */
+  /**
+   * With `routes`, every refresh also sets each flow's route (see routesSettled); with `containers`, its
+   * container; with `nat`, its translation (see natSettled).
+   */
   constructor(
     readonly tracer: Tracer,
     options: FlowTableOptions = {},
     readonly routes?: RouteResolver,
+    readonly extras: { containers?: CgroupResolver; nat?: NatResolver } = {},
   ) {
     this.table = new FlowTable(options);
+    this.table.containers = extras.containers;
     const clock = new Clock();
     this.unsubscribe = tracer.onBatch((c) => {
       while (c.next()) this.table.applyRecord(c, clock);
@@ -56,12 +66,23 @@ export class FlowMonitor {
       const found = this.owners.lookup(unowned.map((r) => r.ino));
       for (const r of unowned) {
         const o = found.get(r.ino);
-        if (o) this.table.setOwner(r.sock, o.pid, o.comm);
+        if (o) this.table.setOwner(r.sock, o.pid, o.comm, o.cgroup);
       }
     }
     if (this.tracer.steeringEnabled) this.refreshSteering();
     this.table.tick(now);
+    const nat = this.extras.nat;
     if (this.routes) this.resolveRoutes(this.routes);
+    if (nat) {
+      this.natting.run(async () => {
+        try {
+          await nat.resolve(this.table);
+          this.natError = undefined;
+        } catch (e) {
+          this.natError = e instanceof Error ? e.message : String(e);
+        }
+      });
+    }
     return rows;
   }
 
@@ -91,6 +112,11 @@ export class FlowMonitor {
     return this.routing;
   }
 
+  /** Resolves once the translations of the flows as of the last refresh are looked up. */
+  natSettled(): Promise<void> {
+    return this.natting.settled;
+  }
+
   private refreshSteering(): void {
     const raw = this.tracer.steering();
     const bySock = foldSteering(raw);
@@ -104,15 +130,39 @@ export class FlowMonitor {
 }
 
 /** Every flow now (one snapshot), each with its route set; close the resolver when done asking it. */
-export async function routedFlows(tracer: Tracer): Promise<{ flows: Flow[]; routes: RouteResolver }> {
+export async function routedFlows(tracer: Tracer): Promise<{ flows: Flow[]; routes: RouteResolver; nat: NatResolver }> {
   const routes = new RouteResolver();
-  const monitor = new FlowMonitor(tracer, {}, routes);
+  const nat = new NatResolver();
+  const monitor = new FlowMonitor(tracer, {}, routes, { containers: new CgroupResolver(), nat });
   monitor.refresh();
-  await monitor.routesSettled();
+  await Promise.all([monitor.routesSettled(), monitor.natSettled()]);
+  nat.close();
   monitor.close();
   if (monitor.routeError) {
     routes.close();
     throw new Error(`cannot read the routes: ${monitor.routeError}`);
   }
-  return { flows: monitor.table.flows(), routes };
+  return { flows: monitor.table.flows(), routes, nat };
+}
+
+/** One async job at a time; runs asked for while one is under way make it run once more, not queue up. */
+class Serial {
+  settled: Promise<void> = Promise.resolve();
+  private busy = false;
+  private again = false;
+
+  run(job: () => Promise<void>): void {
+    if (this.busy) {
+      this.again = true;
+      return;
+    }
+    this.busy = true;
+    this.settled = (async () => {
+      do {
+        this.again = false;
+        await job();
+      } while (this.again);
+      this.busy = false;
+    })();
+  }
 }

@@ -15,6 +15,8 @@ export interface Rollup extends Traffic {
   pid: number | null;
   comm: string | null;
   host: string | null;
+  /** Grouped by container: the container's name (see Container.name), '-' for flows of no known cgroup. */
+  container?: string;
 }
 
 /** Traffic per output interface (`ifname`) or per next hop (`gateway`, null for directly connected destinations). */
@@ -25,9 +27,13 @@ export interface RouteRollup extends Traffic {
   gateway: string | null;
 }
 
-type By = 'process' | 'host' | 'process_host';
+type By = 'process' | 'host' | 'process_host' | 'container';
 
-function keyOf(f: Flow, by: By): Pick<Rollup, 'key' | 'pid' | 'comm' | 'host'> {
+function keyOf(f: Flow, by: By): Pick<Rollup, 'key' | 'pid' | 'comm' | 'host' | 'container'> {
+  if (by === 'container') {
+    const container = f.container?.name ?? '-';
+    return { key: container, pid: null, comm: null, host: null, container };
+  }
   const proc = f.pid === null ? '-' : `${f.pid}/${f.comm ?? ''}`;
   const pid = by === 'host' ? null : f.pid;
   const comm = by === 'host' ? null : f.comm;
@@ -77,9 +83,9 @@ export function flowSnapshot(flows: Flow[], ts: number): FlowSnapshot {
   return { type: 'snapshot', ts, flows, processes: rollup(flows, 'process'), hosts: rollup(flows, 'host'), process_hosts: rollup(flows, 'process_host') };
 }
 
-/** Listeners have no remote host and count only per process. */
+/** Listeners have no remote host and count only per process (or container). */
 export function rollup(flows: Flow[], by: By): Rollup[] {
-  if (by === 'process') return accumulate(flows, (f) => keyOf(f, by));
+  if (by === 'process' || by === 'container') return accumulate(flows, (f) => keyOf(f, by));
   return accumulate(flows.filter((f) => f.state !== 'LISTEN').flatMap(perRemote), (f) => keyOf(f, by));
 }
 

@@ -138,7 +138,7 @@ export class RouteResolver {
 }
 
 /** Namespaces `ip netns` named: a way in when no owner of a flow is left (the addon checks each by inode). */
-function namedNamespaces(): string[] {
+export function namedNamespaces(): string[] {
   try {
     return fs.readdirSync('/run/netns').map((n) => `/run/netns/${n}`);
   } catch {

@@ -12,6 +12,9 @@ import { stateName, TcpState } from '../tcp';
 import { PeerRow, SocketIdent, SocketOwner, SocketRow, UdpRow } from './snapshot';
 import { FlowSteering } from '../steering/types';
 import { Slots } from './slots';
+import { Container } from './cgroup-names';
+import { Nat, NatTargets, NatWant } from './nat';
+import { CgroupResolver } from './cgroups';
 import { CommNames } from './comm-names';
 import { destinationKey, RouteInfo, RouteTargets, RouteWant } from './routes';
 
@@ -61,6 +64,10 @@ export interface Flow extends SocketIdent, SocketOwner {
   gateway: string | null;
   route_src: string | null;
   route_table: string | null;
+  /** The tuple the far end sees when netfilter translates the flow (conntrack), null when it does not (or not yet known). */
+  nat: Nat | null;
+  /** Who owns the socket's cgroup: container, pod, systemd unit (null until resolved, or with no cgroup known). */
+  container: Container | null;
   /** Receive steering since tracing began; null unless the tracer runs the steering hooks. */
   steering: FlowSteering | null;
   /** UDP only: datagrams each way and the kernel's drop count for the socket. */
@@ -102,6 +109,8 @@ export function newFlow(ident: SocketIdent, now: number, proto: Proto = 'tcp'): 
     gateway: null,
     route_src: null,
     route_table: null,
+    nat: null,
+    container: null,
     steering: null,
   };
   if (proto === 'udp') Object.assign(f, { tx_datagrams: 0, rx_datagrams: 0, drops: 0 });
@@ -165,6 +174,7 @@ const TX_DATAGRAMS = 24;
 const RX_DATAGRAMS = 25;
 const DROPS = 26;
 const ROUTE_READ = 27; // the kernel's route change count when the slot's route was read; NaN before
+const NAT_ASKED = 28; // conntrack look-ups of the slot so far; past the resolver's tries once settled
 // and its strings
 const T = 3;
 const SADDR = 0;
@@ -182,7 +192,7 @@ const orNull = (x: number): number | null => (Number.isNaN(x) ? null : x);
  * the columns on every read; what hangs on it stays. A slot's object is let go
  * when the slot is: a holder keeps a copy that no longer changes.
  */
-export class FlowTable implements RouteTargets {
+export class FlowTable implements RouteTargets, NatTargets {
   private readonly slots: Slots;
   private readonly cap: number;
   private readonly graceMs: number;
@@ -199,6 +209,10 @@ export class FlowTable implements RouteTargets {
   private readonly objects: (Flow | undefined)[];
   /** Each slot's route, shared by the slots to one destination. */
   private readonly routes: (RouteInfo | undefined)[];
+  /** Each slot's translation, once a conntrack look-up found one (see NatResolver). */
+  private readonly nats: (Nat | undefined)[];
+  /** With a resolver, flows read name their owner's container (a cached look-up by cgroup id). */
+  containers: CgroupResolver | undefined;
   /** Filled in place for visit(): a flow that nothing keeps needs no object of its own. */
   private readonly scratch: Flow = newFlow({ sock: 0, netns: 0, family: 4, saddr: '', sport: 0, daddr: '', dport: 0 }, 0);
   /** Bytes each UDP peer ("addr|port") had at the last tick, for its rates. */
@@ -214,6 +228,7 @@ export class FlowTable implements RouteTargets {
     this.objects = new Array<Flow | undefined>(n).fill(undefined);
     this.sampledPeers = new Array<Map<string, [number, number]> | undefined>(n).fill(undefined);
     this.routes = new Array<RouteInfo | undefined>(n).fill(undefined);
+    this.nats = new Array<Nat | undefined>(n).fill(undefined);
   }
 
   get size(): number {
@@ -297,6 +312,35 @@ export class FlowTable implements RouteTargets {
       this.routes[s] = route;
       this.f[r + ROUTE_READ] = changes;
     }
+  }
+
+  untranslated(tries: number, max: number): { wants: NatWant[]; more: number } {
+    // open flows first: under churn most flows have closed by the next refresh, and the bound would go to them
+    const open: NatWant[] = [];
+    const closed: NatWant[] = [];
+    let waiting = 0;
+    for (let s = this.slots.after(-1); s !== -1; s = this.slots.after(s)) {
+      const r = s * W;
+      if (this.f[r + NAT_ASKED] >= tries || this.f[r + STATE] === LISTEN || this.f[r + DPORT] === 0) continue;
+      const daddr = this.text[s * T + DADDR];
+      const saddr = this.text[s * T + SADDR];
+      if (daddr === null || saddr === null || UNSPECIFIED.has(daddr)) continue;
+      const list = Number.isNaN(this.f[r + CLOSED]) ? open : closed;
+      waiting++;
+      if (list.length === max) continue;
+      const pid = this.f[r + OWNED] === 1 ? this.f[r + PID] : null;
+      const proto = PROTOS[this.f[r + PROTO]];
+      list.push({ sock: this.slots.cookie(s), netns: this.f[r + NETNS], pid, proto, saddr, sport: this.f[r + SPORT], daddr, dport: this.f[r + DPORT], tries: this.f[r + NAT_ASKED] });
+    }
+    const wants = open.concat(closed.slice(0, Math.max(0, max - open.length)));
+    return { wants, more: waiting - wants.length };
+  }
+
+  setNat(sock: number, nat: Nat | null, settled: boolean): void {
+    const s = this.slots.find(sock);
+    if (s < 0) return;
+    this.nats[s] = nat ?? undefined;
+    this.f[s * W + NAT_ASKED] = settled ? Infinity : this.f[s * W + NAT_ASKED] + 1;
   }
 
   namespaces(): number[] {
@@ -513,12 +557,13 @@ export class FlowTable implements RouteTargets {
   }
 
   /** Sets owners found outside the stream (see ProcOwners). */
-  setOwner(sock: number, pid: number, comm: string): void {
+  setOwner(sock: number, pid: number, comm: string, cgroup: number | null = null): void {
     const s = this.slots.find(sock);
     if (s >= 0 && this.f[s * W + OWNED] === 0) {
       this.f[s * W + OWNED] = 1;
       this.f[s * W + PID] = pid;
       this.text[s * T + COMM] = comm;
+      this.f[s * W + CGROUP] = cgroup ?? NaN;
     }
   }
 
@@ -604,6 +649,7 @@ export class FlowTable implements RouteTargets {
     if (this.objects[s] !== undefined) this.objects[s] = undefined;
     if (this.sampledPeers[s] !== undefined) this.sampledPeers[s] = undefined;
     if (this.routes[s] !== undefined) this.routes[s] = undefined;
+    if (this.nats[s] !== undefined) this.nats[s] = undefined;
   }
 
   private setIdent(s: number, netns: number, family: 4 | 6, saddr: string, sport: number, daddr: string, dport: number): void {
@@ -657,6 +703,7 @@ export class FlowTable implements RouteTargets {
       f.proto = proto;
       f.first_seen = this.f[r + FIRST_SEEN];
     }
+    f.nat = this.nats[s] ?? null;
     const route = this.routes[s];
     f.ifname = route?.ifname ?? null;
     f.gateway = route?.gateway ?? null;
@@ -672,6 +719,7 @@ export class FlowTable implements RouteTargets {
     f.pid = owned ? this.f[r + PID] : null;
     f.comm = owned ? this.text[t + COMM] : null;
     f.cgroup = owned ? orNull(this.f[r + CGROUP]) : null;
+    f.container = f.cgroup === null || this.containers === undefined ? null : (this.containers.lookup(f.cgroup) ?? null);
     f.tx_bytes = this.f[r + TX_BYTES];
     f.rx_bytes = this.f[r + RX_BYTES];
     f.tx_rate = this.f[r + TX_RATE];

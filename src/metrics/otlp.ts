@@ -23,6 +23,8 @@ import {
 } from '@opentelemetry/sdk-metrics';
 import { Clock, NettraceEvent, toEvent } from '../events';
 import { Kind } from '../layout';
+import { Container } from '../flows/cgroup-names';
+import { CgroupResolver } from '../flows/cgroups';
 import { Tracer } from '../tracer';
 import { agentResource, AgentIdentity } from './identity';
 import { MetricFamily, MetricSource } from './model';
@@ -103,7 +105,7 @@ export function toMetricData(families: MetricFamily[], startMs: number, nowMs: n
 }
 
 /** The attributes of an event's log record: OpenTelemetry's names where there are some, nettrace.* for the rest. */
-export function logAttributes(e: NettraceEvent): Record<string, string | number> {
+export function logAttributes(e: NettraceEvent, container?: Container): Record<string, string | number> {
   const out: Record<string, string | number> = {
     'event.name': `nettrace.${e.type}`,
     'network.transport': e.type === 'udp' ? 'udp' : 'tcp',
@@ -115,10 +117,22 @@ export function logAttributes(e: NettraceEvent): Record<string, string | number>
   };
   if (e.pid !== null) out['process.pid'] = e.pid;
   if (e.comm !== null) out['process.executable.name'] = e.comm;
+  if (container) Object.assign(out, containerAttributes(container));
   const mapped = new Set(['type', 'ts', 'family', 'saddr', 'sport', 'daddr', 'dport', 'pid', 'comm']);
   for (const [k, v] of Object.entries(e)) {
     if (!mapped.has(k) && v !== null) out[`nettrace.${k}`] = v as string | number;
   }
+  return out;
+}
+
+/** OpenTelemetry's container and k8s names, and systemd.unit and nettrace.cgroup.path for what they lack. */
+export function containerAttributes(c: Container): Record<string, string> {
+  const out: Record<string, string> = { 'nettrace.cgroup.path': c.path };
+  if (c.id !== null) out['container.id'] = c.id;
+  if (c.runtime !== null) out['container.runtime'] = c.runtime;
+  if (c.pod_uid !== null) out['k8s.pod.uid'] = c.pod_uid;
+  if (c.qos !== null) out['k8s.pod.qos_class'] = c.qos;
+  if (c.unit !== null) out['systemd.unit'] = c.unit;
   return out;
 }
 
@@ -156,6 +170,7 @@ export class OtlpSink implements MetricSource {
       this.loggers = new LoggerProvider({ resource, processors: [new BatchLogRecordProcessor({ exporter, maxQueueSize: LOG_QUEUE })] });
       const logger = this.loggers.getLogger(SCOPE.name, SCOPE.version);
       const clock = new Clock();
+      const cgroups = new CgroupResolver();
       this.unsubscribe = tracer.onBatch((c) => {
         while (c.next()) {
           if (c.kind === Kind.State) continue;
@@ -163,7 +178,8 @@ export class OtlpSink implements MetricSource {
           if (exporter.emitted - exporter.handed >= LOG_QUEUE) this.logsOverflowed++;
           else {
             exporter.emitted++;
-            emitEvent(logger, toEvent(c, clock));
+            const e = toEvent(c, clock);
+            emitEvent(logger, e, e.cgroup === null ? undefined : cgroups.lookup(e.cgroup));
           }
         }
       });
@@ -212,12 +228,12 @@ export class OtlpSink implements MetricSource {
   }
 }
 
-function emitEvent(logger: Logger, e: NettraceEvent): void {
+function emitEvent(logger: Logger, e: NettraceEvent, container: Container | undefined): void {
   logger.emit({
     eventName: `nettrace.${e.type}`,
     timestamp: e.ts,
     body: `${e.type === 'udp' ? `udp ${e.event}` : e.type} ${e.saddr}:${e.sport} > ${e.daddr}:${e.dport}`,
-    attributes: logAttributes(e),
+    attributes: logAttributes(e, container),
   });
 }
 

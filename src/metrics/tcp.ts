@@ -8,6 +8,7 @@
 import { RecordCursor } from '../decode';
 import { CommNames } from '../flows/comm-names';
 import { FlowMonitor } from '../flows/monitor';
+import { CgroupResolver } from '../flows/cgroups';
 import { RouteResolver } from '../flows/routes';
 import { SocketIdent, SocketOwner, SocketRow } from '../flows/snapshot';
 import { Flow } from '../flows/table';
@@ -65,6 +66,7 @@ export class TcpMetrics implements MetricSource {
   readonly monitor: FlowMonitor;
   private readonly processes: LabelBudget;
   private readonly hosts: LabelBudget;
+  private readonly containers: LabelBudget;
   private readonly connects = new CounterVec('nettrace_tcp_connects', 'Active opens resolved, by owner and result (ok, refused, timeout or the errno name).', '{connection}', ['comm', 'result']);
   private readonly accepts = new CounterVec('nettrace_tcp_accepts', 'Passive opens handed to a process by accept().', '{connection}', ['comm']);
   private readonly closes = new CounterVec('nettrace_tcp_closes', 'Sockets that reached CLOSE (listeners excepted), by owner.', '{connection}', ['comm']);
@@ -76,6 +78,12 @@ export class TcpMetrics implements MetricSource {
   );
   private readonly processBytes = new CounterVec('nettrace_process_bytes', 'Data bytes sent (acknowledged, direction="tx") and received (direction="rx") by process.', 'By', ['comm', 'direction']);
   private readonly hostBytes = new CounterVec('nettrace_remote_bytes', 'Data bytes sent (direction="tx") and received (direction="rx") by remote address.', 'By', ['host', 'direction']);
+  private readonly containerBytes = new CounterVec(
+    'nettrace_container_bytes',
+    'Data bytes sent and received by container or service of the owner\'s cgroup (a container id\'s 12 digits, a systemd unit, or the cgroup path; "-" unknown).',
+    'By',
+    ['container', 'direction'],
+  );
   private readonly interfaceBytes = new CounterVec('nettrace_interface_bytes', 'Data bytes sent and received by output interface of the flow\'s route (as ip route get says it).', 'By', ['ifname', 'direction']);
   private readonly gatewayBytes = new CounterVec('nettrace_gateway_bytes', 'Data bytes sent and received by gateway of the flow\'s route ("direct" when none).', 'By', ['gateway', 'direction']);
   private readonly udpDatagrams = new CounterVec('nettrace_udp_datagrams', 'UDP datagrams sent (direction="tx") and received (direction="rx") by process.', '{datagram}', ['comm', 'direction']);
@@ -104,7 +112,8 @@ export class TcpMetrics implements MetricSource {
     const idleMs = options.idleMs ?? 600_000;
     this.processes = new LabelBudget(top, idleMs);
     this.hosts = new LabelBudget(top, idleMs);
-    this.monitor = new FlowMonitor(tracer, {}, this.routes);
+    this.containers = new LabelBudget(top, idleMs);
+    this.monitor = new FlowMonitor(tracer, {}, this.routes, { containers: new CgroupResolver() });
     this.unsubscribe = tracer.onBatch((c) => this.apply(c));
     // sockets that predate nettrace: what they moved before it started is not counted
     this.refresh(Date.now(), false);
@@ -136,6 +145,7 @@ export class TcpMetrics implements MetricSource {
     for (const sock of this.counted.keys()) if (!table.has(sock)) this.counted.delete(sock);
     for (const v of this.processes.sweep(now)) for (const c of this.byProcess()) c.drop('comm', v);
     for (const v of this.hosts.sweep(now)) this.hostBytes.drop('host', v);
+    for (const v of this.containers.sweep(now)) this.containerBytes.drop('container', v);
   }
 
   families(): MetricFamily[] {
@@ -190,6 +200,7 @@ export class TcpMetrics implements MetricSource {
       },
       ...this.byProcess().map((c) => c.family()),
       this.hostBytes.family(),
+      this.containerBytes.family(),
       this.srtt.family(),
       this.connectLatency.family(),
     ];
@@ -270,6 +281,9 @@ export class TcpMetrics implements MetricSource {
     if (rx) this.processBytes.inc([comm, 'rx'], rx);
     if (tx) this.hostBytes.inc([host, 'tx'], tx);
     if (rx) this.hostBytes.inc([host, 'rx'], rx);
+    const container = this.containers.label(f.container?.name ?? '-', tx + rx, now);
+    if (tx) this.containerBytes.inc([container, 'tx'], tx);
+    if (rx) this.containerBytes.inc([container, 'rx'], rx);
     if (retrans) this.retransmits.inc([comm], retrans);
     if (txd) this.udpDatagrams.inc([comm, 'tx'], txd);
     if (rxd) this.udpDatagrams.inc([comm, 'rx'], rxd);

@@ -6,6 +6,8 @@ import { CpuCounts, FlowSteering, MatrixCell } from '../steering/types';
 import { formatAddr } from '../decode';
 import { EventBase, NettraceEvent } from '../events';
 import { parseIp } from '../filter/addr';
+import { Container, QosClass, Runtime } from '../flows/cgroup-names';
+import { Nat } from '../flows/nat';
 import { FlowSnapshot, Rollup } from '../flows/rollup';
 import { SocketIdent, SocketOwner } from '../flows/snapshot';
 import { Flow } from '../flows/table';
@@ -153,6 +155,35 @@ function flowOf(f: Flow): pb.Flow.$Properties {
     rx_datagrams: f.rx_datagrams,
     drops: f.drops,
     peers: f.peers?.map((p) => ({ ...p, daddr: addrBytes(p.daddr, p.family) })),
+    container: f.container === null ? undefined : containerOf(f.container),
+    nat: f.nat === null ? undefined : { ...f.nat, saddr: addrBytes(f.nat.saddr, f.family), daddr: addrBytes(f.nat.daddr, f.family) },
+  };
+}
+
+function natFrom(n: pb.Nat.$Properties, family: 4 | 6): Nat {
+  return {
+    saddr: addrText(n.saddr, family, 'NAT source'),
+    sport: port(n.sport),
+    daddr: addrText(n.daddr, family, 'NAT destination'),
+    dport: port(n.dport),
+    kind: n.kind === 'dnat' || n.kind === 'both' ? n.kind : 'snat',
+  };
+}
+
+function containerOf(c: Container): pb.Container.$Properties {
+  const { path, runtime, id, unit, pod_uid, qos, name } = c;
+  return { path, name, runtime: runtime ?? undefined, id: id ?? undefined, unit: unit ?? undefined, pod_uid: pod_uid ?? undefined, qos: qos ?? undefined };
+}
+
+function containerFrom(c: pb.Container.$Properties): Container {
+  return {
+    path: c.path ?? '/',
+    runtime: (c.runtime as Runtime | null | undefined) ?? null,
+    id: c.id ?? null,
+    unit: c.unit ?? null,
+    pod_uid: c.pod_uid ?? null,
+    qos: (c.qos as QosClass | null | undefined) ?? null,
+    name: c.name ?? '',
   };
 }
 
@@ -328,6 +359,8 @@ function flowFrom(f: pb.Flow.$Properties): Flow {
     route_src: f.route_src ?? null,
     route_table: f.route_table ?? null,
     steering: f.steering ? steeringFrom(f.steering) : null,
+    container: f.container ? containerFrom(f.container) : null,
+    nat: f.nat ? natFrom(f.nat, f.socket?.family === 6 ? 6 : 4) : null,
     ...udpFieldsFrom(f),
   };
 }

@@ -92,7 +92,7 @@ impl Registry {
 }
 
 /// Opens a /proc/PID/ns/net and checks it is the namespace meant (a pid may have been reused).
-fn open_netns(netns: u64, paths: &[String]) -> std::result::Result<OwnedFd, String> {
+pub(crate) fn open_netns(netns: u64, paths: &[String]) -> std::result::Result<OwnedFd, String> {
     for p in paths {
         // fstat of the opened file, so the check and the setns see the same namespace
         let Ok(file) = std::fs::File::open(p) else { continue };

@@ -3,6 +3,8 @@
  * and on resize, and gives the terminal back on every way out.
  */
 import { FlowMonitor } from '../../flows/monitor';
+import { CgroupResolver } from '../../flows/cgroups';
+import { NatResolver } from '../../flows/nat';
 import { RouteResolver } from '../../flows/routes';
 import { Flow } from '../../flows/table';
 import { Tracer } from '../../tracer';
@@ -22,7 +24,7 @@ interface Frame {
 export function runScreen(o: TopOptions, tracer: Tracer, done: (code: number) => void, io: TopIo): TopSession {
   // routes arrive after the refresh that asked for them, and show from the next frame on
   const routes = new RouteResolver();
-  const monitor = new FlowMonitor(tracer, {}, routes);
+  const monitor = new FlowMonitor(tracer, {}, routes, { containers: new CgroupResolver(), nat: new NatResolver() });
   const capture = (): Frame => {
     monitor.refresh();
     const s = tracer.stats();
@@ -36,7 +38,7 @@ export function runScreen(o: TopOptions, tracer: Tracer, done: (code: number) =>
 
   const redraw = (): void => {
     const match = ui.filterMatch;
-    const model = buildModel(frame.flows, match ? (f) => o.match(f) && match(f) : o.match, ui.sort);
+    const model = buildModel(frame.flows, match ? (f) => o.match(f) && match(f) : o.match, ui.sort, Infinity, ui.grouping);
     const { width, height } = terminal.size();
     terminal.draw(renderScreen({ model, ui, stats: frame.stats }, width, height));
   };

@@ -12,8 +12,14 @@ export interface Totals {
   flows: number;
 }
 
+/** What the first pane groups by: owners (processes), or their containers and services (key c). */
+export type Grouping = 'process' | 'container';
+
 export interface TopModel {
+  grouping: Grouping;
   processes: Rollup[];
+  /** Per container or service (see Container.name); the first pane shows these when grouping by container. */
+  containers: Rollup[];
   hosts: Rollup[];
   connections: Flow[];
   /** Per output interface and per gateway, over the connections whose route is known. */
@@ -76,7 +82,7 @@ function hostName(addr: string | null): string {
 const connectionName = (f: Flow): string => `${processName(f)}\u0000${hostName(f.daddr)}\u0000${String(f.dport).padStart(5, '0')}\u0000${String(f.sport).padStart(5, '0')}`;
 
 /** `rows`: how many connections to keep, the first in the sort's order (all by default). */
-export function buildModel(flows: Flow[], match: (f: Flow) => boolean, sort: SortKey, rows = Infinity): TopModel {
+export function buildModel(flows: Flow[], match: (f: Flow) => boolean, sort: SortKey, rows = Infinity, grouping: Grouping = 'process'): TopModel {
   const shown = flows.filter((f) => carriesTraffic(f) && match(f));
   const totals: Totals = { up: 0, down: 0, flows: shown.length };
   for (const f of shown) {
@@ -84,7 +90,9 @@ export function buildModel(flows: Flow[], match: (f: Flow) => boolean, sort: Sor
     totals.down += f.rx_rate;
   }
   return {
+    grouping,
     processes: order(rollup(shown, 'process'), sort, processName),
+    containers: order(rollup(shown, 'container'), sort, (r) => r.key),
     hosts: order(rollup(shown, 'host'), sort, (r) => hostName(r.host)),
     connections: order(shown, sort, connectionName, rows),
     ...routeRollups(shown),

@@ -44,6 +44,17 @@ export const PROCESS_COLUMNS: Column<Rollup>[] = [
   ...traffic<Rollup>(),
 ];
 
+export const CONTAINER_COLUMNS: Column<Rollup>[] = [
+  { title: 'Container', min: 12, max: 40, priority: 10, align: 'left', cut: 'middle', cell: (r) => r.key },
+  conns,
+  ...traffic<Rollup>(),
+];
+
+/** The first pane's title: it shows processes, or containers and services once `c` groups by them. */
+export function paneTitleOf(model: TopModel, pane: Pane): string {
+  return pane === 'processes' && model.grouping === 'container' ? 'Containers' : PANE_TITLES[pane];
+}
+
 export const HOST_COLUMNS: Column<Rollup>[] = [
   { title: 'Remote host', min: 15, max: 39, priority: 10, align: 'left', cut: 'middle', cell: (r) => r.host ?? '-' },
   conns,
@@ -80,7 +91,9 @@ export interface PaneData<T> {
 export function paneData(model: TopModel, pane: Pane): PaneData<unknown> {
   switch (pane) {
     case 'processes':
-      return { rows: model.processes, columns: PROCESS_COLUMNS, closed: () => false } as PaneData<unknown>;
+      return model.grouping === 'container'
+        ? ({ rows: model.containers, columns: CONTAINER_COLUMNS, closed: () => false } as PaneData<unknown>)
+        : ({ rows: model.processes, columns: PROCESS_COLUMNS, closed: () => false } as PaneData<unknown>);
     case 'hosts':
       return { rows: model.hosts, columns: HOST_COLUMNS, closed: () => false } as PaneData<unknown>;
     case 'connections':

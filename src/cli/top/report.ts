@@ -1,5 +1,7 @@
 /** `nettrace top` when stdout is not a terminal: one plain snapshot per interval, no escape sequences. */
 import { FlowMonitor } from '../../flows/monitor';
+import { CgroupResolver } from '../../flows/cgroups';
+import { NatResolver, NatStats } from '../../flows/nat';
 import { flowSnapshot } from '../../flows/rollup';
 import { RouteResolver } from '../../flows/routes';
 import { encodeItems } from '../../proto/stream';
@@ -9,21 +11,25 @@ import { printable } from '../render';
 import { table } from '../table';
 import { Column } from './columns';
 import { buildModel, TopModel } from './model';
-import { CONNECTION_COLUMNS, GATEWAY_COLUMNS, HOST_COLUMNS, INTERFACE_COLUMNS, PANE_TITLES, PROCESS_COLUMNS, rate } from './panes';
+import { CONNECTION_COLUMNS, CONTAINER_COLUMNS, GATEWAY_COLUMNS, HOST_COLUMNS, INTERFACE_COLUMNS, PANE_TITLES, PROCESS_COLUMNS, rate } from './panes';
 import { messageOf, TopIo, TopOptions, TopSession } from './session';
 
 export interface TopReport {
   ts: number;
   processes: TopModel['processes'];
+  containers: TopModel['containers'];
   hosts: TopModel['hosts'];
   connections: TopModel['connections'];
   interfaces: TopModel['interfaces'];
   gateways: TopModel['gateways'];
+  /** The conntrack look-ups so far (see NatStats), why some failed, and why none are made when conntrack is absent. */
+  nat: (NatStats & { failures: Record<string, number>; unavailable: string | null }) | null;
 }
 
-export function reportJson(ts: number, model: TopModel): TopReport {
-  const { processes, hosts, connections, interfaces, gateways } = model;
-  return { ts, processes, hosts, connections, interfaces, gateways };
+export function reportJson(ts: number, model: TopModel, nat?: NatResolver): TopReport {
+  const { processes, containers, hosts, connections, interfaces, gateways } = model;
+  const natStats = nat ? { ...nat.stats, failures: Object.fromEntries(nat.failures), unavailable: nat.unavailable ?? null } : null;
+  return { ts, processes, containers, hosts, connections, interfaces, gateways, nat: natStats };
 }
 
 function section<T>(title: string, columns: Column<T>[], rows: T[]): string {
@@ -39,6 +45,7 @@ export function reportText(ts: number, model: TopModel, stats: { drops: number; 
   return [
     `${new Date(ts).toISOString()}  up ${rate(t.up)}  down ${rate(t.down)}  ${t.flows} flows  drops ${stats.drops}  missed ${stats.missed}`,
     section(PANE_TITLES.processes, PROCESS_COLUMNS, model.processes),
+    section('Containers', CONTAINER_COLUMNS, model.containers),
     section(PANE_TITLES.hosts, HOST_COLUMNS, model.hosts),
     section(PANE_TITLES.connections + shown, CONNECTION_COLUMNS, model.connections),
     section('Interfaces', INTERFACE_COLUMNS, model.interfaces),
@@ -48,7 +55,8 @@ export function reportText(ts: number, model: TopModel, stats: { drops: number; 
 
 export function runReports(o: TopOptions, tracer: Tracer, done: (code: number) => void, io: TopIo): TopSession {
   const routes = new RouteResolver();
-  const monitor = new FlowMonitor(tracer, {}, routes);
+  const nat = new NatResolver();
+  const monitor = new FlowMonitor(tracer, {}, routes, { containers: new CgroupResolver(), nat });
   // the first refresh only sets the baseline, so every report has rates over a whole interval
   monitor.refresh();
   const protobuf = o.format === 'protobuf';
@@ -62,6 +70,7 @@ export function runReports(o: TopOptions, tracer: Tracer, done: (code: number) =
       clearInterval(timer);
       monitor.close();
       routes.close();
+      nat.close();
       if (protobuf) io.output.write(encodeItems([statsRecord(tracer)]));
       if (message) io.errors.write(`nettrace: ${message}\n`);
       done(code);
@@ -71,13 +80,13 @@ export function runReports(o: TopOptions, tracer: Tracer, done: (code: number) =
     try {
       const now = Date.now();
       monitor.refresh(now);
-      // each report carries the routes of its own flows (answered from caches, off this thread)
-      void monitor.routesSettled().then(() => {
+      // each report carries the routes and translations of its own flows (looked up off this thread)
+      void Promise.all([monitor.routesSettled(), monitor.natSettled()]).then(() => {
         if (ended) return;
         if (protobuf) io.output.write(encodeItems([flowSnapshot(monitor.table.flows().filter(o.match), now)]));
         else {
           const model = buildModel(monitor.table.flows(), o.match, 'rate', o.rows);
-          io.output.write(o.json ? JSON.stringify(reportJson(now, model)) + '\n' : reportText(now, model, tracer.stats()) + '\n\n');
+          io.output.write(o.json ? JSON.stringify(reportJson(now, model, nat)) + '\n' : reportText(now, model, tracer.stats()) + '\n\n');
         }
         if (o.count !== undefined && ++reports >= o.count) session.quit(0);
       });

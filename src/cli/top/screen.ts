@@ -7,7 +7,7 @@
 import { printable } from '../render';
 import { fit, headerLine, placeColumns, rowLine } from './columns';
 import { TopModel } from './model';
-import { Pane, PANE_TITLES, paneData, PANES, rate } from './panes';
+import { Pane, PANE_TITLES, paneData, PANES, paneTitleOf, rate } from './panes';
 import { TopUi } from './ui';
 
 export type Style = 'plain' | 'bar' | 'title' | 'focus' | 'head' | 'dim' | 'error';
@@ -59,7 +59,7 @@ function headerBar(s: TopScreen, width: number): ScreenLine {
   return finish([{ text: fit(' ' + parts.join('  '), width), style: 'bar' }], width, 'bar');
 }
 
-const HELP = 'q quit  tab/1-3 pane  s sort  / filter  p pause';
+const HELP = 'q quit  tab/1-3 pane  s sort  c group  / filter  p pause';
 
 function statusLine(ui: TopUi, width: number): ScreenLine {
   if (ui.editing !== null) {
@@ -94,7 +94,7 @@ function paneLines(s: TopScreen, pane: Pane, width: number, height: number, titl
 function paneTitle(s: TopScreen, pane: Pane, width: number): ScreenLine {
   const count = paneData(s.model, pane).rows.length;
   const style: Style = s.ui.focus === pane ? 'focus' : 'title';
-  return finish([{ text: fit(` ${PANE_TITLES[pane]} (${count})`, width), style }], width, style);
+  return finish([{ text: fit(` ${paneTitleOf(s.model, pane)} (${count})`, width), style }], width, style);
 }
 
 const SHORT_TITLES: Record<Pane, string> = { processes: 'Procs', hosts: 'Hosts', connections: 'Conns' };
@@ -106,7 +106,7 @@ function tabBar(s: TopScreen, width: number): ScreenLine {
       text: ` ${i + 1} ${titles[p]} (${paneData(s.model, p).rows.length}) `,
       style: s.ui.focus === p ? 'focus' : 'title',
     }));
-  const full = tabs(PANE_TITLES);
+  const full = tabs({ ...PANE_TITLES, processes: paneTitleOf(s.model, 'processes') });
   return finish(lineText(full).length <= width ? full : tabs(SHORT_TITLES), width, 'title');
 }
 

@@ -3,13 +3,15 @@ import { compile, FilterSyntaxError, parseFilter, subjectOf } from '../../filter
 import { Flow } from '../../flows/table';
 import { TCP_STATES } from '../../tcp';
 import { Key } from './input';
-import { SORT_KEYS, SortKey } from './model';
+import { Grouping, SORT_KEYS, SortKey } from './model';
 import { Pane, PANES } from './panes';
 
 export interface TopUi {
   focus: Pane;
   sort: SortKey;
   paused: boolean;
+  /** The first pane's grouping, toggled by `c`. */
+  grouping: Grouping;
   /** The filter typed after '/', on top of the command line's; '' for none. */
   filter: string;
   filterMatch: ((f: Flow) => boolean) | null;
@@ -22,7 +24,7 @@ export interface TopUi {
 }
 
 export function initialUi(): TopUi {
-  return { focus: 'processes', sort: 'rate', paused: false, filter: '', filterMatch: null, editing: null, lastTyped: '', notice: null };
+  return { focus: 'processes', sort: 'rate', paused: false, grouping: 'process', filter: '', filterMatch: null, editing: null, lastTyped: '', notice: null };
 }
 
 /** Longest filter text kept: plenty for ss grammar, and bounded whatever is pasted. */
@@ -90,6 +92,8 @@ export function applyKey(current: TopUi, key: Key): { ui: TopUi; quit: boolean }
       return { ui: { ...ui, sort: cycle(SORT_KEYS, ui.sort, 1) }, quit: false };
     case 'p':
       return { ui: { ...ui, paused: !ui.paused }, quit: false };
+    case 'c':
+      return { ui: { ...ui, grouping: ui.grouping === 'process' ? 'container' : 'process' }, quit: false };
     case '/':
       return { ui: { ...ui, editing: ui.lastTyped }, quit: false };
     default:
