@@ -84,7 +84,42 @@ export interface UdpEvent extends EventBase {
   drops: number;
 }
 
-export type NettraceEvent = StateEvent | ConnectEvent | AcceptEvent | CloseEvent | UdpEvent;
+/** One answer record of a DNS response. */
+export interface DnsAnswer {
+  name: string;
+  type: string;
+  ttl: number;
+  /** An address (A, AAAA), a name (CNAME, PTR, NS...), or the record's data as JSON. */
+  data: string;
+}
+
+/**
+ * One DNS query a socket sent to a port 53 and its response (src/dns/lookups):
+ * `ts`, the owner and the tuple are the query's (saddr/sport the asker, daddr/dport
+ * the server). A query with no response within the timeout has `timeout` set, `rcode` null.
+ */
+export interface DnsEvent extends EventBase {
+  type: 'dns';
+  proto: 'udp' | 'tcp';
+  id: number;
+  /** The question's name and type. */
+  name: string;
+  qtype: string;
+  /** NOERROR, NXDOMAIN, SERVFAIL...; null on timeout. */
+  rcode: string | null;
+  answers: DnsAnswer[];
+  /** The A and AAAA answers' addresses. */
+  addresses: string[];
+  /** The CNAME chain, in the order the answer gives it. */
+  cnames: string[];
+  /** Query sent to response received; null on timeout. */
+  latency_us: number | null;
+  timeout: boolean;
+  /** The server set TC: the answer did not fit (the client asks again over TCP). */
+  truncated: boolean;
+}
+
+export type NettraceEvent = StateEvent | ConnectEvent | AcceptEvent | CloseEvent | UdpEvent | DnsEvent;
 export type EventType = NettraceEvent['type'];
 
 /** Maps CLOCK_MONOTONIC ns to wall-clock ms, fixed once per process. */
@@ -156,6 +191,9 @@ export function toEvent(c: RecordCursor, clock: Clock): NettraceEvent {
         drops: c.drops,
       };
     }
+    case Kind.Dns:
+      // a message, not an event: DnsLookups (src/dns) pairs queries with responses
+      throw new Error(`DNS records become events through DnsLookups, not toEvent (byte ${c.offset})`);
     default:
       throw new Error(`unknown record kind ${c.kind} at byte ${c.offset}`);
   }

@@ -8,6 +8,7 @@ export const Kind = {
   Accept: 3,
   Close: 4,
   Udp: 5,
+  Dns: 6,
 } as const;
 export type KindCode = (typeof Kind)[keyof typeof Kind];
 
@@ -59,6 +60,11 @@ export const Udp = {
   SIZE: 160,
 } as const;
 export const UdpEvent = { Open: 1, Close: 2 } as const;
+
+/** struct nt_dns: a DNS message sent or received; `captured` payload bytes follow at SIZE. */
+export const Dns = { len: 112, captured: 116, dir: 118, proto: 119, SIZE: 120 } as const;
+export const DnsDir = { Sent: 1, Received: 2 } as const;
+export const DNS_MAX = 512;
 
 /** struct nt_flow: one socket of the iter/tcp snapshot. */
 export const Flow = {

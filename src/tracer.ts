@@ -6,6 +6,8 @@
 import { RecordCursor } from './decode';
 import { fromNative, NettraceError } from './errors';
 import { Clock, NettraceEvent, toEvent } from './events';
+import { DnsLookups, DnsStats } from './dns/lookups';
+import { Kind } from './layout';
 import { FlowMonitor } from './flows/monitor';
 import { FlowSnapshot, flowSnapshot } from './flows/rollup';
 import { Flow, FlowTableOptions } from './flows/table';
@@ -14,23 +16,29 @@ import { RawSteering } from './steering/types';
 
 /**
  * What `disable` can leave off: a hook (`state`: transitions, connects and
- * closes; `accept`; `snapshot`: the iter/tcp and iter/udp socket lists; `udp`: UDP sockets), or a kernel feature
+ * closes; `accept`; `snapshot`: the iter/tcp and iter/udp socket lists; `udp`: UDP sockets; `dns`: DNS messages), or a kernel feature
  * (`fexit`: accept then attaches through its syscall tracepoints instead).
  */
-export type HookName = 'state' | 'accept' | 'snapshot' | 'udp' | 'fexit';
-export const HOOK_NAMES: readonly HookName[] = ['state', 'accept', 'snapshot', 'udp', 'fexit'];
+export type HookName = 'state' | 'accept' | 'snapshot' | 'udp' | 'dns' | 'fexit';
+export const HOOK_NAMES: readonly HookName[] = ['state', 'accept', 'snapshot', 'udp', 'dns', 'fexit'];
 
 /**
  * Record kinds the kernel can send. Kinds not asked for are never put in the
  * ring: `close` alone is tcplife, `connect` tcpconnect and tcpconnlat,
  * `accept` tcpaccept, `state` tcpstates.
  */
-export type EventKind = 'connect' | 'accept' | 'state' | 'close' | 'udp';
-export const EVENT_KINDS: readonly EventKind[] = ['connect', 'accept', 'state', 'close', 'udp'];
+export type EventKind = 'connect' | 'accept' | 'state' | 'close' | 'udp' | 'dns';
+export const EVENT_KINDS: readonly EventKind[] = ['connect', 'accept', 'state', 'close', 'udp', 'dns'];
 
 export interface TraceOptions {
-  /** The record kinds to deliver (default all of them). */
+  /**
+   * The record kinds to deliver (default all of them but `dns`, whose hooks run
+   * per packet: ask for it). `dns` records reach the iterator as one DnsEvent per
+   * query (src/dns/lookups), and onBatch listeners as raw nt_dns records.
+   */
   events?: EventKind[];
+  /** A DNS query unanswered this long is a timeout event (default 5000 ms). */
+  dnsTimeoutMs?: number;
   /**
    * Keep the kernel's socket table (default true): owners, lifetimes and byte
    * bases, which connect, accept, state and close records and the snapshots'
@@ -110,6 +118,7 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
   private stopping: Promise<void> | undefined;
   private resolveStopped!: () => void;
   private readonly stopped = new Promise<void>((resolve) => (this.resolveStopped = resolve));
+  private dnsLookups: DnsLookups | undefined;
 
   private constructor(private readonly options: TraceOptions) {
     this.maxQueued = options.maxQueuedBatches ?? 64;
@@ -181,6 +190,15 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
   /** Per remote endpoint traffic of unconnected UDP sockets, as packed (nt_udp_peer, nt_udp_peer_bytes) pairs. */
   udpPeers(): Buffer {
     return fromAddon(() => this.handle.udpPeers());
+  }
+
+  /**
+   * What the kernel counted of DNS: messages it copied to the ring, and IP fragments of
+   * DNS messages it could not copy; with `lookups`, what the iterator's pairing counted.
+   */
+  dnsStats(): { messages: number; fragments: number; lookups: DnsStats | null } {
+    const [messages, fragments] = fromAddon(() => this.handle.dnsCounts());
+    return { messages, fragments, lookups: this.dnsLookups ? { ...this.dnsLookups.stats } : null };
   }
 
   /** Lets the kernel forget the steering counters of these sockets (closed and reported). */
@@ -266,17 +284,39 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
     this.iterating = true;
     const cursor = new RecordCursor();
     cursor.filter = this.options.filter;
+    const lookups: NettraceEvent[] = [];
+    const dns = this.options.events?.includes('dns')
+      ? (this.dnsLookups = new DnsLookups((e) => lookups.push(e), { timeoutMs: this.options.dnsTimeoutMs }))
+      : undefined;
     try {
       for (;;) {
         const batch = this.queue.shift();
         if (batch) {
           cursor.reset(batch);
-          while (cursor.next()) yield toEvent(cursor, this.clock);
+          while (cursor.next()) {
+            if (cursor.kind !== Kind.Dns) yield toEvent(cursor, this.clock);
+            else if (dns) {
+              dns.add(cursor, this.clock);
+              yield* lookups.splice(0);
+            }
+          }
           continue;
         }
         if (this.failure) throw this.failure;
-        if (this.finished) return;
-        await new Promise<void>((resolve) => (this.wakeIterator = resolve));
+        if (this.finished) {
+          dns?.flush();
+          yield* lookups.splice(0);
+          return;
+        }
+        await new Promise<void>((resolve) => {
+          this.wakeIterator = resolve;
+          // timeouts are reported while no batch arrives too
+          if (dns) setTimeout(resolve, 100).unref();
+        });
+        if (dns) {
+          dns.expire(Number(process.hrtime.bigint()));
+          yield* lookups.splice(0);
+        }
       }
     } finally {
       this.iterating = false;

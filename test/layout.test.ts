@@ -26,6 +26,7 @@ const C_STRUCT: Record<string, string> = {
   NtUdpFlow: 'nt_udp_flow',
   NtUdpPeer: 'nt_udp_peer',
   NtUdpPeerBytes: 'nt_udp_peer_bytes',
+  NtDns: 'nt_dns',
 };
 
 type Row = { name: string; offset: number; size: number };
@@ -91,6 +92,7 @@ const TS: Record<string, number> = {
   ...rowsOf('NtUdpFlow', L.UdpFlow),
   ...rowsOf('NtUdpPeer', L.UdpPeer),
   ...rowsOf('NtUdpPeerBytes', L.UdpPeerBytes),
+  ...rowsOf('NtDns', L.Dns),
 };
 
 /** "Struct.field" rows of a TypeScript layout, sub-structs flattened, SIZE as the struct's own row. */
@@ -129,8 +131,10 @@ test('TypeScript offsets and sizes equal the C header', () => {
 
 test('record kinds match enum nt_kind', () => {
   const text = fs.readFileSync(HEADER, 'utf8');
-  const kinds = Object.fromEntries([...text.matchAll(/NT_(STATE|CONNECT|ACCEPT|CLOSE|UDP) = (\d+)/g)].map((m) => [m[1], Number(m[2])]));
-  assert.deepEqual(kinds, { STATE: L.Kind.State, CONNECT: L.Kind.Connect, ACCEPT: L.Kind.Accept, CLOSE: L.Kind.Close, UDP: L.Kind.Udp });
+  const kinds = Object.fromEntries([...text.matchAll(/NT_(STATE|CONNECT|ACCEPT|CLOSE|UDP|DNS) = (\d+)/g)].map((m) => [m[1], Number(m[2])]));
+  assert.deepEqual(kinds, { STATE: L.Kind.State, CONNECT: L.Kind.Connect, ACCEPT: L.Kind.Accept, CLOSE: L.Kind.Close, UDP: L.Kind.Udp, DNS: L.Kind.Dns });
+  const dns = Object.fromEntries([...text.matchAll(/#define NT_DNS_(SENT|RECEIVED|MAX) (\d+)/g)].map((m) => [m[1], Number(m[2])]));
+  assert.deepEqual(dns, { SENT: L.DnsDir.Sent, RECEIVED: L.DnsDir.Received, MAX: L.DNS_MAX });
   const events = Object.fromEntries([...text.matchAll(/#define NT_UDP_(OPEN|CLOSE) (\d+)/g)].map((m) => [m[1], Number(m[2])]));
   assert.deepEqual(events, { OPEN: L.UdpEvent.Open, CLOSE: L.UdpEvent.Close });
 });

@@ -89,6 +89,15 @@ pub struct NtUdp {
 }
 
 #[repr(C)]
+pub struct NtDns {
+    pub h: NtHead,
+    pub len: u32,
+    pub captured: u16,
+    pub dir: u8,
+    pub proto: u8,
+}
+
+#[repr(C)]
 pub struct NtUdpFlow {
     pub sock: NtSock,
     pub owner: NtOwner,
@@ -218,6 +227,10 @@ pub fn describe() -> Vec<(&'static str, usize, usize)> {
         field!(NtUdp, rx_datagrams, u64),
         field!(NtUdp, drops, u32),
         field!(NtUdp, event, u8),
+        field!(NtDns, len, u32),
+        field!(NtDns, captured, u16),
+        field!(NtDns, dir, u8),
+        field!(NtDns, proto, u8),
         field!(NtUdpFlow, tx_bytes, u64),
         field!(NtUdpFlow, rx_bytes, u64),
         field!(NtUdpFlow, tx_datagrams, u64),
@@ -248,6 +261,7 @@ pub fn describe() -> Vec<(&'static str, usize, usize)> {
         ("NtFilter", 0, size_of::<NtFilter>()),
         ("NtUdp", 0, size_of::<NtUdp>()),
         ("NtUdpFlow", 0, size_of::<NtUdpFlow>()),
+        ("NtDns", 0, size_of::<NtDns>()),
         ("NtUdpPeer", 0, size_of::<NtUdpPeer>()),
         ("NtUdpPeerBytes", 0, size_of::<NtUdpPeerBytes>()),
     ];

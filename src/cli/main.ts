@@ -7,6 +7,7 @@ import { USAGE } from './args';
 import { DECODE_USAGE, decodeStream, openInput } from './decode';
 import { BENCH_USAGE, benchCommand, parseBench } from './bench';
 import { flowsCommand, FlowsOptions } from './flows';
+import { DNS_OPTIONS, DNS_USAGE, dnsCommand, dnsOptions } from './dns';
 import { openOutput, Output } from './output';
 import { streamHeader, statsRecord } from './protobuf';
 import { encodeItems } from '../proto/stream';
@@ -304,6 +305,21 @@ function bench(argv: string[]): void {
   );
 }
 
+function dns(argv: string[]): void {
+  const { common, values } = parseCommand(argv, DNS_OPTIONS);
+  if (common.help) return void process.stdout.write(DNS_USAGE(COMMON_HELP) + '\n');
+  const o = dnsOptions(common, values);
+  const stop = stopRequested(common);
+  const tracer = start({ ...traceOptions(common), events: ['dns'], trackSockets: false });
+  openOutput(common.output).then(
+    (out) => {
+      const end = dnsCommand(o, tracer, out, (code) => process.exit(code));
+      void Promise.race([stop, out.gone, tracer.done]).then(end);
+    },
+    (e) => void tracer.stop().then(() => fail(e instanceof Error ? e.message : String(e), 1)),
+  );
+}
+
 function steering(argv: string[]): void {
   const { common, values } = parseCommand(argv, STEERING_OPTIONS);
   if (common.help) return void process.stdout.write(STEERING_USAGE(COMMON_HELP) + '\n');
@@ -330,6 +346,7 @@ export function main(argv = process.argv.slice(2)): void {
     if (command === 'routes') return routes(rest);
     if (command === 'serve') return serve(rest);
     if (command === 'steering') return steering(rest);
+    if (command === 'dns') return dns(rest);
     const { common, values } = parseCommand(argv, { 'stats-interval': { type: 'string' }, events: { type: 'string', multiple: true } });
     if (common.help) return void process.stdout.write(USAGE + '\n');
     if (common.version) return void process.stdout.write(`nettrace ${VERSION}\n`);

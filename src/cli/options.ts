@@ -185,7 +185,7 @@ export function parseCommand(argv: string[], extra: Options = {}): { common: Com
           (commBytes === undefined || (c.hasOwner && c.commEquals(commBytes))) &&
           (port === undefined || c.sport === port || c.dport === port) &&
           (family === undefined || c.family === family) &&
-          (only === undefined || (c.kind === Kind.Udp) === onlyUdp) &&
+          (only === undefined || (c.kind === Kind.Dns ? c.proto === only : (c.kind === Kind.Udp) === onlyUdp)) &&
           (onRecords === undefined || onRecords(c))
       : undefined,
     kernelFilter: kernelFilterOf(ast, { pid, port, family }),
@@ -231,6 +231,7 @@ export function eventKinds(values: string[] | undefined): EventKind[] | undefine
   if (values === undefined) return undefined;
   const names = values.flatMap((v) => v.split(','));
   for (const n of names) {
+    if (n === 'dns') throw new UsageError('DNS lookups are a command of their own: nettrace dns');
     if (!(EVENT_KINDS as readonly string[]).includes(n)) throw new UsageError(`--events takes a comma list of ${EVENT_KINDS.join(', ')}, not '${n}'`);
   }
   return [...new Set(names)] as EventKind[];

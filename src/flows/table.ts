@@ -271,6 +271,7 @@ export class FlowTable {
   /** Any record: a socket not seen before, a new port or owner, and every kind of record but state changes. */
   private applyOther(c: RecordCursor, clock: Clock, found: number): void {
     const kind = c.kind;
+    if (kind === Kind.Dns) return; // a message, not a socket's state: flows take names from src/dns
     let s = found;
     if (s < 0) s = this.admit(c, clock, kind);
     else this.use(s);
