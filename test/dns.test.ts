@@ -1,0 +1,232 @@
+/**
+ * DNS lookups against real DNS software in a network namespace of the test's
+ * own: dnsmasq serving a local zone on 127.0.0.1 and ::1, forwarding one
+ * domain to a broken upstream (SERVFAIL) and one to an address where nothing
+ * answers, queried by dig (UDP and TCP), glibc (getent) and Node's resolver.
+ * Every event is checked exactly: the asking process, server, name, type,
+ * rcode, CNAME chain, addresses and latency.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { DnsEvent, NettraceEvent, Tracer } from '../src';
+import { captured, CLI, FIXTURES, waitFor } from './helpers';
+
+const NETNS = `ntdns${process.pid}`;
+const RESOLV_DIR = `/etc/netns/${NETNS}`; // ip netns exec mounts its resolv.conf over /etc/resolv.conf
+const children: ChildProcess[] = [];
+const events: DnsEvent[] = [];
+let tracer: Tracer;
+let dnsmasq: ChildProcess;
+
+const ZONE = [
+  '--host-record=www.ntdns.test,10.77.0.1,fd77::1',
+  '--cname=alias.ntdns.test,www.ntdns.test',
+  '--cname=deep.ntdns.test,alias.ntdns.test',
+  '--local=/ntdns.test/',
+  '--local-ttl=300',
+  '--server=/broken.test/127.0.0.2',
+  '--server=/silent.test/127.0.0.3', // nothing listens there: dnsmasq never answers
+];
+
+function netns(...args: string[]): void {
+  execFileSync('ip', args, { stdio: 'ignore' });
+}
+
+/** Runs a command in the namespace to its end: its pid, exit code, output and wall time. */
+function run(cmd: string, args: string[]): Promise<{ pid: number; code: number | null; out: string; ms: number }> {
+  const t0 = process.hrtime.bigint();
+  const child = spawn('ip', ['netns', 'exec', NETNS, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const io = captured(child);
+  return new Promise((resolve) =>
+    child.on('exit', (code) => resolve({ pid: child.pid!, code, out: io.out() + io.err(), ms: Number(process.hrtime.bigint() - t0) / 1e6 })),
+  );
+}
+
+/** Starts a long-running process in the namespace. */
+function daemon(cmd: string, args: string[]): ChildProcess {
+  const child = spawn('ip', ['netns', 'exec', NETNS, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  return child;
+}
+
+async function lookupsOf(pid: number, n: number): Promise<DnsEvent[]> {
+  await waitFor(() => events.filter((e) => e.pid === pid).length >= n, 8000, `${n} lookups of pid ${pid}`);
+  return events.filter((e) => e.pid === pid);
+}
+
+before(async () => {
+  netns('netns', 'add', NETNS);
+  netns('-n', NETNS, 'link', 'set', 'lo', 'up');
+  fs.mkdirSync(RESOLV_DIR, { recursive: true });
+  fs.writeFileSync(path.join(RESOLV_DIR, 'resolv.conf'), 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n');
+  tracer = Tracer.start({ events: ['dns'], trackSockets: false, dnsTimeoutMs: 1500 });
+  void (async () => {
+    for await (const e of tracer as AsyncIterable<NettraceEvent>) if (e.type === 'dns') events.push(e);
+  })();
+  const upstream = daemon(process.execPath, [path.join(FIXTURES, 'dns-upstream.js'), '127.0.0.2']);
+  const up = captured(upstream);
+  await waitFor(() => up.out().includes('ready'), 5000, 'the broken upstream');
+  dnsmasq = daemon('dnsmasq', ['--no-daemon', '--no-resolv', '--no-hosts', '--pid-file=', '--bind-interfaces',
+    '--listen-address=127.0.0.1', '--listen-address=::1', ...ZONE]);
+  for (let i = 0; ; i++) {
+    const r = await run('dig', ['+short', '+tries=1', '+time=1', '@127.0.0.1', 'www.ntdns.test', 'A']);
+    if (r.out.trim() === '10.77.0.1') break;
+    if (i === 20) throw new Error(`dnsmasq does not answer: ${r.out}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+});
+
+after(async () => {
+  await tracer?.stop();
+  children.forEach((c) => c.kill('SIGKILL'));
+  try {
+    execFileSync('ip', ['netns', 'del', NETNS], { stdio: 'ignore' });
+  } catch {
+    // never made
+  }
+  fs.rmSync(RESOLV_DIR, { recursive: true, force: true });
+});
+
+/** The fields every answered lookup from dig to dnsmasq on 127.0.0.1 has. */
+function expectFromDig(e: DnsEvent, pid: number, ms: number): void {
+  assert.equal(e.pid, pid);
+  assert.equal(e.family, 4);
+  assert.equal(e.saddr, '127.0.0.1');
+  assert.equal(e.daddr, '127.0.0.1');
+  assert.equal(e.dport, 53);
+  assert.ok(e.sport > 0 && e.sport !== 53);
+  assert.equal(e.timeout, false);
+  // the kernel's query-to-answer time, bounded by the whole dig process's
+  assert.ok(e.latency_us !== null && e.latency_us > 0 && e.latency_us < ms * 1000, `latency ${e.latency_us} us in a ${ms} ms run`);
+}
+
+test('a UDP query through a CNAME chain: the asking process, name, type, chain and address', async () => {
+  const r = await run('dig', ['+tries=1', '@127.0.0.1', 'deep.ntdns.test', 'A']);
+  assert.match(r.out, /status: NOERROR/);
+  const [e, ...more] = await lookupsOf(r.pid, 1);
+  assert.equal(more.length, 0);
+  expectFromDig(e, r.pid, r.ms);
+  assert.deepEqual(
+    { proto: e.proto, name: e.name, qtype: e.qtype, rcode: e.rcode, cnames: e.cnames, addresses: e.addresses },
+    { proto: 'udp', name: 'deep.ntdns.test', qtype: 'A', rcode: 'NOERROR', cnames: ['alias.ntdns.test', 'www.ntdns.test'], addresses: ['10.77.0.1'] },
+  );
+  assert.deepEqual(e.answers.map((a) => [a.name, a.type, a.ttl, a.data]), [
+    ['deep.ntdns.test', 'CNAME', 300, 'alias.ntdns.test'],
+    ['alias.ntdns.test', 'CNAME', 300, 'www.ntdns.test'],
+    ['www.ntdns.test', 'A', 300, '10.77.0.1'],
+  ]);
+  const id = Number(/id: (\d+)/.exec(r.out)![1]);
+  assert.equal(e.id, id);
+});
+
+test('NXDOMAIN for a name the local zone lacks', async () => {
+  const r = await run('dig', ['+tries=1', '@127.0.0.1', 'nope.ntdns.test', 'AAAA']);
+  assert.match(r.out, /status: NXDOMAIN/);
+  const [e] = await lookupsOf(r.pid, 1);
+  expectFromDig(e, r.pid, r.ms);
+  assert.deepEqual([e.name, e.qtype, e.rcode, e.addresses], ['nope.ntdns.test', 'AAAA', 'NXDOMAIN', []]);
+});
+
+test('SERVFAIL from a broken upstream, seen from dig and from dnsmasq forwarding to it', async () => {
+  const r = await run('dig', ['+tries=1', '@127.0.0.1', 'x.broken.test', 'A']);
+  assert.match(r.out, /status: SERVFAIL/);
+  const [e] = await lookupsOf(r.pid, 1);
+  expectFromDig(e, r.pid, r.ms);
+  assert.deepEqual([e.name, e.rcode], ['x.broken.test', 'SERVFAIL']);
+  const forwarded = events.filter((f) => f.pid === dnsmasq.pid && f.name === 'x.broken.test');
+  assert.equal(forwarded.length, 1);
+  assert.deepEqual([forwarded[0].comm, forwarded[0].daddr, forwarded[0].dport, forwarded[0].rcode], ['dnsmasq', '127.0.0.2', 53, 'SERVFAIL']);
+});
+
+test('a query over TCP, to the server on ::1', async () => {
+  const r = await run('dig', ['+tcp', '+tries=1', '@::1', 'www.ntdns.test', 'AAAA']);
+  assert.match(r.out, /status: NOERROR/);
+  const [e] = await lookupsOf(r.pid, 1);
+  assert.deepEqual(
+    { pid: e.pid, proto: e.proto, family: e.family, saddr: e.saddr, daddr: e.daddr, dport: e.dport, name: e.name, qtype: e.qtype, rcode: e.rcode, addresses: e.addresses },
+    { pid: r.pid, proto: 'tcp', family: 6, saddr: '::1', daddr: '::1', dport: 53, name: 'www.ntdns.test', qtype: 'AAAA', rcode: 'NOERROR', addresses: ['fd77::1'] },
+  );
+  assert.ok(e.latency_us !== null && e.latency_us < r.ms * 1000);
+});
+
+test('glibc (getent ahosts) asks for A and AAAA', async () => {
+  const r = await run('getent', ['ahosts', 'alias.ntdns.test']);
+  assert.equal(r.code, 0);
+  const got = await lookupsOf(r.pid, 2);
+  assert.deepEqual(
+    got.map((e) => [e.comm, e.proto, e.name, e.qtype, e.rcode, e.cnames.join(','), e.addresses.join(',')]).sort(),
+    [
+      ['getent', 'udp', 'alias.ntdns.test', 'A', 'NOERROR', 'www.ntdns.test', '10.77.0.1'],
+      ['getent', 'udp', 'alias.ntdns.test', 'AAAA', 'NOERROR', 'www.ntdns.test', 'fd77::1'],
+    ],
+  );
+});
+
+test("Node's resolver", async () => {
+  const r = await run(process.execPath, ['-e', "require('dns').promises.resolve4('www.ntdns.test').then((a) => console.log(a.join()))"]);
+  assert.equal(r.out.trim(), '10.77.0.1');
+  const [e] = await lookupsOf(r.pid, 1);
+  assert.deepEqual([e.comm, e.name, e.qtype, e.rcode, e.addresses], ['node', 'www.ntdns.test', 'A', 'NOERROR', ['10.77.0.1']]);
+});
+
+test('a query nobody answers is reported as a timeout, from the client and from dnsmasq', async () => {
+  const r = await run('dig', ['+tries=1', '+time=1', '@127.0.0.1', 'x.silent.test', 'A']);
+  assert.match(r.out, /timed out/);
+  const [e] = await lookupsOf(r.pid, 1);
+  assert.deepEqual([e.name, e.timeout, e.rcode, e.latency_us, e.answers], ['x.silent.test', true, null, null, []]);
+  await waitFor(() => events.some((f) => f.pid === dnsmasq.pid && f.name === 'x.silent.test'), 5000, "dnsmasq's timeout");
+  const upstream = events.filter((f) => f.pid === dnsmasq.pid && f.name === 'x.silent.test');
+  assert.equal(upstream.length, 1);
+  assert.deepEqual([upstream[0].daddr, upstream[0].timeout], ['127.0.0.3', true]);
+});
+
+test('nettrace dns prints each lookup, and a summary with the counts', async () => {
+  const ids = `/tmp/ntdns-ids-${process.pid}`;
+  const cli = spawn(process.execPath, [CLI, 'dns', '--json', '--timeout', '1000', '-d', '3'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NETTRACE_KERNEL_IDS: ids },
+  });
+  children.push(cli);
+  const io = captured(cli);
+  const exited = new Promise<number | null>((resolve) => cli.on('exit', resolve));
+  try {
+    await waitFor(() => fs.existsSync(ids), 5000, 'the CLI to attach');
+  } finally {
+    fs.rmSync(ids, { force: true });
+  }
+  const r = await run('dig', ['+tries=1', '@127.0.0.1', 'alias.ntdns.test', 'A']);
+  assert.equal(await exited, 0, io.err());
+  const lines = io.out().trim().split('\n').map((l) => JSON.parse(l) as DnsEvent);
+  const mine = lines.filter((e) => e.pid === r.pid);
+  assert.equal(mine.length, 1);
+  assert.deepEqual([mine[0].type, mine[0].name, mine[0].rcode, mine[0].cnames, mine[0].addresses], ['dns', 'alias.ntdns.test', 'NOERROR', ['www.ntdns.test'], ['10.77.0.1']]);
+  const summary = JSON.parse(io.err().trim().split('\n').at(-1)!);
+  assert.equal(summary.type, 'summary');
+  assert.equal(summary.lookups, lines.length);
+  assert.ok(summary.answered >= 1 && summary.kernel_messages >= 2);
+  assert.equal(summary.drops, 0);
+});
+
+test('bad options: one line and exit 2', () => {
+  for (const [args, msg] of [
+    [['dns', '--timeout', 'soon'], /--timeout must be a whole number/],
+    [['dns', '--format', 'protobuf'], /nettrace dns prints text or JSON/],
+    [['--events', 'dns'], /DNS lookups are a command of their own: nettrace dns/],
+  ] as const) {
+    let err = '';
+    let status = 0;
+    try {
+      execFileSync(process.execPath, [CLI, ...args], { stdio: 'pipe' });
+    } catch (e) {
+      const x = e as { status: number; stderr: Buffer };
+      status = x.status;
+      err = x.stderr.toString();
+    }
+    assert.equal(status, 2, args.join(' '));
+    assert.equal(err.trim().split('\n').length, 1, err);
+    assert.match(err, msg);
+  }
+});
