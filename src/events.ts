@@ -26,6 +26,8 @@ export interface EventBase {
   /** Remote side. */
   daddr: string;
   dport: number;
+  /** With the dns events on: the DNS name the remote address was looked up by, null if no lookup seen answered it. */
+  rname?: string | null;
 }
 
 export interface StateEvent extends EventBase {

@@ -4,6 +4,7 @@ export { RecordCursor } from './decode';
 export { toEvent, Clock } from './events';
 export type { NettraceEvent, StateEvent, ConnectEvent, AcceptEvent, CloseEvent, DnsEvent, DnsAnswer, EventType } from './events';
 export { DnsLookups } from './dns/lookups';
+export { DnsNames } from './dns/names';
 export type { DnsStats, DnsLookupOptions } from './dns/lookups';
 export { NettraceError } from './errors';
 export type { ErrorCode } from './errors';

@@ -5,7 +5,8 @@
  */
 import { RecordCursor } from './decode';
 import { fromNative, NettraceError } from './errors';
-import { Clock, NettraceEvent, toEvent } from './events';
+import { Clock, DnsEvent, NettraceEvent, toEvent } from './events';
+import { DnsNames } from './dns/names';
 import { DnsLookups, DnsStats } from './dns/lookups';
 import { Kind } from './layout';
 import { FlowMonitor } from './flows/monitor';
@@ -96,6 +97,8 @@ export interface TracerStats extends NativeStats {
   snapshotDrops: number;
   /** Flows the snapshots' flow tables dropped to stay within their cap. */
   flowEvictions: number;
+  /** Addresses the snapshots' DNS name maps dropped to stay within their cap before their TTL ended. */
+  nameEvictions: number;
 }
 
 type BatchListener = (records: RecordCursor) => void;
@@ -168,6 +171,11 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
     return fromAddon(() => this.handle.snapshotUdp());
   }
 
+  /** Whether the DNS hook is attached (events included dns): lookups, and names on flows. */
+  get dnsEnabled(): boolean {
+    return this.hooks.some((h) => h.name === 'dns' && (h.status === 'attached' || h.status === 'fallback'));
+  }
+
   /** Whether the receive-steering hooks are attached. */
   get steeringEnabled(): boolean {
     // what the loader attached, not what was asked: a kernel without the hook leaves it off
@@ -208,8 +216,12 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
 
   stats(): TracerStats {
     let flowEvictions = this.retiredEvictions;
-    for (const m of this.monitors) flowEvictions += m.table.evictions;
-    return { ...this.handle.stats(), queueDrops: this.queueDrops, snapshotDrops: this.snapshotDrops, flowEvictions };
+    let nameEvictions = 0;
+    for (const m of this.monitors) {
+      flowEvictions += m.table.evictions;
+      nameEvictions += m.names?.evictions ?? 0;
+    }
+    return { ...this.handle.stats(), queueDrops: this.queueDrops, snapshotDrops: this.snapshotDrops, flowEvictions, nameEvictions };
   }
 
   /**
@@ -285,16 +297,19 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
     const cursor = new RecordCursor();
     cursor.filter = this.options.filter;
     const lookups: NettraceEvent[] = [];
-    const dns = this.options.events?.includes('dns')
-      ? (this.dnsLookups = new DnsLookups((e) => lookups.push(e), { timeoutMs: this.options.dnsTimeoutMs }))
-      : undefined;
+    const names = this.dnsEnabled ? new DnsNames() : undefined;
+    const learn = (e: DnsEvent): void => {
+      lookups.push(e);
+      if (!e.timeout) names!.learn(e);
+    };
+    const dns = names ? (this.dnsLookups = new DnsLookups(learn, { timeoutMs: this.options.dnsTimeoutMs })) : undefined;
     try {
       for (;;) {
         const batch = this.queue.shift();
         if (batch) {
           cursor.reset(batch);
           while (cursor.next()) {
-            if (cursor.kind !== Kind.Dns) yield toEvent(cursor, this.clock);
+            if (cursor.kind !== Kind.Dns) yield names ? named(toEvent(cursor, this.clock), names) : toEvent(cursor, this.clock);
             else if (dns) {
               dns.add(cursor, this.clock);
               yield* lookups.splice(0);
@@ -362,6 +377,12 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
   get error(): unknown {
     return this.failure;
   }
+}
+
+/** The event with `rname`, the name its remote address was looked up by, when a lookup seen answered it. */
+function named(e: NettraceEvent, names: DnsNames): NettraceEvent {
+  if (e.dport !== 0) e.rname = names.name(e.netns, e.pid, e.daddr);
+  return e;
 }
 
 /** Starts tracing: `for await (const ev of trace()) ...`. */

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { DnsEvent, NettraceEvent, Tracer } from '../src';
+import { DnsEvent, DnsNames, Flow, NettraceEvent, Tracer } from '../src';
 import { captured, CLI, FIXTURES, waitFor } from './helpers';
 
 const NETNS = `ntdns${process.pid}`;
@@ -183,6 +183,60 @@ test('a query nobody answers is reported as a timeout, from the client and from 
   assert.deepEqual([upstream[0].daddr, upstream[0].timeout], ['127.0.0.3', true]);
 });
 
+test('a flow to an answered address carries the name its process looked up: in snapshots, host rollups and its close record', async () => {
+  netns('-n', NETNS, 'addr', 'add', '10.77.0.1/32', 'dev', 'lo');
+  const server = daemon(process.execPath, ['-e', "require('net').createServer((s) => s.resume().on('end', () => s.end())).listen(8077, '10.77.0.1', () => console.log('ready'))"]);
+  const srv = captured(server);
+  await waitFor(() => srv.out().includes('ready'), 5000, 'the server');
+  const traced = Tracer.start({ events: ['connect', 'accept', 'close', 'udp', 'dns'] });
+  try {
+    const closes: NettraceEvent[] = [];
+    const iterating = (async () => {
+      for await (const e of traced) if (e.type === 'close') closes.push(e);
+    })();
+    let named: Flow | undefined;
+    let hostName: string | null = null;
+    const client = daemon(process.execPath, [path.join(FIXTURES, 'dns-client.js'), 'alias.ntdns.test', '8077', '1500']);
+    const pid = client.pid!;
+    for await (const snap of traced.snapshots({ intervalMs: 200 })) {
+      named = snap.flows.find((f) => f.pid === pid && f.daddr === '10.77.0.1' && f.dport === 8077);
+      hostName = snap.hosts.find((h) => h.host === '10.77.0.1')?.rname ?? null;
+      if (named?.rname) break;
+    }
+    assert.equal(named?.rname, 'alias.ntdns.test');
+    assert.equal(hostName, 'alias.ntdns.test');
+    await new Promise((resolve) => client.on('exit', resolve));
+    await waitFor(() => closes.some((e) => e.pid === pid && e.daddr === '10.77.0.1'), 5000, "the client's close record");
+    const close = closes.find((e) => e.pid === pid && e.daddr === '10.77.0.1')!;
+    assert.deepEqual([close.dport, close.rname], [8077, 'alias.ntdns.test']);
+    // the server's side: its remote (the client's address) was looked up by another process of its namespace
+    const served = closes.find((e) => e.pid === server.pid && e.sport === 8077);
+    assert.equal(served?.rname, 'alias.ntdns.test');
+    void traced.stop();
+    await iterating;
+  } finally {
+    await traced.stop();
+  }
+});
+
+test('names live for their TTL (at least a minute), per process first, bounded with evictions counted', () => {
+  const names = new DnsNames({ maxEntries: 2 });
+  const lookup = (pid: number, name: string, addr: string, ttl: number): DnsEvent =>
+    ({ type: 'dns', netns: 1, pid, name, cnames: [], answers: [{ name, type: 'A', ttl, data: addr }] }) as unknown as DnsEvent;
+  names.learn(lookup(10, 'a.test', '10.0.0.1', 300), 0);
+  names.learn(lookup(11, 'b.test', '10.0.0.1', 0), 0);
+  assert.equal(names.name(1, 10, '10.0.0.1', 1000), 'a.test'); // its own lookup
+  assert.equal(names.name(1, 12, '10.0.0.1', 1000), 'b.test'); // the namespace's latest
+  assert.equal(names.name(2, 10, '10.0.0.1', 1000), null); // another namespace
+  assert.equal(names.name(1, 12, '10.0.0.1', 60_001), null); // TTL 0 held a minute
+  assert.equal(names.name(1, 10, '10.0.0.1', 299_000), 'a.test');
+  assert.equal(names.name(1, 10, '10.0.0.1', 300_001), null);
+  names.learn(lookup(10, 'c.test', '10.0.0.3', 300), 0);
+  names.learn(lookup(10, 'd.test', '10.0.0.4', 300), 0);
+  assert.equal(names.evictions, 1); // (pid 11, 10.0.0.1) went: the others had expired
+  assert.equal(names.name(1, null, '10.0.0.4', 1), 'd.test');
+});
+
 test('nettrace dns prints each lookup, and a summary with the counts', async () => {
   const ids = `/tmp/ntdns-ids-${process.pid}`;
   const cli = spawn(process.execPath, [CLI, 'dns', '--json', '--timeout', '1000', '-d', '3'], {
@@ -213,7 +267,7 @@ test('nettrace dns prints each lookup, and a summary with the counts', async () 
 test('bad options: one line and exit 2', () => {
   for (const [args, msg] of [
     [['dns', '--timeout', 'soon'], /--timeout must be a whole number/],
-    [['dns', '--format', 'protobuf'], /nettrace dns prints text or JSON/],
+    [['dns', '--format', 'xml'], /--format/],
     [['--events', 'dns'], /DNS lookups are a command of their own: nettrace dns/],
   ] as const) {
     let err = '';

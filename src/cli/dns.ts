@@ -3,16 +3,19 @@ import { Clock, DnsEvent } from '../events';
 import { DnsLookups } from '../dns/lookups';
 import { Kind } from '../layout';
 import { Tracer } from '../tracer';
-import { CommonOptions, integer, UsageError } from './options';
+import { CommonOptions, integer } from './options';
 import { Output } from './output';
 import { eventLine, HEADER } from './render';
+import { streamHeader } from './protobuf';
+import { encodeItems } from '../proto/stream';
 
 export const DNS_OPTIONS = { timeout: { type: 'string' } } as const;
 
 export const DNS_USAGE = (common: string): string => `Usage: nettrace dns [--timeout MS] [options] [FILTER]
 
 Every DNS query a process sends to a port 53 (over UDP or TCP, to any server,
-loopback stub resolvers included) and its answer, one line per query: the
+loopback stub resolvers included) and its answer, one line per query (or
+JSON object, or protobuf Event with a Dns body): the
 process, the server, the name and type asked, the rcode, the CNAME chain and
 addresses answered, and the time from query to answer. A query with no
 answer within the timeout is reported as a timeout. Messages that cannot be
@@ -29,7 +32,6 @@ export interface DnsOptions extends CommonOptions {
 }
 
 export function dnsOptions(common: CommonOptions, values: Record<string, unknown>): DnsOptions {
-  if (common.format === 'protobuf') throw new UsageError('nettrace dns prints text or JSON');
   return { ...common, timeoutMs: integer('--timeout', values.timeout, 1, 3_600_000) ?? 5000 };
 }
 
@@ -42,11 +44,13 @@ export function dnsCommand(o: DnsOptions, tracer: Tracer, out: Output, done: (co
   const print = (e: DnsEvent): void => {
     if (ended || (o.count !== undefined && printed >= o.count)) return;
     printed++;
-    if (!out.write((o.format === 'json' ? JSON.stringify(e) : eventLine(e)) + '\n')) notWritten++;
+    const data = o.format === 'protobuf' ? encodeItems([e]) : (o.format === 'json' ? JSON.stringify(e) : eventLine(e)) + '\n';
+    if (!out.write(data)) notWritten++;
     if (o.count !== undefined && printed >= o.count) end();
   };
   const lookups = new DnsLookups(print, { timeoutMs: o.timeoutMs });
   if (o.format === 'text') out.write(HEADER + '\n');
+  if (o.format === 'protobuf') out.write(encodeItems([streamHeader('dns')]));
   tracer.onBatch((c) => {
     while (c.next()) if (c.kind === Kind.Dns) lookups.add(c, clock);
   });

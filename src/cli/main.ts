@@ -65,6 +65,8 @@ Keys: q or Ctrl-C quit, tab or 1/2/3 switch pane, s sort (rate, bytes, name),
 
 Options:
   -i, --interval SEC  seconds between refreshes (default 1)
+  -n, --numeric       remote hosts as addresses only: no DNS names (which come from the
+                      lookups each process made while nettrace ran, not reverse DNS)
   -c, --count N       stop after N refreshes
   -d, --duration SEC  stop after SEC seconds
 ${COMMON_HELP}`;
@@ -269,7 +271,9 @@ function top(argv: string[]): void {
   stdoutOnly('top', common);
   const o = topOptions(common, values);
   const stop = stopRequested(common);
-  const tracer = start(flowTraceOptions(common));
+  // remote hosts by the names their processes looked up (the dns hook), unless -n asks for addresses only
+  const names = values.numeric ? [] : (['dns'] as const);
+  const tracer = start({ ...flowTraceOptions(common), events: [...flowTraceOptions(common).events!, ...names] });
   const view = topCommand(o, tracer, (code) => void tracer.stop().then(() => process.exit(code)));
   void stop.then(() => view.quit(0));
 }

@@ -8,6 +8,9 @@ import { decodePeers, decodeSnapshot, decodeUdpSnapshot, SocketRow } from './sna
 import { Flow, FlowTable, FlowTableOptions } from './table';
 import { foldSteering } from '../steering/fold';
 import { SteeringSample } from '../steering/types';
+import { DnsLookups } from '../dns/lookups';
+import { DnsNames } from '../dns/names';
+import { Kind } from '../layout';
 
 export class FlowMonitor {
   readonly table: FlowTable;
@@ -20,6 +23,8 @@ export class FlowMonitor {
   private routing: Promise<void> = Promise.resolve();
   private routingBusy = false;
   private routingAgain = false;
+  /** Names of answered addresses, from the lookups seen; set when the tracer runs the dns hook. */
+  readonly names: DnsNames | undefined;
   /** Why the last route look-up failed as a whole; undefined when it did not. */
   routeError: string | undefined;
 
@@ -31,8 +36,19 @@ export class FlowMonitor {
   ) {
     this.table = new FlowTable(options);
     const clock = new Clock();
+    if (!tracer.dnsEnabled) {
+      this.unsubscribe = tracer.onBatch((c) => {
+        while (c.next()) this.table.applyRecord(c, clock);
+      });
+      return;
+    }
+    const names = (this.names = new DnsNames());
+    const lookups = new DnsLookups((e) => e.timeout || names.learn(e));
     this.unsubscribe = tracer.onBatch((c) => {
-      while (c.next()) this.table.applyRecord(c, clock);
+      while (c.next()) {
+        if (c.kind === Kind.Dns) lookups.add(c, clock);
+        else this.table.applyRecord(c, clock);
+      }
     });
   }
 
@@ -52,8 +68,16 @@ export class FlowMonitor {
     }
     if (this.tracer.steeringEnabled) this.refreshSteering();
     this.table.tick(now);
+    if (this.names) this.nameFlows(this.names, now);
     if (this.routes) this.resolveRoutes(this.routes);
     return rows;
+  }
+
+  /** A flow keeps the name it was first given: the lookup named the connection, whatever the TTL does later. */
+  private nameFlows(names: DnsNames, now: number): void {
+    for (const f of this.table.flows()) {
+      if (f.rname === null && f.dport !== 0) f.rname = names.name(f.netns, f.pid, f.daddr, now);
+    }
   }
 
   /** One look-up batch at a time; refreshes during it make it run once more, not queue up. */

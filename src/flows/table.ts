@@ -61,6 +61,8 @@ export interface Flow extends SocketIdent, SocketOwner {
   route_table: string | null;
   /** Receive steering since tracing began; null unless the tracer runs the steering hooks. */
   steering: FlowSteering | null;
+  /** The DNS name the remote address was looked up by (src/dns/names), null when no lookup seen answered it. */
+  rname: string | null;
   /** UDP only: datagrams each way and the kernel's drop count for the socket. */
   tx_datagrams?: number;
   rx_datagrams?: number;
@@ -96,6 +98,7 @@ export function newFlow(ident: SocketIdent, now: number, proto: Proto = 'tcp'): 
     opened: null,
     first_seen: now,
     closed: null,
+    rname: null,
     ifname: null,
     gateway: null,
     route_src: null,

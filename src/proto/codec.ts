@@ -123,6 +123,19 @@ function eventOf(e: NettraceEvent): pb.Event.$Properties {
         drops: e.drops,
       };
       break;
+    case 'dns':
+      out.dns = {
+        proto: e.proto,
+        id: e.id,
+        name: e.name,
+        qtype: e.qtype,
+        rcode: e.rcode ?? undefined,
+        answers: e.answers,
+        latency_us: e.latency_us ?? undefined,
+        timeout: e.timeout,
+        truncated: e.truncated,
+      };
+      break;
   }
   return out;
 }
@@ -153,12 +166,13 @@ function flowOf(f: Flow): pb.Flow.$Properties {
     rx_datagrams: f.rx_datagrams,
     drops: f.drops,
     peers: f.peers?.map((p) => ({ ...p, daddr: addrBytes(p.daddr, p.family) })),
+    rname: f.rname ?? undefined,
   };
 }
 
 function rollupOf(r: Rollup): pb.Rollup.$Properties {
   const { key, flows, tx_bytes, rx_bytes, tx_rate, rx_rate } = r;
-  return { key, pid: r.pid ?? undefined, comm: r.comm ?? undefined, host: r.host ?? undefined, flows, tx_bytes, rx_bytes, tx_rate, rx_rate };
+  return { key, pid: r.pid ?? undefined, comm: r.comm ?? undefined, host: r.host ?? undefined, rname: r.rname ?? undefined, flows, tx_bytes, rx_bytes, tx_rate, rx_rate };
 }
 
 /** The frame that carries `item`. */
@@ -302,6 +316,25 @@ function eventFrom(e: pb.Event): NettraceEvent {
         drops: num(k.drops),
       };
     }
+    case 'dns': {
+      const k = e.dns!;
+      const answers = (k.answers ?? []).map((a) => ({ name: a.name ?? '', type: a.type ?? '', ttl: a.ttl ?? 0, data: a.data ?? '' }));
+      return {
+        type: 'dns',
+        ...base,
+        proto: k.proto === 'tcp' ? 'tcp' : 'udp',
+        id: k.id ?? 0,
+        name: k.name ?? '',
+        qtype: k.qtype ?? '',
+        rcode: k.rcode ?? null,
+        answers,
+        addresses: answers.filter((a) => a.type === 'A' || a.type === 'AAAA').map((a) => a.data),
+        cnames: answers.filter((a) => a.type === 'CNAME').map((a) => a.data),
+        latency_us: nullable(k.latency_us, num),
+        timeout: k.timeout ?? false,
+        truncated: k.truncated ?? false,
+      };
+    }
     default:
       throw new InvalidFrame('event of no known kind');
   }
@@ -327,6 +360,7 @@ function flowFrom(f: pb.Flow.$Properties): Flow {
     gateway: f.gateway ?? null,
     route_src: f.route_src ?? null,
     route_table: f.route_table ?? null,
+    rname: f.rname ?? null,
     steering: f.steering ? steeringFrom(f.steering) : null,
     ...udpFieldsFrom(f),
   };
@@ -411,6 +445,7 @@ function rollupFrom(r: pb.Rollup.$Properties): Rollup {
     pid: r.pid ?? null,
     comm: r.comm ?? null,
     host: r.host ?? null,
+    rname: r.rname ?? null,
     flows: r.flows ?? 0,
     tx_bytes: num(r.tx_bytes),
     rx_bytes: num(r.rx_bytes),
