@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { DnsEvent, DnsNames, Flow, NettraceEvent, Tracer } from '../src';
+import { decodeAll, FORMAT_VERSION, DnsEvent, DnsNames, encodeItems, Flow, NettraceEvent, Tracer } from '../src';
 import { captured, CLI, FIXTURES, waitFor } from './helpers';
 
 const NETNS = `ntdns${process.pid}`;
@@ -262,6 +262,15 @@ test('nettrace dns prints each lookup, and a summary with the counts', async () 
   assert.equal(summary.lookups, lines.length);
   assert.ok(summary.answered >= 1 && summary.kernel_messages >= 2);
   assert.equal(summary.drops, 0);
+});
+
+test('lookups survive a protobuf round trip whole', () => {
+  const some = events.filter((e) => e.answers.length > 0 || e.timeout).slice(0, 5);
+  assert.ok(some.length >= 3);
+  const header = { type: 'header', version: FORMAT_VERSION, producer: 'test', hostname: 'h', started: 1, command: 'dns' } as const;
+  const { items, error } = decodeAll(encodeItems([header, ...some]));
+  assert.equal(error, undefined);
+  assert.deepEqual(items.slice(1), some);
 });
 
 test('bad options: one line and exit 2', () => {
