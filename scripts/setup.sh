@@ -18,7 +18,8 @@ if [ "${1:-}" = "--test" ]; then
   # test/kernel.test.ts boots Debian's 6.1 and 6.12 kernels under qemu with a busybox initramfs (xz unpacks 6.12's
   # modules); test/prometheus.test.ts
   # runs a real Prometheus; test/deploy.test.ts verifies the systemd unit with systemd-analyze
-  packages+=(qemu-system-x86 busybox-static xz-utils prometheus systemd)
+  # test/dns.test.ts serves a zone with dnsmasq and asks it with dig
+  packages+=(qemu-system-x86 busybox-static xz-utils prometheus systemd dnsmasq-base bind9-dnsutils)
 elif [ -n "${1:-}" ]; then
   say "unknown option '$1' (the only one is --test)"
   exit 2
