@@ -84,6 +84,12 @@ export interface UdpEvent extends EventBase {
   rx_datagrams: number;
   /** Datagrams the kernel dropped on this socket (receive buffer full...), as /proc/net/udp counts them. */
   drops: number;
+  /**
+   * The close of an unconnected socket (from the library's iterator and the stream): the remote endpoints it
+   * exchanged datagrams with, most bytes first (at most 8), and the rest summed (null when none).
+   */
+  peers?: { family: 4 | 6; daddr: string; dport: number; tx_bytes: number; rx_bytes: number; tx_datagrams: number; rx_datagrams: number }[];
+  other_peers?: { endpoints: number; tx_bytes: number; rx_bytes: number; tx_datagrams: number; rx_datagrams: number } | null;
 }
 
 /** One answer record of a DNS response. */

@@ -5,8 +5,9 @@
  */
 import { RecordCursor } from './decode';
 import { fromNative, NettraceError } from './errors';
-import { Clock, DnsEvent, NettraceEvent, toEvent } from './events';
+import { Clock, DnsEvent, NettraceEvent, toEvent, UdpEvent } from './events';
 import { DnsNames } from './dns/names';
+import { ClosePeers, isUnconnectedUdpClose } from './flows/close-peers';
 import { DnsLookups, DnsStats } from './dns/lookups';
 import { Kind } from './layout';
 import { FlowMonitor } from './flows/monitor';
@@ -302,14 +303,17 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
       lookups.push(e);
       if (!e.timeout) names!.learn(e);
     };
+    const closes = new ClosePeers(() => this.udpPeers());
     const dns = names ? (this.dnsLookups = new DnsLookups(learn, { timeoutMs: this.options.dnsTimeoutMs })) : undefined;
     try {
       for (;;) {
         const batch = this.queue.shift();
         if (batch) {
           cursor.reset(batch);
+          closes.nextBatch();
           while (cursor.next()) {
-            if (cursor.kind !== Kind.Dns) yield names ? named(toEvent(cursor, this.clock), names) : toEvent(cursor, this.clock);
+            if (isUnconnectedUdpClose(cursor)) yield closes.attach(toEvent(cursor, this.clock) as UdpEvent);
+            else if (cursor.kind !== Kind.Dns) yield names ? named(toEvent(cursor, this.clock), names) : toEvent(cursor, this.clock);
             else if (dns) {
               dns.add(cursor, this.clock);
               yield* lookups.splice(0);

@@ -219,6 +219,40 @@ test('a flow to an answered address carries the name its process looked up: in s
   }
 });
 
+test("an unconnected UDP socket's close record names where its datagrams went: the top 8 peers, the rest summed", async () => {
+  const traced = Tracer.start({ events: ['udp'] });
+  try {
+    const closes: NettraceEvent[] = [];
+    const iterating = (async () => {
+      for await (const e of traced) if (e.type === 'udp' && e.event === 'close') closes.push(e);
+    })();
+    const r = await run(process.execPath, [path.join(FIXTURES, 'udp-talker.js'), '10']);
+    assert.equal(r.code, 0, r.out);
+    const sent = JSON.parse(r.out) as { daddr: string; dport: number; tx_bytes: number; rx_bytes: number }[];
+    await waitFor(() => closes.some((e) => e.pid === r.pid), 5000, "the talker's close record");
+    const close = closes.find((e) => e.pid === r.pid)!;
+    assert.equal(close.type, 'udp');
+    if (close.type !== 'udp') return;
+    const ranked = sent
+      .map((p) => ({ family: 4, ...p, tx_datagrams: p.tx_bytes ? 1 : 0, rx_datagrams: p.rx_bytes ? 1 : 0 }))
+      .sort((a, b) => b.tx_bytes + b.rx_bytes - (a.tx_bytes + a.rx_bytes));
+    assert.deepEqual(close.peers, ranked.slice(0, 8));
+    const rest = ranked.slice(8);
+    assert.deepEqual(close.other_peers, {
+      endpoints: rest.length,
+      tx_bytes: rest.reduce((n, p) => n + p.tx_bytes, 0),
+      rx_bytes: rest.reduce((n, p) => n + p.rx_bytes, 0),
+      tx_datagrams: rest.reduce((n, p) => n + p.tx_datagrams, 0),
+      rx_datagrams: rest.reduce((n, p) => n + p.rx_datagrams, 0),
+    });
+    assert.equal(close.tx_bytes, sent.reduce((n, p) => n + p.tx_bytes, 0));
+    void traced.stop();
+    await iterating;
+  } finally {
+    await traced.stop();
+  }
+});
+
 test('names live for their TTL (at least a minute), per process first, bounded with evictions counted', () => {
   const names = new DnsNames({ maxEntries: 2 });
   const lookup = (pid: number, name: string, addr: string, ttl: number): DnsEvent =>

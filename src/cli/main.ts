@@ -1,7 +1,9 @@
 /** `nettrace [command]`: parses, starts the tracer, runs the command, exits with 0, 1 or 2. */
 import fs from 'node:fs';
 import { NettraceError } from '../errors';
-import { Clock, NettraceEvent, toEvent } from '../events';
+import { Clock, NettraceEvent, toEvent, UdpEvent } from '../events';
+import { RecordCursor } from '../decode';
+import { ClosePeers, isUnconnectedUdpClose } from '../flows/close-peers';
 import { EventKind, Tracer, TraceOptions } from '../tracer';
 import { USAGE } from './args';
 import { DECODE_USAGE, decodeStream, openInput } from './decode';
@@ -158,13 +160,17 @@ function streamTo(o: StreamOptions, out: Output, stop: Promise<void>): void {
       process.stderr.write(summary(tracer, printed, byKind, notWritten, o.format === 'json'));
       process.exit(0);
     }));
+  const closes = new ClosePeers(() => tracer.udpPeers());
+  const eventOf = (c: RecordCursor): NettraceEvent =>
+    isUnconnectedUdpClose(c) ? closes.attach(toEvent(c, clock) as UdpEvent) : toEvent(c, clock);
   tracer.onBatch((c) => {
     const lines: string[] = [];
     const events: NettraceEvent[] = [];
+    closes.nextBatch();
     while (c.next()) {
       if (o.count !== undefined && printed >= o.count) break;
-      if (o.format === 'protobuf') events.push(toEvent(c, clock));
-      else lines.push(o.format === 'json' ? JSON.stringify(toEvent(c, clock)) : textLine(c, clock));
+      if (o.format === 'protobuf') events.push(eventOf(c));
+      else lines.push(o.format === 'json' ? JSON.stringify(eventOf(c)) : textLine(c, clock));
       const k = kindName(c.kind);
       byKind.set(k, (byKind.get(k) ?? 0) + 1);
       printed++;

@@ -4,7 +4,7 @@
  */
 import { CpuCounts, FlowSteering, MatrixCell } from '../steering/types';
 import { formatAddr } from '../decode';
-import { EventBase, NettraceEvent } from '../events';
+import { EventBase, NettraceEvent, UdpEvent } from '../events';
 import { parseIp } from '../filter/addr';
 import { FlowSnapshot, Rollup } from '../flows/rollup';
 import { SocketIdent, SocketOwner } from '../flows/snapshot';
@@ -121,6 +121,8 @@ function eventOf(e: NettraceEvent): pb.Event.$Properties {
         tx_datagrams: e.tx_datagrams,
         rx_datagrams: e.rx_datagrams,
         drops: e.drops,
+        peers: e.peers?.map((p) => ({ ...p, daddr: addrBytes(p.daddr, p.family) })),
+        other_peers: e.other_peers ?? undefined,
       };
       break;
     case 'dns':
@@ -315,6 +317,7 @@ function eventFrom(e: pb.Event): NettraceEvent {
         tx_datagrams: num(k.tx_datagrams),
         rx_datagrams: num(k.rx_datagrams),
         drops: num(k.drops),
+        ...udpPeersFrom(k),
       };
     }
     case 'dns': {
@@ -417,6 +420,28 @@ function steeringFrom(s: pb.FlowSteering.$Properties): FlowSteering {
 
 function countsByName(m: { [k: string]: U64 } | null | undefined): Record<string, number> {
   return Object.fromEntries(Object.entries(m ?? {}).map(([k, v]) => [k, num(v)]));
+}
+
+/** The peers of a close record; absent unless the record was a close of an unconnected socket that carried them. */
+function udpPeersFrom(k: pb.Udp.$Properties): Pick<UdpEvent, 'peers' | 'other_peers'> {
+  if (!k.peers?.length && !k.other_peers) return {};
+  const peers = (k.peers ?? []).map((p) => {
+    const family = p.daddr?.length === 16 ? 6 : 4;
+    return {
+      family: family as 4 | 6,
+      daddr: addrText(p.daddr, family, 'a peer address'),
+      dport: port(p.dport),
+      tx_bytes: num(p.tx_bytes),
+      rx_bytes: num(p.rx_bytes),
+      tx_datagrams: num(p.tx_datagrams),
+      rx_datagrams: num(p.rx_datagrams),
+    };
+  });
+  const o = k.other_peers;
+  const other = o
+    ? { endpoints: o.endpoints ?? 0, tx_bytes: num(o.tx_bytes), rx_bytes: num(o.rx_bytes), tx_datagrams: num(o.tx_datagrams), rx_datagrams: num(o.rx_datagrams) }
+    : null;
+  return { peers, other_peers: other };
 }
 
 function udpFieldsFrom(f: pb.Flow.$Properties): Pick<Flow, 'proto' | 'tx_datagrams' | 'rx_datagrams' | 'drops' | 'peers'> {
