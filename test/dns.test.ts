@@ -11,7 +11,11 @@ import assert from 'node:assert/strict';
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { decodeAll, FORMAT_VERSION, DnsEvent, DnsNames, encodeItems, Flow, NettraceEvent, Tracer } from '../src';
+import http from 'node:http';
+import net from 'node:net';
+import zlib from 'node:zlib';
+import protobuf from 'protobufjs';
+import { decodeAll, FORMAT_VERSION, DnsEvent, DnsNames, encodeItems, Flow, NettraceEvent, NettraceMetrics, OtlpSink, Tracer } from '../src';
 import { captured, CLI, FIXTURES, waitFor } from './helpers';
 
 const NETNS = `ntdns${process.pid}`;
@@ -305,6 +309,59 @@ test('lookups survive a protobuf round trip whole', () => {
   const { items, error } = decodeAll(encodeItems([header, ...some]));
   assert.equal(error, undefined);
   assert.deepEqual(items.slice(1), some);
+});
+
+test('OTLP logs: one record per lookup, with the question, answers and rcode as attributes', async () => {
+  const protos = path.join(path.dirname(require.resolve('@opentelemetry/otlp-grpc-exporter-base/package.json')), 'build', 'protos');
+  const root = new protobuf.Root();
+  root.resolvePath = (_origin, target) => path.join(protos, target);
+  root.loadSync('opentelemetry/proto/collector/logs/v1/logs_service.proto');
+  const type = root.lookupType('opentelemetry.proto.collector.logs.v1.ExportLogsServiceRequest');
+  type KV = { key: string; value: { stringValue?: string; intValue?: number } };
+  const records: { body: string; attributes: Record<string, string | number | undefined> }[] = [];
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (d: Buffer) => chunks.push(d));
+    req.on('end', () => {
+      res.writeHead(200, { 'Content-Type': 'application/x-protobuf' }).end();
+      if (req.url !== '/v1/logs') return; // the metrics' export
+      let raw = Buffer.concat(chunks);
+      if (req.headers['content-encoding'] === 'gzip') raw = zlib.gunzipSync(raw);
+      const body = type.toObject(type.decode(raw), { longs: Number }) as {
+        resourceLogs?: { scopeLogs?: { logRecords?: { body: { stringValue: string }; attributes: KV[] }[] }[] }[];
+      };
+      for (const rl of body.resourceLogs ?? [])
+        for (const sl of rl.scopeLogs ?? [])
+          for (const lr of sl.logRecords ?? [])
+            records.push({ body: lr.body.stringValue, attributes: Object.fromEntries(lr.attributes.map((kv) => [kv.key, kv.value.stringValue ?? kv.value.intValue])) });
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await new Promise((r) => server.once('listening', r));
+  const port = (server.address() as net.AddressInfo).port;
+  const traced = Tracer.start({ events: ['dns'], trackSockets: false });
+  const metrics = new NettraceMetrics(traced, { refreshMs: 200 });
+  const sink = OtlpSink.start(traced, metrics, { endpoint: `http://127.0.0.1:${port}/`, logs: true, intervalMs: 3_600_000 });
+  let pid = 0;
+  try {
+    const r = await run('dig', ['+tries=1', '@127.0.0.1', 'deep.ntdns.test', 'A']);
+    pid = r.pid;
+    await lookupsOf(pid, 1); // the other tracer saw it: this one has too, within its flush
+    await new Promise((r) => setTimeout(r, 300));
+  } finally {
+    await sink.shutdown();
+    metrics.close();
+    await traced.stop();
+    server.close();
+  }
+  const mine = records.filter((l) => l.attributes['process.pid'] === pid);
+  assert.equal(mine.length, 1);
+  assert.equal(mine[0].body, 'dns A deep.ntdns.test NOERROR via alias.ntdns.test > www.ntdns.test 10.77.0.1');
+  const a = mine[0].attributes;
+  assert.deepEqual(
+    [a['event.name'], a['network.transport'], a['network.peer.address'], a['network.peer.port'], a['dns.question.name'], a['dns.answers'], a['nettrace.rcode'], a['nettrace.qtype'], a['nettrace.timeout']],
+    ['nettrace.dns', 'udp', '127.0.0.1', 53, 'deep.ntdns.test', '["10.77.0.1"]', 'NOERROR', 'A', 'false'],
+  );
 });
 
 test('bad options: one line and exit 2', () => {

@@ -20,6 +20,8 @@ import {
   MetricProducer,
   PeriodicExportingMetricReader,
 } from '@opentelemetry/sdk-metrics';
+import { DnsLookups } from '../dns/lookups';
+import { dnsSummary } from '../dns/text';
 import { Clock, NettraceEvent, toEvent } from '../events';
 import { Kind } from '../layout';
 import { Tracer } from '../tracer';
@@ -90,7 +92,7 @@ export function toMetricData(families: MetricFamily[], startMs: number, nowMs: n
 export function logAttributes(e: NettraceEvent): Record<string, string | number> {
   const out: Record<string, string | number> = {
     'event.name': `nettrace.${e.type}`,
-    'network.transport': 'tcp',
+    'network.transport': e.type === 'dns' ? e.proto : e.type === 'udp' ? 'udp' : 'tcp',
     'network.type': e.family === 4 ? 'ipv4' : 'ipv6',
     'network.local.address': e.saddr,
     'network.local.port': e.sport,
@@ -100,8 +102,15 @@ export function logAttributes(e: NettraceEvent): Record<string, string | number>
   if (e.pid !== null) out['process.pid'] = e.pid;
   if (e.comm !== null) out['process.executable.name'] = e.comm;
   const mapped = new Set(['type', 'ts', 'family', 'saddr', 'sport', 'daddr', 'dport', 'pid', 'comm']);
+  if (e.type === 'dns') {
+    out['dns.question.name'] = e.name; // OpenTelemetry's semantic conventions name these two
+    out['dns.answers'] = JSON.stringify(e.addresses);
+    for (const k of ['name', 'addresses']) mapped.add(k);
+  }
   for (const [k, v] of Object.entries(e)) {
-    if (!mapped.has(k) && v !== null) out[`nettrace.${k}`] = v as string | number;
+    if (mapped.has(k) || v === null || v === undefined) continue;
+    // answers, CNAME chains and UDP peers are lists: attributes hold them as JSON
+    out[`nettrace.${k}`] = typeof v === 'object' ? JSON.stringify(v) : typeof v === 'boolean' ? String(v) : (v as string | number);
   }
   return out;
 }
@@ -134,9 +143,19 @@ export class OtlpSink {
       this.loggers = new LoggerProvider({ resource, processors: [new BatchLogRecordProcessor({ exporter })] });
       const logger = this.loggers.getLogger(SCOPE.name, SCOPE.version);
       const clock = new Clock();
-      this.unsubscribe = tracer.onBatch((c) => {
-        while (c.next()) if (c.kind !== Kind.State) emitEvent(logger, toEvent(c, clock));
+      // with the dns events on, one log per lookup (query and answer paired), as `nettrace dns` prints them
+      const lookups = tracer.dnsEnabled ? new DnsLookups((e) => emitEvent(logger, e)) : undefined;
+      const expiry = lookups && setInterval(() => lookups.expire(Number(process.hrtime.bigint())), 1000).unref();
+      const off = tracer.onBatch((c) => {
+        while (c.next()) {
+          if (c.kind === Kind.Dns) lookups?.add(c, clock);
+          else if (c.kind !== Kind.State) emitEvent(logger, toEvent(c, clock));
+        }
       });
+      this.unsubscribe = () => {
+        clearInterval(expiry);
+        off();
+      };
     }
   }
 
@@ -172,7 +191,7 @@ function emitEvent(logger: Logger, e: NettraceEvent): void {
   logger.emit({
     eventName: `nettrace.${e.type}`,
     timestamp: e.ts,
-    body: `${e.type} ${e.saddr}:${e.sport} > ${e.daddr}:${e.dport}`,
+    body: e.type === 'dns' ? `dns ${dnsSummary(e)}` : `${e.type} ${e.saddr}:${e.sport} > ${e.daddr}:${e.dport}`,
     attributes: logAttributes(e),
   });
 }
