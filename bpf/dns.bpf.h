@@ -62,7 +62,7 @@ static __always_inline void dns_count(__u32 which)
 		*n += 1;
 }
 
-static __always_inline void dns_owner(struct __sk_buff *skb, struct bpf_sock *sk, int egress, struct nt_owner *dst)
+static __always_inline void dns_owner(struct bpf_sock *sk, int egress, struct nt_owner *dst)
 {
 	struct nt_owner *o;
 	struct udp_info *ui;
@@ -85,7 +85,10 @@ static __always_inline void dns_owner(struct __sk_buff *skb, struct bpf_sock *sk
 	__builtin_memcpy(dst, o, sizeof(*dst));
 }
 
-/* The packet's addresses and ports, this side first. */
+/*
+ * A packet of a socket that may talk to a port 53: its headers read, and if
+ * its remote port is 53 and it carries a payload, the record sent.
+ */
 static __always_inline int dns_packet(struct __sk_buff *skb, struct bpf_sock *sk, int egress)
 {
 	__u32 key = 0, off, size;
@@ -160,7 +163,7 @@ static __always_inline int dns_packet(struct __sk_buff *skb, struct bpf_sock *sk
 
 	t->cookie = bpf_get_socket_cookie(skb);
 	t->netns = sock_of(sk)->__sk_common.skc_net.net->ns.inum;
-	dns_owner(skb, sk, egress, &b->r.h.owner);
+	dns_owner(sk, egress, &b->r.h.owner);
 	if (!wanted(t, &b->r.h.owner))
 		return 1;
 	size = sizeof(b->r) + ((cap + 7) & ~7);
