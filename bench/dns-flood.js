@@ -20,6 +20,7 @@ const { Kind } = require(path.join(__dirname, '..', 'dist', 'src', 'layout.js'))
 const qps = Number(process.argv[2] ?? 50000);
 const secs = Number(process.argv[3] ?? 5);
 const ns = `ntdnsflood${process.pid}`;
+const loadBefore = os.loadavg();
 const names = Array.from({ length: 100 }, (_, i) => `h${i}.flood.test`);
 const ip = (...a) => execFileSync('ip', a, { stdio: 'ignore' });
 const wait = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -66,7 +67,7 @@ async function main() {
     const completed = num(/Queries completed:\s+(\d+)/);
     const s = pairing.stats;
     const result = {
-      benchmark: 'dns-flood', date: new Date().toISOString(), load_before: os.loadavg(),
+      benchmark: 'dns-flood', date: new Date().toISOString(), load_before: loadBefore,
       qps_asked: qps, seconds: secs,
       dnsperf: { sent, completed, lost: num(/Queries lost:\s+(\d+)/), qps: num(/Queries per second:\s+([\d.]+)/) },
       nettrace: {
