@@ -90,8 +90,8 @@ export const COMMON_HELP = `  --json              one JSON object per line
       --port PORT     only sockets with PORT on either side
   -4, --ipv4          only IPv4 (including v4-mapped IPv6)
   -6, --ipv6          only IPv6
-      --disable HOOK  go without HOOK, as on a kernel that lacks it: state, accept,
-                      snapshot, or fexit (accepts then come from syscall tracepoints);
+      --disable HOOK  go without HOOK, as on a kernel that lacks it: state, accept, snapshot,
+                      udp, dns, or fexit (accepts then come from syscall tracepoints);
                       repeat it or give a comma list
       --ring-kb KB    ring buffer size, a power of two from 4 to 1048576 (default 16384);
                       what it cannot take is counted as dropped
