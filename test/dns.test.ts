@@ -364,11 +364,38 @@ test('OTLP logs: one record per lookup, with the question, answers and rcode as 
   );
 });
 
+test('the stream with --events dns: lookups as events, and close records naming their remote', async () => {
+  const ids = `/tmp/ntdns-ids-stream-${process.pid}`;
+  const cli = spawn(process.execPath, [CLI, '--json', '--events', 'connect,close,dns', '-d', '5'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NETTRACE_KERNEL_IDS: ids },
+  });
+  children.push(cli);
+  const io = captured(cli);
+  const exited = new Promise<number | null>((resolve) => cli.on('exit', resolve));
+  try {
+    await waitFor(() => fs.existsSync(ids), 5000, 'the CLI to attach');
+  } finally {
+    fs.rmSync(ids, { force: true });
+  }
+  const r = await run(process.execPath, [path.join(FIXTURES, 'dns-client.js'), 'deep.ntdns.test', '8077', '100']);
+  assert.equal(r.out.trim(), '10.77.0.1'); // the server of the names test still listens
+  assert.equal(await exited, 0, io.err());
+  const mine = io.out().trim().split('\n').map((l) => JSON.parse(l) as NettraceEvent).filter((e) => e.pid === r.pid);
+  const lookup = mine.find((e) => e.type === 'dns');
+  assert.ok(lookup && lookup.type === 'dns');
+  assert.deepEqual([lookup.name, lookup.qtype, lookup.addresses], ['deep.ntdns.test', 'A', ['10.77.0.1']]);
+  const close = mine.find((e) => e.type === 'close' && e.dport === 8077);
+  assert.equal(close?.rname, 'deep.ntdns.test');
+  const connect = mine.find((e) => e.type === 'connect' && e.dport === 8077);
+  assert.equal(connect?.rname, 'deep.ntdns.test');
+});
+
 test('bad options: one line and exit 2', () => {
   for (const [args, msg] of [
     [['dns', '--timeout', 'soon'], /--timeout must be a whole number/],
     [['dns', '--format', 'xml'], /--format/],
-    [['--events', 'dns'], /DNS lookups are a command of their own: nettrace dns/],
+    [['--events', 'dnss'], /--events takes a comma list of connect, accept, state, close, udp, dns, not 'dnss'/],
   ] as const) {
     let err = '';
     let status = 0;

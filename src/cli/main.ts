@@ -4,6 +4,10 @@ import { NettraceError } from '../errors';
 import { Clock, NettraceEvent, toEvent, UdpEvent } from '../events';
 import { RecordCursor } from '../decode';
 import { ClosePeers, isUnconnectedUdpClose } from '../flows/close-peers';
+import { DnsEvent } from '../events';
+import { DnsLookups } from '../dns/lookups';
+import { DnsNames } from '../dns/names';
+import { Kind } from '../layout';
 import { EventKind, Tracer, TraceOptions } from '../tracer';
 import { USAGE } from './args';
 import { DECODE_USAGE, decodeStream, openInput } from './decode';
@@ -16,7 +20,7 @@ import { encodeItems } from '../proto/stream';
 import { parseArgs } from 'node:util';
 import { COMMON_HELP, CommonOptions, eventKinds, flowTraceOptions, parseCommand, seconds, traceOptions, UsageError } from './options';
 import { hookReport } from './hooks';
-import { HEADER, kindName, textLine } from './render';
+import { eventLine, HEADER, kindName, textLine } from './render';
 import { checkAddress, ROUTE_USAGE, routeCommand, ROUTES_USAGE, routesCommand } from './route';
 import { SERVE_OPTIONS, SERVE_USAGE, serveCommand, serveOptions } from './serve';
 import { statesCommand, statesTraceOptions } from './states';
@@ -155,28 +159,73 @@ function streamTo(o: StreamOptions, out: Output, stop: Promise<void>): void {
   const finish = (): Promise<void> =>
     (finishing ??= tracer.stop().then(async () => {
       clearInterval(statsTimer);
+      if (dns) {
+        // the queries still unanswered when tracing ended
+        dns.flush();
+        const [lines, events]: [string[], NettraceEvent[]] = [[], []];
+        writeLookups(lines, events);
+        write(lines, events);
+      }
       if (o.format === 'protobuf') stats();
       await out.close();
       process.stderr.write(summary(tracer, printed, byKind, notWritten, o.format === 'json'));
       process.exit(0);
     }));
   const closes = new ClosePeers(() => tracer.udpPeers());
-  const eventOf = (c: RecordCursor): NettraceEvent =>
-    isUnconnectedUdpClose(c) ? closes.attach(toEvent(c, clock) as UdpEvent) : toEvent(c, clock);
+  // --events with dns: lookups are events of their own, and other events name their remote (rname)
+  const names = o.events?.includes('dns') ? new DnsNames() : undefined;
+  const lookups: DnsEvent[] = [];
+  const dns =
+    names &&
+    new DnsLookups((e) => {
+      lookups.push(e);
+      if (!e.timeout) names.learn(e);
+    });
+  const eventOf = (c: RecordCursor): NettraceEvent => {
+    const e = isUnconnectedUdpClose(c) ? closes.attach(toEvent(c, clock) as UdpEvent) : toEvent(c, clock);
+    if (names && e.dport !== 0) e.rname = names.name(e.netns, e.pid, e.daddr);
+    return e;
+  };
+  const writeLookups = (lines: string[], events: NettraceEvent[]): void => {
+    for (const e of lookups.splice(0)) {
+      if (o.count !== undefined && printed >= o.count) break;
+      if (o.format === 'protobuf') events.push(e);
+      else lines.push(o.format === 'json' ? JSON.stringify(e) : eventLine(e));
+      byKind.set('dns', (byKind.get('dns') ?? 0) + 1);
+      printed++;
+    }
+  };
+  const write = (lines: string[], events: NettraceEvent[]): void => {
+    const written = lines.length ? out.write(lines.join('\n') + '\n') : events.length ? out.write(encodeItems(events)) : true;
+    if (!written) notWritten += lines.length + events.length;
+  };
+  if (dns) {
+    const expiry = setInterval(() => {
+      dns.expire(Number(process.hrtime.bigint()));
+      const [lines, events]: [string[], NettraceEvent[]] = [[], []];
+      writeLookups(lines, events);
+      write(lines, events);
+    }, 250);
+    void stop.then(() => clearInterval(expiry));
+  }
   tracer.onBatch((c) => {
     const lines: string[] = [];
     const events: NettraceEvent[] = [];
     closes.nextBatch();
     while (c.next()) {
       if (o.count !== undefined && printed >= o.count) break;
+      if (c.kind === Kind.Dns) {
+        dns?.add(c, clock);
+        writeLookups(lines, events);
+        continue;
+      }
       if (o.format === 'protobuf') events.push(eventOf(c));
       else lines.push(o.format === 'json' ? JSON.stringify(eventOf(c)) : textLine(c, clock));
       const k = kindName(c.kind);
       byKind.set(k, (byKind.get(k) ?? 0) + 1);
       printed++;
     }
-    const written = lines.length ? out.write(lines.join('\n') + '\n') : events.length ? out.write(encodeItems(events)) : true;
-    if (!written) notWritten += lines.length + events.length;
+    write(lines, events);
     if (o.count !== undefined && printed >= o.count) void finish();
   });
   void Promise.race([stop, out.gone]).then(finish);

@@ -231,7 +231,6 @@ export function eventKinds(values: string[] | undefined): EventKind[] | undefine
   if (values === undefined) return undefined;
   const names = values.flatMap((v) => v.split(','));
   for (const n of names) {
-    if (n === 'dns') throw new UsageError('DNS lookups are a command of their own: nettrace dns');
     if (!(EVENT_KINDS as readonly string[]).includes(n)) throw new UsageError(`--events takes a comma list of ${EVENT_KINDS.join(', ')}, not '${n}'`);
   }
   return [...new Set(names)] as EventKind[];
