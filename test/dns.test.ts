@@ -193,6 +193,7 @@ test('a flow to an answered address carries the name its process looked up: in s
   const srv = captured(server);
   await waitFor(() => srv.out().includes('ready'), 5000, 'the server');
   const traced = Tracer.start({ events: ['connect', 'accept', 'close', 'udp', 'dns'] });
+  const metrics = new NettraceMetrics(traced, { names: true, refreshMs: 200 });
   try {
     const closes: NettraceEvent[] = [];
     const iterating = (async () => {
@@ -216,9 +217,18 @@ test('a flow to an answered address carries the name its process looked up: in s
     // the server's side: its remote (the client's address) was looked up by another process of its namespace
     const served = closes.find((e) => e.pid === server.pid && e.sport === 8077);
     assert.equal(served?.rname, 'alias.ntdns.test');
+    // the metric per name, asked for: the client's one byte each way is counted under the name
+    const perName = (): Record<string, number> => {
+      const fam = metrics.families().find((f) => f.name === 'nettrace_remote_name_bytes');
+      return Object.fromEntries((fam?.series ?? []).map((x) => [`${x.labels.name} ${x.labels.direction}`, 'value' in x ? x.value : NaN]));
+    };
+    await waitFor(() => perName()['alias.ntdns.test tx'] >= 1, 5000, 'bytes per name');
+    assert.equal(perName()['alias.ntdns.test tx'], 1);
+    assert.ok(!metrics.families().some((f) => f.series.some((x) => Object.values(x.labels).includes('alias.ntdns.test') && f.name !== 'nettrace_remote_name_bytes')));
     void traced.stop();
     await iterating;
   } finally {
+    metrics.close();
     await traced.stop();
   }
 });

@@ -27,6 +27,12 @@ export interface TcpMetricsOptions {
   match?: (s: SocketIdent & SocketOwner & { state: TcpState; proto: 'tcp' | 'udp' }) => boolean;
   /** Told of a failed refresh (the tracer keeps running). */
   onError?: (e: unknown) => void;
+  /**
+   * Also count remote bytes per DNS name (nettrace_remote_name_bytes, label `name`, capped by `top` like the
+   * others), the name each flow's remote address was looked up by; needs a tracer with the dns events. Off by
+   * default: names are as many as programs look up.
+   */
+  names?: boolean;
 }
 
 /** Seconds: 50 us to 10 s, as loopback, LAN and WAN round trips spread. */
@@ -55,6 +61,7 @@ export class TcpMetrics implements MetricSource {
   readonly monitor: FlowMonitor;
   private readonly processes: LabelBudget;
   private readonly hosts: LabelBudget;
+  private readonly names: LabelBudget;
   private readonly connects = new CounterVec('nettrace_connects', 'Active opens resolved, by owner and result (ok, refused, timeout or the errno name).', '{connection}', ['comm', 'result']);
   private readonly accepts = new CounterVec('nettrace_accepts', 'Passive opens handed to a process by accept().', '{connection}', ['comm']);
   private readonly closes = new CounterVec('nettrace_closes', 'Sockets that reached CLOSE (listeners excepted), by owner.', '{connection}', ['comm']);
@@ -66,6 +73,12 @@ export class TcpMetrics implements MetricSource {
   );
   private readonly processBytes = new CounterVec('nettrace_process_bytes', 'Data bytes sent (acknowledged, direction="tx") and received (direction="rx") by process.', 'By', ['comm', 'direction']);
   private readonly hostBytes = new CounterVec('nettrace_remote_bytes', 'Data bytes sent (direction="tx") and received (direction="rx") by remote address.', 'By', ['host', 'direction']);
+  private readonly nameBytes = new CounterVec(
+    'nettrace_remote_name_bytes',
+    'Data bytes sent (direction="tx") and received (direction="rx") by the DNS name the remote address was looked up by.',
+    'By',
+    ['name', 'direction'],
+  );
   private readonly interfaceBytes = new CounterVec('nettrace_interface_bytes', 'Data bytes sent and received by output interface of the flow\'s route (as ip route get says it).', 'By', ['ifname', 'direction']);
   private readonly gatewayBytes = new CounterVec('nettrace_gateway_bytes', 'Data bytes sent and received by gateway of the flow\'s route ("direct" when none).', 'By', ['gateway', 'direction']);
   private readonly udpDatagrams = new CounterVec('nettrace_udp_datagrams', 'UDP datagrams sent (direction="tx") and received (direction="rx") by process.', '{datagram}', ['comm', 'direction']);
@@ -93,6 +106,7 @@ export class TcpMetrics implements MetricSource {
     const idleMs = options.idleMs ?? 600_000;
     this.processes = new LabelBudget(top, idleMs);
     this.hosts = new LabelBudget(top, idleMs);
+    this.names = new LabelBudget(top, idleMs);
     this.monitor = new FlowMonitor(tracer, {}, this.routes);
     this.unsubscribe = tracer.onBatch((c) => this.apply(c));
     // sockets that predate nettrace: what they moved before it started is not counted
@@ -126,6 +140,7 @@ export class TcpMetrics implements MetricSource {
     for (const sock of this.counted.keys()) if (!live.has(sock)) this.counted.delete(sock);
     for (const v of this.processes.sweep(now)) for (const c of this.byProcess()) c.drop('comm', v);
     for (const v of this.hosts.sweep(now)) this.hostBytes.drop('host', v);
+    for (const v of this.names.sweep(now)) this.nameBytes.drop('name', v);
   }
 
   families(): MetricFamily[] {
@@ -180,6 +195,7 @@ export class TcpMetrics implements MetricSource {
       },
       ...this.byProcess().map((c) => c.family()),
       this.hostBytes.family(),
+      ...(this.options.names ? [this.nameBytes.family()] : []),
       this.srtt.family(),
       this.connectLatency.family(),
     ];
@@ -240,6 +256,11 @@ export class TcpMetrics implements MetricSource {
     if (rx) this.processBytes.inc([comm, 'rx'], rx);
     if (tx) this.hostBytes.inc([host, 'tx'], tx);
     if (rx) this.hostBytes.inc([host, 'rx'], rx);
+    if (this.options.names && f.rname && tx + rx > 0) {
+      const name = this.names.label(f.rname, tx + rx, now);
+      if (tx) this.nameBytes.inc([name, 'tx'], tx);
+      if (rx) this.nameBytes.inc([name, 'rx'], rx);
+    }
     if (retrans) this.retransmits.inc([comm], retrans);
     if (txd) this.udpDatagrams.inc([comm, 'tx'], txd);
     if (rxd) this.udpDatagrams.inc([comm, 'rx'], rxd);
