@@ -5,11 +5,9 @@
  */
 import { RecordCursor } from './decode';
 import { fromNative, NettraceError } from './errors';
-import { Clock, DnsEvent, NettraceEvent, toEvent, UdpEvent } from './events';
-import { DnsNames } from './dns/names';
-import { ClosePeers, isUnconnectedUdpClose } from './flows/close-peers';
+import { Clock, NettraceEvent } from './events';
+import { EventMaker } from './enrich';
 import { DnsLookups, DnsStats } from './dns/lookups';
-import { Kind } from './layout';
 import { FlowMonitor } from './flows/monitor';
 import { FlowSnapshot, flowSnapshot } from './flows/rollup';
 import { Flow, FlowTableOptions } from './flows/table';
@@ -297,34 +295,26 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
     this.iterating = true;
     const cursor = new RecordCursor();
     cursor.filter = this.options.filter;
-    const lookups: NettraceEvent[] = [];
-    const names = this.dnsEnabled ? new DnsNames() : undefined;
-    const learn = (e: DnsEvent): void => {
-      lookups.push(e);
-      if (!e.timeout) names!.learn(e);
-    };
-    const closes = new ClosePeers(() => this.udpPeers());
-    const dns = names ? (this.dnsLookups = new DnsLookups(learn, { timeoutMs: this.options.dnsTimeoutMs })) : undefined;
+    const make = new EventMaker(this.clock, () => this.udpPeers(), { dns: this.dnsEnabled, dnsTimeoutMs: this.options.dnsTimeoutMs });
+    this.dnsLookups = make.lookups;
+    const dns = make.lookups !== undefined;
     try {
       for (;;) {
         const batch = this.queue.shift();
         if (batch) {
           cursor.reset(batch);
-          closes.nextBatch();
+          make.nextBatch();
           while (cursor.next()) {
-            if (isUnconnectedUdpClose(cursor)) yield closes.attach(toEvent(cursor, this.clock) as UdpEvent);
-            else if (cursor.kind !== Kind.Dns) yield names ? named(toEvent(cursor, this.clock), names) : toEvent(cursor, this.clock);
-            else if (dns) {
-              dns.add(cursor, this.clock);
-              yield* lookups.splice(0);
-            }
+            const e = make.event(cursor);
+            if (e) yield e;
+            else yield* make.take();
           }
           continue;
         }
         if (this.failure) throw this.failure;
         if (this.finished) {
-          dns?.flush();
-          yield* lookups.splice(0);
+          make.flush();
+          yield* make.take();
           return;
         }
         await new Promise<void>((resolve) => {
@@ -332,10 +322,8 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
           // timeouts are reported while no batch arrives too
           if (dns) setTimeout(resolve, 100).unref();
         });
-        if (dns) {
-          dns.expire(Number(process.hrtime.bigint()));
-          yield* lookups.splice(0);
-        }
+        make.expire();
+        yield* make.take();
       }
     } finally {
       this.iterating = false;
@@ -381,12 +369,6 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
   get error(): unknown {
     return this.failure;
   }
-}
-
-/** The event with `rname`, the name its remote address was looked up by, when a lookup seen answered it. */
-function named(e: NettraceEvent, names: DnsNames): NettraceEvent {
-  if (e.dport !== 0) e.rname = names.name(e.netns, e.pid, e.daddr);
-  return e;
 }
 
 /** Starts tracing: `for await (const ev of trace()) ...`. */

@@ -1,97 +1,38 @@
 /**
- * DNS lookups against real DNS software in a network namespace of the test's
- * own: dnsmasq serving a local zone on 127.0.0.1 and ::1, forwarding one
- * domain to a broken upstream (SERVFAIL) and one to an address where nothing
- * answers, queried by dig (UDP and TCP), glibc (getent) and Node's resolver.
- * Every event is checked exactly: the asking process, server, name, type,
- * rcode, CNAME chain, addresses and latency.
+ * DNS lookups against real DNS software (test/dns-zone: dnsmasq serving a local
+ * zone in a network namespace of the test's own, a broken upstream, a silent
+ * one), asked by dig (UDP and TCP), glibc (getent) and Node's resolver. Every
+ * event is checked exactly: the asking process, server, name, type, rcode,
+ * CNAME chain, addresses and latency; then the CLI, protobuf and OTLP.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
-import path from 'node:path';
 import http from 'node:http';
 import net from 'node:net';
+import path from 'node:path';
 import zlib from 'node:zlib';
 import protobuf from 'protobufjs';
-import { decodeAll, FORMAT_VERSION, DnsEvent, DnsNames, encodeItems, Flow, NettraceEvent, NettraceMetrics, OtlpSink, Tracer } from '../src';
-import { captured, CLI, FIXTURES, waitFor } from './helpers';
+import { decodeAll, FORMAT_VERSION, DnsEvent, encodeItems, NettraceMetrics, OtlpSink, Tracer } from '../src';
+import { captured, CLI, waitFor } from './helpers';
+import { startZone, Zone } from './dns-zone';
 
-const NETNS = `ntdns${process.pid}`;
-const RESOLV_DIR = `/etc/netns/${NETNS}`; // ip netns exec mounts its resolv.conf over /etc/resolv.conf
-const children: ChildProcess[] = [];
-const events: DnsEvent[] = [];
-let tracer: Tracer;
+let zone: Zone;
+let events: DnsEvent[];
 let dnsmasq: ChildProcess;
-
-const ZONE = [
-  '--host-record=www.ntdns.test,10.77.0.1,fd77::1',
-  '--cname=alias.ntdns.test,www.ntdns.test',
-  '--cname=deep.ntdns.test,alias.ntdns.test',
-  '--local=/ntdns.test/',
-  '--local-ttl=300',
-  '--server=/broken.test/127.0.0.2',
-  '--server=/silent.test/127.0.0.3', // nothing listens there: dnsmasq never answers
-];
-
-function netns(...args: string[]): void {
-  execFileSync('ip', args, { stdio: 'ignore' });
-}
-
-/** Runs a command in the namespace to its end: its pid, exit code, output and wall time. */
-function run(cmd: string, args: string[]): Promise<{ pid: number; code: number | null; out: string; ms: number }> {
-  const t0 = process.hrtime.bigint();
-  const child = spawn('ip', ['netns', 'exec', NETNS, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const io = captured(child);
-  return new Promise((resolve) =>
-    child.on('exit', (code) => resolve({ pid: child.pid!, code, out: io.out() + io.err(), ms: Number(process.hrtime.bigint() - t0) / 1e6 })),
-  );
-}
-
-/** Starts a long-running process in the namespace. */
-function daemon(cmd: string, args: string[]): ChildProcess {
-  const child = spawn('ip', ['netns', 'exec', NETNS, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  return child;
-}
-
-async function lookupsOf(pid: number, n: number): Promise<DnsEvent[]> {
-  await waitFor(() => events.filter((e) => e.pid === pid).length >= n, 8000, `${n} lookups of pid ${pid}`);
-  return events.filter((e) => e.pid === pid);
-}
+const children: ChildProcess[] = [];
+const run: Zone['run'] = (cmd, args) => zone.run(cmd, args);
+const lookupsOf: Zone['lookupsOf'] = (pid, n) => zone.lookupsOf(pid, n);
 
 before(async () => {
-  netns('netns', 'add', NETNS);
-  netns('-n', NETNS, 'link', 'set', 'lo', 'up');
-  fs.mkdirSync(RESOLV_DIR, { recursive: true });
-  fs.writeFileSync(path.join(RESOLV_DIR, 'resolv.conf'), 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n');
-  tracer = Tracer.start({ events: ['dns'], trackSockets: false, dnsTimeoutMs: 1500 });
-  void (async () => {
-    for await (const e of tracer as AsyncIterable<NettraceEvent>) if (e.type === 'dns') events.push(e);
-  })();
-  const upstream = daemon(process.execPath, [path.join(FIXTURES, 'dns-upstream.js'), '127.0.0.2']);
-  const up = captured(upstream);
-  await waitFor(() => up.out().includes('ready'), 5000, 'the broken upstream');
-  dnsmasq = daemon('dnsmasq', ['--no-daemon', '--no-resolv', '--no-hosts', '--pid-file=', '--bind-interfaces',
-    '--listen-address=127.0.0.1', '--listen-address=::1', ...ZONE]);
-  for (let i = 0; ; i++) {
-    const r = await run('dig', ['+short', '+tries=1', '+time=1', '@127.0.0.1', 'www.ntdns.test', 'A']);
-    if (r.out.trim() === '10.77.0.1') break;
-    if (i === 20) throw new Error(`dnsmasq does not answer: ${r.out}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  zone = await startZone('ntdns');
+  ({ events, dnsmasq } = zone);
 });
 
 after(async () => {
-  await tracer?.stop();
   children.forEach((c) => c.kill('SIGKILL'));
-  try {
-    execFileSync('ip', ['netns', 'del', NETNS], { stdio: 'ignore' });
-  } catch {
-    // never made
-  }
-  fs.rmSync(RESOLV_DIR, { recursive: true, force: true });
+  await zone?.stop();
 });
 
 /** The fields every answered lookup from dig to dnsmasq on 127.0.0.1 has. */
@@ -187,104 +128,6 @@ test('a query nobody answers is reported as a timeout, from the client and from 
   assert.deepEqual([upstream[0].daddr, upstream[0].timeout], ['127.0.0.3', true]);
 });
 
-test('a flow to an answered address carries the name its process looked up: in snapshots, host rollups and its close record', async () => {
-  netns('-n', NETNS, 'addr', 'add', '10.77.0.1/32', 'dev', 'lo');
-  const server = daemon(process.execPath, ['-e', "require('net').createServer((s) => s.resume().on('end', () => s.end())).listen(8077, '10.77.0.1', () => console.log('ready'))"]);
-  const srv = captured(server);
-  await waitFor(() => srv.out().includes('ready'), 5000, 'the server');
-  const traced = Tracer.start({ events: ['connect', 'accept', 'close', 'udp', 'dns'] });
-  const metrics = new NettraceMetrics(traced, { names: true, refreshMs: 200 });
-  try {
-    const closes: NettraceEvent[] = [];
-    const iterating = (async () => {
-      for await (const e of traced) if (e.type === 'close') closes.push(e);
-    })();
-    let named: Flow | undefined;
-    let hostName: string | null = null;
-    const client = daemon(process.execPath, [path.join(FIXTURES, 'dns-client.js'), 'alias.ntdns.test', '8077', '1500']);
-    const pid = client.pid!;
-    for await (const snap of traced.snapshots({ intervalMs: 200 })) {
-      named = snap.flows.find((f) => f.pid === pid && f.daddr === '10.77.0.1' && f.dport === 8077);
-      hostName = snap.hosts.find((h) => h.host === '10.77.0.1')?.rname ?? null;
-      if (named?.rname) break;
-    }
-    assert.equal(named?.rname, 'alias.ntdns.test');
-    assert.equal(hostName, 'alias.ntdns.test');
-    await new Promise((resolve) => client.on('exit', resolve));
-    await waitFor(() => closes.some((e) => e.pid === pid && e.daddr === '10.77.0.1'), 5000, "the client's close record");
-    const close = closes.find((e) => e.pid === pid && e.daddr === '10.77.0.1')!;
-    assert.deepEqual([close.dport, close.rname], [8077, 'alias.ntdns.test']);
-    // the server's side: its remote (the client's address) was looked up by another process of its namespace
-    const served = closes.find((e) => e.pid === server.pid && e.sport === 8077);
-    assert.equal(served?.rname, 'alias.ntdns.test');
-    // the metric per name, asked for: the client's one byte each way is counted under the name
-    const perName = (): Record<string, number> => {
-      const fam = metrics.families().find((f) => f.name === 'nettrace_remote_name_bytes');
-      return Object.fromEntries((fam?.series ?? []).map((x) => [`${x.labels.name} ${x.labels.direction}`, 'value' in x ? x.value : NaN]));
-    };
-    await waitFor(() => perName()['alias.ntdns.test tx'] >= 1, 5000, 'bytes per name');
-    assert.equal(perName()['alias.ntdns.test tx'], 1);
-    assert.ok(!metrics.families().some((f) => f.series.some((x) => Object.values(x.labels).includes('alias.ntdns.test') && f.name !== 'nettrace_remote_name_bytes')));
-    void traced.stop();
-    await iterating;
-  } finally {
-    metrics.close();
-    await traced.stop();
-  }
-});
-
-test("an unconnected UDP socket's close record names where its datagrams went: the top 8 peers, the rest summed", async () => {
-  const traced = Tracer.start({ events: ['udp'] });
-  try {
-    const closes: NettraceEvent[] = [];
-    const iterating = (async () => {
-      for await (const e of traced) if (e.type === 'udp' && e.event === 'close') closes.push(e);
-    })();
-    const r = await run(process.execPath, [path.join(FIXTURES, 'udp-talker.js'), '10']);
-    assert.equal(r.code, 0, r.out);
-    const sent = JSON.parse(r.out) as { daddr: string; dport: number; tx_bytes: number; rx_bytes: number }[];
-    await waitFor(() => closes.some((e) => e.pid === r.pid), 5000, "the talker's close record");
-    const close = closes.find((e) => e.pid === r.pid)!;
-    assert.equal(close.type, 'udp');
-    if (close.type !== 'udp') return;
-    const ranked = sent
-      .map((p) => ({ family: 4, ...p, tx_datagrams: p.tx_bytes ? 1 : 0, rx_datagrams: p.rx_bytes ? 1 : 0 }))
-      .sort((a, b) => b.tx_bytes + b.rx_bytes - (a.tx_bytes + a.rx_bytes));
-    assert.deepEqual(close.peers, ranked.slice(0, 8));
-    const rest = ranked.slice(8);
-    assert.deepEqual(close.other_peers, {
-      endpoints: rest.length,
-      tx_bytes: rest.reduce((n, p) => n + p.tx_bytes, 0),
-      rx_bytes: rest.reduce((n, p) => n + p.rx_bytes, 0),
-      tx_datagrams: rest.reduce((n, p) => n + p.tx_datagrams, 0),
-      rx_datagrams: rest.reduce((n, p) => n + p.rx_datagrams, 0),
-    });
-    assert.equal(close.tx_bytes, sent.reduce((n, p) => n + p.tx_bytes, 0));
-    void traced.stop();
-    await iterating;
-  } finally {
-    await traced.stop();
-  }
-});
-
-test('names live for their TTL (at least a minute), per process first, bounded with evictions counted', () => {
-  const names = new DnsNames({ maxEntries: 2 });
-  const lookup = (pid: number, name: string, addr: string, ttl: number): DnsEvent =>
-    ({ type: 'dns', netns: 1, pid, name, cnames: [], answers: [{ name, type: 'A', ttl, data: addr }] }) as unknown as DnsEvent;
-  names.learn(lookup(10, 'a.test', '10.0.0.1', 300), 0);
-  names.learn(lookup(11, 'b.test', '10.0.0.1', 0), 0);
-  assert.equal(names.name(1, 10, '10.0.0.1', 1000), 'a.test'); // its own lookup
-  assert.equal(names.name(1, 12, '10.0.0.1', 1000), 'b.test'); // the namespace's latest
-  assert.equal(names.name(2, 10, '10.0.0.1', 1000), null); // another namespace
-  assert.equal(names.name(1, 12, '10.0.0.1', 60_001), null); // TTL 0 held a minute
-  assert.equal(names.name(1, 10, '10.0.0.1', 299_000), 'a.test');
-  assert.equal(names.name(1, 10, '10.0.0.1', 300_001), null);
-  names.learn(lookup(10, 'c.test', '10.0.0.3', 300), 0);
-  names.learn(lookup(10, 'd.test', '10.0.0.4', 300), 0);
-  assert.equal(names.evictions, 1); // (pid 11, 10.0.0.1) went: the others had expired
-  assert.equal(names.name(1, null, '10.0.0.4', 1), 'd.test');
-});
-
 test('nettrace dns prints each lookup, and a summary with the counts', async () => {
   const ids = `/tmp/ntdns-ids-${process.pid}`;
   const cli = spawn(process.execPath, [CLI, 'dns', '--json', '--timeout', '1000', '-d', '3'], {
@@ -372,33 +215,6 @@ test('OTLP logs: one record per lookup, with the question, answers and rcode as 
     [a['event.name'], a['network.transport'], a['network.peer.address'], a['network.peer.port'], a['dns.question.name'], a['dns.answers'], a['nettrace.rcode'], a['nettrace.qtype'], a['nettrace.timeout']],
     ['nettrace.dns', 'udp', '127.0.0.1', 53, 'deep.ntdns.test', '["10.77.0.1"]', 'NOERROR', 'A', 'false'],
   );
-});
-
-test('the stream with --events dns: lookups as events, and close records naming their remote', async () => {
-  const ids = `/tmp/ntdns-ids-stream-${process.pid}`;
-  const cli = spawn(process.execPath, [CLI, '--json', '--events', 'connect,close,dns', '-d', '5'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NETTRACE_KERNEL_IDS: ids },
-  });
-  children.push(cli);
-  const io = captured(cli);
-  const exited = new Promise<number | null>((resolve) => cli.on('exit', resolve));
-  try {
-    await waitFor(() => fs.existsSync(ids), 5000, 'the CLI to attach');
-  } finally {
-    fs.rmSync(ids, { force: true });
-  }
-  const r = await run(process.execPath, [path.join(FIXTURES, 'dns-client.js'), 'deep.ntdns.test', '8077', '100']);
-  assert.equal(r.out.trim(), '10.77.0.1'); // the server of the names test still listens
-  assert.equal(await exited, 0, io.err());
-  const mine = io.out().trim().split('\n').map((l) => JSON.parse(l) as NettraceEvent).filter((e) => e.pid === r.pid);
-  const lookup = mine.find((e) => e.type === 'dns');
-  assert.ok(lookup && lookup.type === 'dns');
-  assert.deepEqual([lookup.name, lookup.qtype, lookup.addresses], ['deep.ntdns.test', 'A', ['10.77.0.1']]);
-  const close = mine.find((e) => e.type === 'close' && e.dport === 8077);
-  assert.equal(close?.rname, 'deep.ntdns.test');
-  const connect = mine.find((e) => e.type === 'connect' && e.dport === 8077);
-  assert.equal(connect?.rname, 'deep.ntdns.test');
 });
 
 test('bad options: one line and exit 2', () => {

@@ -1,12 +1,8 @@
 /** `nettrace [command]`: parses, starts the tracer, runs the command, exits with 0, 1 or 2. */
 import fs from 'node:fs';
 import { NettraceError } from '../errors';
-import { Clock, NettraceEvent, toEvent, UdpEvent } from '../events';
-import { RecordCursor } from '../decode';
-import { ClosePeers, isUnconnectedUdpClose } from '../flows/close-peers';
-import { DnsEvent } from '../events';
-import { DnsLookups } from '../dns/lookups';
-import { DnsNames } from '../dns/names';
+import { Clock, NettraceEvent } from '../events';
+import { EventMaker } from '../enrich';
 import { Kind } from '../layout';
 import { EventKind, Tracer, TraceOptions } from '../tracer';
 import { USAGE } from './args';
@@ -156,71 +152,53 @@ function streamTo(o: StreamOptions, out: Output, stop: Promise<void>): void {
   const stats = (): boolean => out.write(encodeItems([{ ...statsRecord(tracer), outputDrops: notWritten }]));
   const statsTimer = o.format === 'protobuf' ? setInterval(stats, o.statsMs) : undefined;
   let finishing: Promise<void> | undefined;
+  let expiry: NodeJS.Timeout | undefined;
+  let endLookups = (): void => {};
   const finish = (): Promise<void> =>
     (finishing ??= tracer.stop().then(async () => {
       clearInterval(statsTimer);
-      if (dns) {
-        // the queries still unanswered when tracing ended
-        dns.flush();
-        const [lines, events]: [string[], NettraceEvent[]] = [[], []];
-        writeLookups(lines, events);
-        write(lines, events);
-      }
+      clearInterval(expiry);
+      endLookups(); // the queries still unanswered when tracing ended, as timeouts
       if (o.format === 'protobuf') stats();
       await out.close();
       process.stderr.write(summary(tracer, printed, byKind, notWritten, o.format === 'json'));
       process.exit(0);
     }));
-  const closes = new ClosePeers(() => tracer.udpPeers());
-  // --events with dns: lookups are events of their own, and other events name their remote (rname)
-  const names = o.events?.includes('dns') ? new DnsNames() : undefined;
-  const lookups: DnsEvent[] = [];
-  const dns =
-    names &&
-    new DnsLookups((e) => {
-      lookups.push(e);
-      if (!e.timeout) names.learn(e);
-    });
-  const eventOf = (c: RecordCursor): NettraceEvent => {
-    const e = isUnconnectedUdpClose(c) ? closes.attach(toEvent(c, clock) as UdpEvent) : toEvent(c, clock);
-    if (names && e.dport !== 0) e.rname = names.name(e.netns, e.pid, e.daddr);
-    return e;
+  // --events with dns: lookups are events of their own, and the others name their remote (rname)
+  const make = new EventMaker(clock, () => tracer.udpPeers(), { dns: o.events?.includes('dns') ?? false });
+  const emit = (e: NettraceEvent, lines: string[], events: NettraceEvent[]): void => {
+    if (o.format === 'protobuf') events.push(e);
+    else lines.push(o.format === 'json' ? JSON.stringify(e) : eventLine(e));
+    byKind.set(e.type, (byKind.get(e.type) ?? 0) + 1);
+    printed++;
   };
-  const writeLookups = (lines: string[], events: NettraceEvent[]): void => {
-    for (const e of lookups.splice(0)) {
-      if (o.count !== undefined && printed >= o.count) break;
-      if (o.format === 'protobuf') events.push(e);
-      else lines.push(o.format === 'json' ? JSON.stringify(e) : eventLine(e));
-      byKind.set('dns', (byKind.get('dns') ?? 0) + 1);
-      printed++;
-    }
+  const takeLookups = (lines: string[], events: NettraceEvent[]): void => {
+    for (const e of make.take()) if (o.count === undefined || printed < o.count) emit(e, lines, events);
   };
   const write = (lines: string[], events: NettraceEvent[]): void => {
     const written = lines.length ? out.write(lines.join('\n') + '\n') : events.length ? out.write(encodeItems(events)) : true;
     if (!written) notWritten += lines.length + events.length;
   };
-  if (dns) {
-    const expiry = setInterval(() => {
-      dns.expire(Number(process.hrtime.bigint()));
-      const [lines, events]: [string[], NettraceEvent[]] = [[], []];
-      writeLookups(lines, events);
-      write(lines, events);
-    }, 250);
-    void stop.then(() => clearInterval(expiry));
-  }
+  const lookupsNow = (): void => {
+    const [lines, events]: [string[], NettraceEvent[]] = [[], []];
+    takeLookups(lines, events);
+    write(lines, events);
+  };
+  expiry = make.lookups && setInterval(() => (make.expire(), lookupsNow()), 250);
+  endLookups = () => (make.flush(), lookupsNow());
   tracer.onBatch((c) => {
     const lines: string[] = [];
     const events: NettraceEvent[] = [];
-    closes.nextBatch();
+    make.nextBatch();
     while (c.next()) {
       if (o.count !== undefined && printed >= o.count) break;
-      if (c.kind === Kind.Dns) {
-        dns?.add(c, clock);
-        writeLookups(lines, events);
+      if (o.format !== 'text' || c.kind === Kind.Dns) {
+        const e = make.event(c);
+        if (e) emit(e, lines, events);
+        else takeLookups(lines, events);
         continue;
       }
-      if (o.format === 'protobuf') events.push(eventOf(c));
-      else lines.push(o.format === 'json' ? JSON.stringify(eventOf(c)) : textLine(c, clock));
+      lines.push(textLine(c, clock));
       const k = kindName(c.kind);
       byKind.set(k, (byKind.get(k) ?? 0) + 1);
       printed++;
