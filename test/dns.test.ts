@@ -7,7 +7,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -215,6 +215,13 @@ test('OTLP logs: one record per lookup, with the question, answers and rcode as 
     [a['event.name'], a['network.transport'], a['network.peer.address'], a['network.peer.port'], a['dns.question.name'], a['dns.answers'], a['nettrace.rcode'], a['nettrace.qtype'], a['nettrace.timeout']],
     ['nettrace.dns', 'udp', '127.0.0.1', 53, 'deep.ntdns.test', '["10.77.0.1"]', 'NOERROR', 'A', 'false'],
   );
+});
+
+test('nettrace dns without its hook: one line and exit 1, not a silent empty run', () => {
+  const r = spawnSync(process.execPath, [CLI, 'dns', '--disable', 'dns', '-d', '1'], { encoding: 'utf8' });
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /^nettrace: nettrace dns needs the dns hook, which is off: turned off by option\n$/m);
+  assert.equal(r.stdout, '');
 });
 
 test('bad options: one line and exit 2', () => {

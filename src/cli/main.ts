@@ -348,6 +348,10 @@ function dns(argv: string[]): void {
   const o = dnsOptions(common, values);
   const stop = stopRequested(common);
   const tracer = start({ ...traceOptions(common), events: ['dns'], trackSockets: false });
+  if (!tracer.dnsEnabled) {
+    const why = tracer.hooks.find((h) => h.name === 'dns')?.detail ?? 'not attached';
+    return void tracer.stop().then(() => fail(`nettrace dns needs the dns hook, which is off: ${why}`, 1));
+  }
   openOutput(common.output).then(
     (out) => {
       const end = dnsCommand(o, tracer, out, (code) => process.exit(code));
