@@ -44,16 +44,20 @@ for (const r of runs) {
   r.derived = {
     ...context,
     ratio: base ? r.churn.rate / base : null,
-    records_per_conn: r.tracer.records / r.churn.conns,
+    records_per_conn: r.tracer.records == null ? null : r.tracer.records / r.churn.conns,
     // what the hooks should have delivered but did not: refused by a full
     // buffer (drops) or never run because of recursion (missed)
     lost_pct:
-      ((r.tracer.drops + r.bpf.recursion_misses) / (r.tracer.records + r.tracer.drops + r.bpf.recursion_misses)) * 100,
+      r.tracer.records == null
+        ? null
+        : ((r.tracer.drops + r.bpf.recursion_misses) / (r.tracer.records + r.tracer.drops + r.bpf.recursion_misses)) * 100,
+    scrape_p50_ms: r.tracer.scrape_ms?.p50 ?? null,
+    scrape_p99_ms: r.tracer.scrape_ms?.p99 ?? null,
     bpf_ns_per_run: r.bpf.run_cnt ? r.bpf.run_time_ns / r.bpf.run_cnt : null,
     bpf_ns_per_conn: r.bpf.run_time_ns / r.churn.conns,
     // per record delivered or refused: lifetime runs per record (both counted over the tracer's whole life) times ns per run
     bpf_ns_per_event:
-      r.bpf.run_cnt && r.tracer.records + r.tracer.drops
+      r.bpf.run_cnt && r.tracer.records != null && r.tracer.records + r.tracer.drops
         ? (r.bpf.run_time_ns / r.bpf.run_cnt) * (r.bpf.run_cnt_lifetime / (r.tracer.records + r.tracer.drops))
         : null,
     bpf_cpu_pct: (r.bpf.run_time_ns / 1e9 / seconds) * 100,
@@ -85,6 +89,8 @@ const table = variants.map((variant) => {
       bpf_ns_per_event: pick((r) => r.derived.bpf_ns_per_event),
       bpf_cpu_pct: pick((r) => r.derived.bpf_cpu_pct),
       consumer_cpu_pct: pick((r) => r.derived.consumer_cpu_pct),
+      scrape_p50_ms: pick((r) => r.derived.scrape_p50_ms),
+      scrape_p99_ms: pick((r) => r.derived.scrape_p99_ms),
     });
   }
   return row;
@@ -97,7 +103,7 @@ const fmt = (s, digits = 0, suffix = '') =>
   s ? `${s.median.toFixed(digits)}${suffix} [${s.min.toFixed(digits)}-${s.max.toFixed(digits)}]` : '-';
 const head = [
   'variant', 'conns/s', 'vs untraced', 'records/conn', 'drops', 'missed', 'lost', 'BPF ns/run', 'BPF ns/event', 'BPF ns/conn',
-  'consumer CPU', 'others CPU',
+  'tracer CPU', '/metrics p50/p99 ms', 'others CPU',
 ];
 const rows = table.map((t) => [
   t.variant,
@@ -111,6 +117,7 @@ const rows = table.map((t) => [
   t.bpf_ns_per_event ? t.bpf_ns_per_event.median.toFixed(0) : '-',
   t.bpf_ns_per_conn ? t.bpf_ns_per_conn.median.toFixed(0) : '-',
   t.consumer_cpu_pct ? `${t.consumer_cpu_pct.median.toFixed(1)}%` : '-',
+  t.scrape_p99_ms ? `${t.scrape_p50_ms.median.toFixed(1)}/${t.scrape_p99_ms.median.toFixed(1)}` : '-',
   `${t.others_cpu_pct.median.toFixed(1)}% (max ${t.others_cpu_pct.max.toFixed(1)}%)`,
 ]);
 const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
@@ -130,7 +137,9 @@ console.log(
     '\n  lost: (drops + missed) as a share of everything the hooks should have delivered.' +
     '\nBPF ns: run_time_ns over run_cnt with kernel.bpf_stats_enabled=1, which itself adds a little;' +
     '\n  per event: over the records delivered or refused (nettrace makes several per connect and close).' +
-    `\nconsumer CPU: the tracer's user-space process during the churn, % of one CPU.` +
+    `\ntracer CPU: the tracer's user-space process during the churn, % of one CPU.` +
+    '\n/metrics: serve only, latency of a GET every 250 ms during the churn (median over rounds of each round\'s p50/p99).' +
+    '\nrecords/conn: where the tracer reports what it delivered (the consumer, the --json summaries).' +
     `\nothers CPU: every other user-space process meanwhile (someone else's work), % of one CPU.` +
     `\nraw results: ${outPath}`,
 );

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Loopback TCP churn, untraced and under four tracers, in alternating rounds:
-#   untraced   bench/build/churn alone
-#   aggregate  nettrace, every record into the flow table (bench/nettrace-consumer.js aggregate)
-#   stream     nettrace, an event object and a JSON line per record (... stream)
-#   consumer   nettrace's BPF object drained by plain C libbpf (bench/consumer.c)
-#   bpftrace   one printf per state transition (bench/churn.bt)
+# Loopback TCP churn, untraced and under each tracer as its users run it, in alternating rounds:
+#   untraced    bench/build/churn alone
+#   states      nettrace states -i 1 > /dev/null (transitions counted in the kernel)
+#   top         nettrace top -i 1 > /dev/null (report mode: stdout is not a terminal)
+#   serve       nettrace serve, with /metrics fetched every 250 ms (latency p50/p99 recorded)
+#   close-json  nettrace --events close --json > /dev/null (tcplife's job)
+#   json        nettrace --json > /dev/null (every record)
+#   consumer    nettrace's BPF object, every record, drained by plain C libbpf (bench/consumer.c)
+#   bpftrace    @[args->newstate] = count() on sock:inet_sock_set_state (in-kernel counting)
+#   tcpstates   Debian's libbpf-tools tcpstates > /dev/null
+#   tcplife     Debian's libbpf-tools tcplife > /dev/null
 # Each round runs every variant once, so slow drift hits all of them alike and
 # each traced rate is compared with its own round's untraced rate.
 #
@@ -12,7 +17,7 @@
 # Environment:
 #   ROUNDS=5 SECONDS_PER_ROUND=5      rounds, and seconds of churn per variant
 #   CHURN_ARGS="-t 32 -a 8"           passed to churn (see bench/churn.c)
-#   VARIANTS="untraced aggregate stream consumer bpftrace"
+#   VARIANTS="untraced states ..."    a subset, in that order
 # Prints a table of medians and writes every measurement to
 # bench/results/latest.json.
 set -euo pipefail
@@ -21,7 +26,7 @@ cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-5}
 SECS=${SECONDS_PER_ROUND:-5} # not SECONDS: bash keeps its own clock in that name
 CHURN_ARGS=${CHURN_ARGS:--t 32 -a 8}
-VARIANTS=${VARIANTS:-untraced aggregate stream consumer bpftrace}
+VARIANTS=${VARIANTS:-untraced states top serve close-json json consumer bpftrace tcpstates tcplife}
 BUILD=bench/build
 RESULTS=bench/results
 HZ=$(getconf CLK_TCK)
@@ -29,8 +34,8 @@ HZ=$(getconf CLK_TCK)
 die() { echo "bench: $*" >&2; exit 1; }
 
 [[ $EUID -eq 0 ]] || die "needs root (BPF, bpf_stats_enabled)"
-for tool in gcc node bpftool bpftrace jq; do
-	command -v "$tool" >/dev/null || die "$tool is not installed"
+for tool in gcc node bpftool bpftrace jq curl /usr/sbin/tcplife /usr/sbin/tcpstates; do
+	command -v "$tool" >/dev/null || die "$tool is not installed (apt-get install bpftrace libbpf-tools jq curl)"
 done
 [[ -f dist/src/index.js ]] || die "nettrace is not built: run npm run build"
 # bpftrace and the syscall tracepoints find their ids in tracefs
@@ -172,51 +177,91 @@ churn_window() {
 		  foreign_bpf_progs: ($foreign | split(",") | map(tonumber)), foreign_bpf_run_time_ns: $fns}')
 }
 
+# The drops map of a nettrace process, summed over CPUs (key 0: every kind): the kernel's own count.
+nettrace_drops() {
+	local ids id
+	ids=$(grep -h '^map_id:' /proc/"$1"/fdinfo/* 2>/dev/null | awk '{print $2}' | sort -un | paste -sd, -)
+	[[ -n $ids ]] || { echo 0; return; }
+	id=$(bpftool -j map show | jq -r --argjson ids "[$ids]" \
+		'[.[] | select(.name == "drops" and (.id as $i | $ids | index($i)))][0].id // empty')
+	[[ -n $id ]] || { echo 0; return; }
+	# per-CPU values come as little-endian byte arrays ("0x2a", ...)
+	bpftool -j map lookup id "$id" key 0 0 0 0 |
+		jq '[.values[].value | to_entries | map((.value | ltrimstr("0x") | explode |
+			map(if . >= 97 then . - 87 elif . >= 65 then . - 55 else . - 48 end) | .[0] * 16 + .[1]) * pow(256; .key)) | add] | add'
+}
+
+# GET /metrics every 250 ms until stopped; prints every latency in ms, one a line.
+scrape_loop() {
+	while :; do
+		curl -s -o /dev/null -w '%{time_total}\n' "http://127.0.0.1:$1/metrics" | awk '{print $1 * 1000}'
+		sleep 0.25
+	done
+}
+
+NETTRACE="node bin/nettrace.js"
+SERVE_PORT=19559
+
 # Runs one traced round; appends one JSON line to $TMP/runs.jsonl.
 traced() {
-	local variant=$1 round=$2 pid grep_pid="" ids out churn c0 c1 g0=0 g1=0
-	local cnt0 ns0 miss0 cnt1 ns1 miss1 final received lost result
+	local variant=$1 round=$2 pid grep_pid="" scrape_pid="" ids out churn c0 c1 g0=0 g1=0
+	local cnt0 ns0 miss0 cnt1 ns1 miss1 final received lost result drops records scrape
 	out=$TMP/$variant.$round
 	case $variant in
-	aggregate | stream) node bench/nettrace-consumer.js "$variant" >"$out.out" 2>"$out.err" & pid=$! ;;
+	states) $NETTRACE states -i 1 >/dev/null 2>"$out.err" & pid=$! ;;
+	top) $NETTRACE top -i 1 >/dev/null 2>"$out.err" & pid=$! ;;
+	serve) $NETTRACE serve --listen 127.0.0.1:$SERVE_PORT >/dev/null 2>"$out.err" & pid=$! ;;
+	close-json) $NETTRACE --events close --json >/dev/null 2>"$out.err" & pid=$! ;;
+	json) $NETTRACE --json >/dev/null 2>"$out.err" & pid=$! ;;
 	consumer) "$BUILD/consumer" bpf/nettrace.bpf.o >"$out.out" 2>"$out.err" & pid=$! ;;
-	bpftrace)
-		# grep counts the lines as they come, instead of /dev/null, so drops show
-		mkfifo "$out.fifo"
-		grep -c '^E ' <"$out.fifo" >"$out.out" & grep_pid=$!
-		STARTED+=("$grep_pid")
-		bpftrace bench/churn.bt >"$out.fifo" 2>"$out.err" & pid=$! ;;
-	*) die "unknown variant $variant (untraced, aggregate, stream, consumer, bpftrace)" ;;
+	bpftrace) bpftrace -e 'tracepoint:sock:inet_sock_set_state { @[args->newstate] = count(); }' >"$out.out" 2>"$out.err" & pid=$! ;;
+	tcpstates | tcplife) "/usr/sbin/$variant" >/dev/null 2>"$out.err" & pid=$! ;;
+	*) die "unknown variant $variant (see VARIANTS)" ;;
 	esac
 	STARTED+=("$pid")
 	ids=$(wait_attached "$pid") || { cat "$out.err" >&2; die "$variant did not attach"; }
 	OUR_PROGS+=(${ids//,/ })
 	sleep 0.5
+	if [[ $variant == serve ]]; then
+		scrape_loop "$SERVE_PORT" >"$out.scrape" & scrape_pid=$!
+		STARTED+=("$scrape_pid")
+	fi
 
 	read -r cnt0 ns0 miss0 < <(prog_stats "$ids")
 	c0=$(cpu_ticks "$pid")
-	[[ -n $grep_pid ]] && g0=$(cpu_ticks "$grep_pid")
-	churn_window "$pid" $grep_pid
+	churn_window "$pid" $scrape_pid
 	churn=$CHURN
 	read -r cnt1 ns1 miss1 < <(prog_stats "$ids")
 	c1=$(cpu_ticks "$pid")
-	[[ -n $grep_pid ]] && g1=$(cpu_ticks "$grep_pid")
+	[[ -n $scrape_pid ]] && stop_pid "$scrape_pid"
 
 	sleep 0.5 # let the last records reach the reader
 	read -r final _ < <(prog_stats "$ids")
+	case $variant in
+	consumer | bpftrace | tcpstates | tcplife) drops=0 ;;
+	*) drops=$(nettrace_drops "$pid") ;;
+	esac
 	stop_pid "$pid"
-	[[ -n $grep_pid ]] && wait "$grep_pid" 2>/dev/null || true
 
-	if [[ $variant == bpftrace ]]; then
-		# bpftrace's lost-event notices go to its output too; counting its lines
-		# against how often its program ran gives the loss exactly
-		received=$(cat "$out.out")
-		lost=$((final - received > 0 ? final - received : 0))
-		result=$(jq -nc --argjson r "$received" --argjson d "$lost" '{records: $r, drops: $d}')
-	else
+	records=null
+	case $variant in
+	consumer)
 		result=$(tail -n1 "$out.out")
 		[[ -n $result ]] || { cat "$out.err" >&2; die "$variant printed no result"; }
+		drops=$(jq .drops <<<"$result"); records=$(jq .records <<<"$result") ;;
+	tcpstates | tcplife)
+		# libbpf-tools report what their perf buffers lost on stderr: "lost N events on CPU #C"
+		drops=$(grep -io 'lost [0-9]* events' "$out.err" | awk '{n += $2} END {print n + 0}') ;;
+	close-json | json)
+		records=$(grep -o '"records":[0-9]*' "$out.err" | tail -n1 | cut -d: -f2)
+		[[ -n $records ]] || records=null ;;
+	esac
+	scrape=null
+	if [[ -f $out.scrape ]]; then
+		scrape=$(sort -n "$out.scrape" | jq -sc '{n: length, p50: (if length > 0 then .[(length * 0.5 | floor)] else null end),
+			p99: (if length > 0 then .[((length - 1) * 0.99 | floor)] else null end), max: max}')
 	fi
+	result=$(jq -nc --argjson d "${drops:-0}" --argjson r "$records" --argjson s "$scrape" '{drops: $d, records: $r, scrape_ms: $s}')
 
 	jq -nc --arg variant "$variant" --argjson round "$round" --argjson churn "$churn" \
 		--argjson result "$result" --arg ids "$ids" --argjson context "$CONTEXT" \

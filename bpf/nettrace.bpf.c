@@ -17,12 +17,16 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/* keeps the record types in the object's BTF for the generator (see struct nt_records) */
+const struct nt_records *nt_records __attribute__((unused));
+
 #define AF_INET6 10
 #define IPPROTO_TCP 6
 #define ECONNABORTED 103
 #define SOCK_DONE 1 /* enum sock_flags: set by tcp_fin() when the peer's FIN arrives */
 
 #include "steering.bpf.h"
+#include "compat.bpf.h"
 
 /* user space sets max_entries before load */
 struct {
@@ -138,6 +142,8 @@ static __always_inline int wanted(const struct nt_sock *s, const struct nt_owner
 		return 1;
 	if ((flags & NT_FILTER_FAMILY) && s->family != nt_filter.family)
 		return 0;
+	if ((flags & NT_FILTER_NETNS) && s->netns != nt_filter.netns)
+		return 0;
 	if (flags & NT_FILTER_PID) {
 		pid = o ? o->pid : 0;
 		if (!o || !o->known || !bpf_map_lookup_elem(&filter_pids, &pid))
@@ -223,8 +229,13 @@ static __always_inline void capture_owner(struct nt_owner *o)
  */
 static __always_inline void capture_task_owner(struct nt_owner *o)
 {
-	struct task_struct *t = bpf_get_current_task_btf();
+	struct task_struct *t;
 
+	if (!has_task_btf()) {
+		capture_owner(o);
+		return;
+	}
+	t = bpf_get_current_task_btf();
 	o->cgroup = t->cgroups->dfl_cgrp->kn->id;
 	o->pid = t->tgid;
 	o->tid = t->pid;
@@ -280,10 +291,7 @@ static __always_inline void read_tuple(struct nt_sock *s, const struct sock_comm
 /* skc must be a BTF pointer (tp_btf, fexit, iter): fields are read directly. */
 static __always_inline void read_sock(struct nt_sock *s, const struct sock_common *skc)
 {
-	/* once generated the cookie sits in the socket: the helper call is only needed the first time */
-	s->cookie = skc->skc_cookie.counter;
-	if (!s->cookie)
-		s->cookie = bpf_get_socket_cookie((void *)skc);
+	s->cookie = sock_cookie(skc);
 	read_tuple(s, skc);
 }
 
@@ -411,7 +419,7 @@ static __always_inline void count_transition(const struct sock *sk, int old, int
 
 		read_tuple(&tuple, &sk->__sk_common);
 		if (!tuple.sport) /* a released port: the connection's own copy of it stays */
-			tuple.sport = bpf_ntohs(((const struct inet_sock *)sk)->inet_sport);
+			tuple.sport = bpf_ntohs(BPF_CORE_READ((const struct inet_sock *)sk, inet_sport));
 		if (!wanted(&tuple, 0))
 			return;
 	}
@@ -532,6 +540,8 @@ int BPF_PROG(on_state, const struct sock *sk, int old, int new)
 		count_transition(sk, old, new);
 	if (nt_track)
 		track(sk, old, new);
+	if (new == TCP_CLOSE)
+		forget_cookie((__u64)sk);
 	return 0;
 }
 
@@ -598,7 +608,7 @@ struct sys_exit_ctx {
 
 static __always_inline int accept_exit(struct sys_exit_ctx *ctx)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_struct *task;
 	struct file **fds;
 	struct file *file;
 	struct socket *sock;
@@ -607,8 +617,14 @@ static __always_inline int accept_exit(struct sys_exit_ctx *ctx)
 
 	if (fd < 0)
 		return 0;
-	/* BTF loads, not a probe read per hop: only what is not BTF-typed needs one */
-	fds = task->files->fdt->fd;
+	if (has_task_btf()) {
+		/* BTF loads, not a probe read per hop: only what is not BTF-typed needs one */
+		task = bpf_get_current_task_btf();
+		fds = task->files->fdt->fd;
+	} else {
+		task = (struct task_struct *)bpf_get_current_task();
+		fds = BPF_CORE_READ(task, files, fdt, fd);
+	}
 	if (bpf_core_read(&file, sizeof(file), &fds[fd]) || !file)
 		return 0;
 	sock = BPF_CORE_READ(file, private_data);
@@ -650,6 +666,13 @@ int dump_tcp(struct bpf_iter__tcp *ctx)
 	key = (__u64)skc;
 	read_sock(&f.sock, skc);
 	f.state = skc->skc_state;
+	if (f.state == TCP_TIME_WAIT) {
+		/* an orphan closed in FIN_WAIT2 is a minisocket too: ss and /proc/net/tcp name its substate */
+		struct tcp_timewait_sock *tw = bpf_skc_to_tcp_timewait_sock(skc);
+
+		if (tw)
+			f.state = tw->tw_sk.tw_substate;
+	}
 	f.uid = ctx->uid;
 	si = bpf_map_lookup_elem(&socks, &key);
 	if (si)

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * The one definition of what crosses the ring buffer. native/src/layout.rs and
- * src/layout.ts mirror it; test/layout.test.ts holds all three together.
+ * The one definition of what crosses the ring buffer. User space's offsets are
+ * generated from the compiled object's BTF (scripts/gen-records.js writes
+ * src/layout.ts; CI fails if it differs), so nothing here is copied by hand.
  *
  * Every record starts with struct nt_head, so a reader can walk a batch by
  * `size` without knowing every kind. Records are multiples of 8 bytes so the
@@ -115,13 +116,15 @@ struct nt_flow {
 	__u32 retrans;
 	__u32 segs_out;
 	__u32 segs_in;
-	__u8 state;        /* TCP_* as the kernel numbers them */
+	__u8 state;        /* TCP_* as the kernel numbers them; a timewait minisocket its substate, as ss names it */
 	__u8 _pad[7];
 };
 
 /* nt_udp.event */
-#define NT_UDP_OPEN 1  /* socket(2) made it: the owner, no addresses yet */
-#define NT_UDP_CLOSE 2 /* its last close released it: the totals */
+enum nt_udp_event {
+	NT_UDP_OPEN = 1,  /* socket(2) made it: the owner, no addresses yet */
+	NT_UDP_CLOSE = 2, /* its last close released it: the totals */
+};
 
 /*
  * A UDP socket's lifetime. Datagrams and bytes are what sendmsg/recvmsg
@@ -180,11 +183,15 @@ struct nt_udp_peer_bytes {
 };
 
 /* nt_dns.dir */
-#define NT_DNS_SENT 1
-#define NT_DNS_RECEIVED 2
+enum nt_dns_dir {
+	NT_DNS_SENT = 1,
+	NT_DNS_RECEIVED = 2,
+};
 
 /* Bytes of a DNS message copied into its record: a classic UDP message whole, longer ones cut. */
-#define NT_DNS_MAX 512
+enum nt_dns_copy {
+	NT_DNS_MAX = 512,
+};
 
 /*
  * A DNS message a socket sent to, or received from, a remote port 53, over
@@ -210,10 +217,36 @@ struct nt_dns {
 #define NT_FILTER_FAMILY 1 /* family must equal nt_filter.family */
 #define NT_FILTER_PID 2    /* the owner's pid must be in filter_pids */
 #define NT_FILTER_PORT 4   /* the local or the remote port must be in filter_ports */
+#define NT_FILTER_NETNS 8  /* the socket's network namespace inode must equal nt_filter.netns */
 
 struct nt_filter {
 	__u32 flags;       /* NT_FILTER_* */
 	__u32 family;      /* 4 or 6 */
+	__u32 netns;       /* network namespace inode number */
+	__u32 _pad;
+};
+
+/*
+ * Every type user space reads, as one struct that nothing uses but the
+ * pointer below: it keeps them all in the object's BTF, where the generator
+ * finds them (records are otherwise only locals, which BTF leaves out).
+ */
+struct nt_records {
+	enum nt_kind kind;
+	enum nt_udp_event udp_event;
+	struct nt_head head;
+	struct nt_state state;
+	struct nt_connect connect;
+	struct nt_accept accept;
+	struct nt_close close;
+	struct nt_udp udp;
+	struct nt_flow flow;
+	struct nt_udp_flow udp_flow;
+	struct nt_udp_peer udp_peer;
+	struct nt_udp_peer_bytes udp_peer_bytes;
+	enum nt_dns_dir dns_dir;
+	enum nt_dns_copy dns_copy;
+	struct nt_dns dns;
 };
 
 #endif /* NETTRACE_H */

@@ -312,7 +312,7 @@ int dump_udp(struct bpf_iter__udp *ctx)
 	f.rx_queue = sk->sk_backlog.rmem_alloc.counter;
 	f.tx_queue = sk->sk_wmem_alloc.refs.counter - 1; /* as sk_wmem_alloc_get() */
 	f.drops = read_drops(sk);
-	ui = bpf_sk_storage_get(&udp_store, sk, 0, 0);
+	ui = has_tracing_sk_storage() ? bpf_sk_storage_get(&udp_store, sk, 0, 0) : 0;
 	if (ui) {
 		__builtin_memcpy(&f.owner, &ui->owner, sizeof(f.owner));
 		f.tx_bytes = ui->tx_bytes;

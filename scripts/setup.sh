@@ -17,7 +17,7 @@ packages=(build-essential pkg-config libbpf-dev libelf-dev zlib1g-dev clang llvm
 if [ "${1:-}" = "--test" ]; then
   # test/kernel.test.ts boots Debian's 6.1 and 6.12 kernels under qemu with a busybox initramfs (xz unpacks 6.12's
   # modules); test/prometheus.test.ts
-  # runs a real Prometheus; test/deploy.test.ts verifies the systemd unit with systemd-analyze
+  # runs a real Prometheus (and test/alerts.test.ts its promtool); test/deploy.test.ts verifies the systemd unit with systemd-analyze
   # test/dns.test.ts serves a zone with dnsmasq and asks it with dig
   packages+=(qemu-system-x86 busybox-static xz-utils prometheus systemd dnsmasq-base bind9-dnsutils)
 elif [ -n "${1:-}" ]; then
@@ -53,3 +53,10 @@ fi
 
 say "building the addon and the TypeScript"
 npm run --silent build >/dev/null
+
+if [ "${1:-}" = "--test" ]; then
+  # test/fleet.test.ts pushes to a real OpenTelemetry Collector, built once from the upstream Go modules (minutes)
+  # and cached outside the repository
+  say "building the test OpenTelemetry Collector (once; cached in /var/cache/nettrace-otelcol)"
+  bash scripts/otelcol/build.sh >/dev/null
+fi

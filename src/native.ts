@@ -35,6 +35,8 @@ export interface KernelFilter {
   family?: 4 | 6;
   pids?: number[];
   ports?: number[];
+  /** Inode of the network namespace whose sockets are wanted (set from TraceOptions.netns). */
+  netns?: number;
 }
 
 export interface NativeOptions {
@@ -48,6 +50,8 @@ export interface NativeOptions {
   events?: string[];
   trackSockets?: boolean;
   countStates?: boolean;
+  /** A file of kernelFilter.netns, entered to read socket snapshots. */
+  netnsPath?: string;
 }
 
 export interface KernelIds {
@@ -57,6 +61,8 @@ export interface KernelIds {
 }
 
 export interface NativeTracer {
+  /** Hands a batch back once read: at most two are out at once. */
+  release(): void;
   stop(): void;
   snapshot(): Buffer;
   snapshotUdp(): Buffer;
@@ -121,7 +127,6 @@ export interface NativeAddon {
     open(options: NativeOptions, onBatch: (args: [Buffer, boolean]) => void): NativeTracer;
   };
   NativeRoutes: new () => NativeRoutes;
-  recordLayout(): { name: string; offset: number; size: number }[];
   ChurnRun: { open(options: ChurnOptions): ChurnRun };
   bpfProgStats(ids: number[]): ProgStats[];
 }

@@ -11,6 +11,7 @@ import { DnsLookups, DnsStats } from './dns/lookups';
 import { FlowMonitor } from './flows/monitor';
 import { FlowSnapshot, flowSnapshot } from './flows/rollup';
 import { Flow, FlowTableOptions } from './flows/table';
+import { ResolvedNetns, resolveNetns } from './netns';
 import { KernelFilter, KernelIds, native, NativeHook, NativeStats, NativeTracer } from './native';
 import { RawSteering } from './steering/types';
 
@@ -72,6 +73,11 @@ export interface TraceOptions {
    * either side (at most 1024). A record with no known owner fails a pid condition.
    */
   kernelFilter?: KernelFilter;
+  /**
+   * Only sockets of this network namespace, decided in the kernel: a name under
+   * /run/netns, a path to a namespace file, or its inode. Snapshots list its sockets.
+   */
+  netns?: string | number;
   /** Keep only records this accepts; it sees the cursor, before any object exists. */
   filter?: (c: RecordCursor) => boolean;
   /**
@@ -122,12 +128,17 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
   private readonly stopped = new Promise<void>((resolve) => (this.resolveStopped = resolve));
   private dnsLookups: DnsLookups | undefined;
 
+  /** The network namespace this tracer is scoped to (TraceOptions.netns), resolved. */
+  readonly netns: ResolvedNetns | undefined;
+
   private constructor(private readonly options: TraceOptions) {
     this.maxQueued = options.maxQueuedBatches ?? 64;
     this.cursor.filter = options.filter;
-    const { ringBytes, flushMs, batchBytes, maxSockets, disable, kernelFilter, steering, events, trackSockets, countStates } = options;
+    const { ringBytes, flushMs, batchBytes, maxSockets, disable, steering, events, trackSockets, countStates } = options;
+    const ns = (this.netns = options.netns === undefined ? undefined : resolveNetns(options.netns));
+    const kernelFilter = ns ? { ...options.kernelFilter, netns: ns.inode } : options.kernelFilter;
     try {
-      const open = { ringBytes, flushMs, batchBytes, maxSockets, disable, kernelFilter, steering, events, trackSockets, countStates };
+      const open = { ringBytes, flushMs, batchBytes, maxSockets, disable, kernelFilter, steering, events, trackSockets, countStates, netnsPath: ns?.path };
       this.handle = native().NativeTracer.open(open, ([batch, last]) =>
         this.receive(batch, last),
       );
@@ -335,6 +346,8 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
   }
 
   private receive(batch: Buffer, last: boolean): void {
+    // handed back from the next turn of the event loop, so timers and sockets run between batches
+    if (!last) setImmediate(this.release);
     try {
       if (batch.length > 0) {
         for (const fn of this.listeners) fn(this.cursor.reset(batch));
@@ -352,6 +365,8 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
     this.wakeIterator?.();
     this.wakeIterator = undefined;
   }
+
+  private readonly release = (): void => this.handle.release();
 
   private enqueue(batch: Buffer): void {
     if (this.queue.length < this.maxQueued) {

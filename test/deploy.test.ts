@@ -35,7 +35,15 @@ test('deploy/kubernetes/daemonset.yaml: a DaemonSet with host network and PID, t
 
   const sc = c.securityContext;
   const caps: string[] = sc.capabilities?.add ?? [];
-  assert.ok(sc.privileged === true || ['BPF', 'PERFMON', 'NET_ADMIN'].every((cap) => caps.includes(cap)), `privileges: ${caps}`);
+  assert.ok(sc.privileged === true || ['BPF', 'PERFMON', 'NET_ADMIN', 'SYS_ADMIN'].every((cap) => caps.includes(cap)), `privileges: ${caps}`);
+  // each capability is named with its reason in the comment above it
+  const text = fs.readFileSync(path.join(DEPLOY, 'kubernetes', 'daemonset.yaml'), 'utf8');
+  for (const cap of caps) assert.match(text, new RegExp(`#\\s+${cap}\\s+\\S`), `${cap} has its reason`);
+  // the host's cgroup v2 hierarchy, not the pod's own cgroup namespace's
+  const cg = c.volumeMounts.find((vm: any) => vm.name === 'cgroup');
+  assert.equal(pod.spec.volumes.find((v: any) => v.name === 'cgroup').hostPath.path, '/sys/fs/cgroup');
+  assert.notEqual(cg.mountPath, '/sys/fs/cgroup', 'beside the container\'s own cgroup mount');
+  assert.ok(['K8S_NODE_NAME', 'K8S_POD_NAME'].every((n) => c.env.some((e: any) => e.name === n && e.valueFrom?.fieldRef)), 'the downward API names the agent');
   for (const cap of caps) assert.match(cap, /^[A-Z_]+$/, 'capabilities are named without CAP_');
 
   const volumes = new Map<string, any>(pod.spec.volumes.map((v: any) => [v.name, v]));
@@ -96,7 +104,7 @@ test('deploy/nettrace.service: systemd-analyze verify finds nothing, and the uni
   }
   assert.match(keys.get('Service.ExecStart')![0], /nettrace\.js serve \$NETTRACE_ARGS$/);
   assert.deepEqual(keys.get('Service.KillSignal'), ['SIGTERM']);
-  for (const cap of ['CAP_BPF', 'CAP_PERFMON', 'CAP_NET_ADMIN']) assert.ok(keys.get('Service.CapabilityBoundingSet')![0].split(' ').includes(cap), cap);
+  for (const cap of ['CAP_BPF', 'CAP_PERFMON', 'CAP_NET_ADMIN', 'CAP_SYS_ADMIN']) assert.ok(keys.get('Service.CapabilityBoundingSet')![0].split(' ').includes(cap), cap);
   assert.deepEqual(keys.get('Install.WantedBy'), ['multi-user.target']);
   // the default arguments are ones nettrace accepts, on loopback
   const defaults = /^"NETTRACE_ARGS=(.*)"$/.exec(keys.get('Service.Environment')![0])![1].split(' ');

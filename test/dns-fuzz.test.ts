@@ -11,7 +11,9 @@ import fc from 'fast-check';
 import { encode } from 'dns-packet';
 import { Clock, DnsLookups, Tracer } from '../src';
 import { parsePayload } from '../src/dns/message';
-import { DNS_MAX, Kind } from '../src/layout';
+import { DnsCopy, Kind } from '../src/layout';
+
+const DNS_MAX = DnsCopy.Max;
 import { FIXTURES, waitFor } from './helpers';
 
 const NETNS = `ntdnsfz${process.pid}`;

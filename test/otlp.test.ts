@@ -7,119 +7,16 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import http from 'node:http';
-import net from 'node:net';
-import path from 'node:path';
-import zlib from 'node:zlib';
-import protobuf from 'protobufjs';
 import { NettraceMetrics, OtlpSink, Tracer } from '../src';
 import { closedPort, remaining, waitFor } from './helpers';
+import { Attrs, closeReceivers, latest, logRecords, points, receiver, Received } from './otlp-helpers';
 import { expectedCounts, Exchange, peerClient, peerServer, programsOf, startServe } from './serve-helpers';
 
-const PROTOS = path.join(path.dirname(require.resolve('@opentelemetry/otlp-grpc-exporter-base/package.json')), 'build', 'protos');
 const children: ChildProcess[] = [];
-const servers: http.Server[] = [];
 after(() => {
   children.forEach((c) => c.exitCode === null && c.signalCode === null && c.kill('SIGKILL'));
-  servers.forEach((s) => s.close());
+  closeReceivers();
 });
-
-function otlpTypes(): { metrics: protobuf.Type; logs: protobuf.Type } {
-  const root = new protobuf.Root();
-  root.resolvePath = (_origin, target) => path.join(PROTOS, target);
-  root.loadSync(['opentelemetry/proto/collector/metrics/v1/metrics_service.proto', 'opentelemetry/proto/collector/logs/v1/logs_service.proto']);
-  return {
-    metrics: root.lookupType('opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest'),
-    logs: root.lookupType('opentelemetry.proto.collector.logs.v1.ExportLogsServiceRequest'),
-  };
-}
-
-interface KeyValue {
-  key: string;
-  value: { stringValue?: string; intValue?: number; doubleValue?: number };
-}
-type Attrs = Record<string, string | number | undefined>;
-const attrs = (list: KeyValue[] = []): Attrs =>
-  Object.fromEntries(list.map((kv) => [kv.key, kv.value.stringValue ?? kv.value.intValue ?? kv.value.doubleValue]));
-
-interface Received {
-  path: string;
-  headers: http.IncomingHttpHeaders;
-  body: Record<string, unknown>;
-}
-
-/** An OTLP/HTTP receiver: decodes every request it gets and answers with an empty success. */
-async function receiver(): Promise<{ port: number; got: Received[] }> {
-  const types = otlpTypes();
-  const got: Received[] = [];
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (d: Buffer) => chunks.push(d));
-    req.on('end', () => {
-      let raw = Buffer.concat(chunks);
-      if (req.headers['content-encoding'] === 'gzip') raw = zlib.gunzipSync(raw);
-      const type = req.url === '/v1/metrics' ? types.metrics : req.url === '/v1/logs' || req.url === '/custom/logs' ? types.logs : undefined;
-      if (!type) {
-        res.writeHead(404).end();
-        return;
-      }
-      const body = type.toObject(type.decode(raw), { longs: Number, enums: String, bytes: String, defaults: false }) as Record<string, unknown>;
-      got.push({ path: req.url!, headers: req.headers, body });
-      res.writeHead(200, { 'Content-Type': 'application/x-protobuf' }).end();
-    });
-  });
-  servers.push(server);
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return { port: (server.address() as net.AddressInfo).port, got };
-}
-
-interface Point {
-  metric: string;
-  resource: Attrs;
-  attributes: Attrs;
-  value: number;
-}
-
-/** Every number and histogram-count data point of every metrics request, flattened. */
-function points(got: Received[]): Point[] {
-  const out: Point[] = [];
-  for (const r of got.filter((g) => g.path === '/v1/metrics')) {
-    for (const rm of (r.body.resourceMetrics ?? []) as { resource: { attributes: KeyValue[] }; scopeMetrics: { metrics: Record<string, never>[] }[] }[]) {
-      for (const sm of rm.scopeMetrics ?? []) {
-        for (const m of sm.metrics ?? []) {
-          const data = (m.sum ?? m.gauge ?? m.histogram) as { dataPoints?: { attributes: KeyValue[]; asInt?: number; asDouble?: number; count?: number }[] } | undefined;
-          for (const p of data?.dataPoints ?? []) {
-            out.push({ metric: m.name, resource: attrs(rm.resource.attributes), attributes: attrs(p.attributes), value: p.asInt ?? p.asDouble ?? p.count ?? 0 });
-          }
-        }
-      }
-    }
-  }
-  return out;
-}
-
-/** The latest value sent for `metric` with (at least) these attributes, summed over matching series of that request. */
-function latest(got: Received[], metric: string, want: Attrs): number | undefined {
-  for (let i = got.length - 1; i >= 0; i--) {
-    const ps = points([got[i]]).filter((p) => p.metric === metric && Object.entries(want).every(([k, v]) => p.attributes[k] === v));
-    if (ps.length) return ps.reduce((s, p) => s + p.value, 0);
-  }
-  return undefined;
-}
-
-function logRecords(got: Received[]): { body: string; attributes: Attrs; resource: Attrs }[] {
-  const out: { body: string; attributes: Attrs; resource: Attrs }[] = [];
-  for (const r of got.filter((g) => g.path.endsWith('/logs'))) {
-    for (const rl of (r.body.resourceLogs ?? []) as { resource: { attributes: KeyValue[] }; scopeLogs: { logRecords: { body: { stringValue: string }; attributes: KeyValue[] }[] }[] }[]) {
-      for (const sl of rl.scopeLogs ?? []) {
-        for (const lr of sl.logRecords ?? []) out.push({ body: lr.body.stringValue, attributes: attrs(lr.attributes), resource: attrs(rl.resource.attributes) });
-      }
-    }
-  }
-  return out;
-}
 
 function metricChecks(x: Exchange): [string, Attrs, number][] {
   const want = expectedCounts(x);
@@ -127,7 +24,7 @@ function metricChecks(x: Exchange): [string, Attrs, number][] {
   return [
     ...want.client.map(([n, l, v]): [string, Attrs, number] => [base(n), { ...l, comm: 'nt-mclient' }, v]),
     ...want.server.map(([n, l, v]): [string, Attrs, number] => [base(n), { ...l, comm: 'nt-mserver' }, v]),
-    ['nettrace_rtt_seconds', {}, 2 * (x.ok + x.resets)],
+    ['nettrace_tcp_rtt_seconds', {}, 2 * (x.ok + x.resets)],
   ];
 }
 
@@ -195,7 +92,7 @@ test('OtlpSink as a library sink: a Tracer, its metrics and an explicit endpoint
   const sink = OtlpSink.start(tracer, metrics, { endpoint: `http://127.0.0.1:${rx.port}/`, intervalMs: 3_600_000 });
   try {
     await peerClient('127.0.0.1', peer.port, refusedPort, x);
-    await waitFor(() => metrics.families().some((f) => f.name === 'nettrace_accepts' && f.series.some((s) => s.labels.comm === 'nt-mserver' && 'value' in s && s.value === 3)), 20000, 'accepts');
+    await waitFor(() => metrics.families().some((f) => f.name === 'nettrace_tcp_accepts' && f.series.some((s) => s.labels.comm === 'nt-mserver' && 'value' in s && s.value === 3)), 20000, 'accepts');
     await new Promise((r) => setTimeout(r, 500)); // one more refresh folds the last bytes in
   } finally {
     await sink.shutdown();

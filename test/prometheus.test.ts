@@ -94,7 +94,7 @@ test('Prometheus scrapes nettrace serve and its query API returns the connection
   const checks = [
     ...want.client.map(([n, l, v]) => [selector(n, { ...l, comm: 'nt-mclient' }), v] as const),
     ...want.server.map(([n, l, v]) => [selector(n, { ...l, comm: 'nt-mserver' }), v] as const),
-    ['sum(nettrace_rtt_seconds_count{job="nettrace"})', 2 * (x.ok + x.resets)] as const,
+    ['sum(nettrace_tcp_rtt_seconds_count{job="nettrace"})', 2 * (x.ok + x.resets)] as const,
   ];
   let last: string[] = [];
   await until('the counts in Prometheus', async () => {
@@ -105,7 +105,7 @@ test('Prometheus scrapes nettrace serve and its query API returns the connection
     throw new Error(`${e.message}\n${last.join('\n')}`);
   });
   // a histogram quantile over the RTTs works as dashboards use it
-  const p50 = await query(promPort, 'histogram_quantile(0.5, sum by (le) (nettrace_rtt_seconds_bucket))');
+  const p50 = await query(promPort, 'histogram_quantile(0.5, sum by (le) (nettrace_tcp_rtt_seconds_bucket))');
   assert.ok(p50 !== undefined && p50 > 0 && p50 <= 10, `median RTT ${p50}`);
 
   prom.kill('SIGTERM');

@@ -9,7 +9,7 @@ import { execFileSync, spawn, ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Flow, FlowMonitor, Tracer } from '../src';
-import { RouteResolver } from '../src/flows/routes';
+import { RouteResolver, routeEach } from '../src/flows/routes';
 import { CLI, FIXTURES, waitFor } from './helpers';
 
 const TAG = `ntr${process.pid % 100000}`;
@@ -111,7 +111,9 @@ async function connections(pid: number, count: number): Promise<Flow[]> {
   );
   await monitor!.routesSettled();
   assert.equal(monitor!.routeError, undefined);
-  return mine;
+  // flows are copies as of the read: read them again now that their routes are set
+  const socks = new Set(mine.map((f) => f.sock));
+  return monitor!.table.flows().filter((f) => socks.has(f.sock));
 }
 
 function assertRouteOf(f: Flow, ns: string): void {
@@ -160,7 +162,7 @@ test('flows in another namespace carry the interface, gateway, source and table 
     const ours = [...flows, ...accepted];
     for (let i = 0; i < 5; i++) {
       const copies = ours.map((f) => ({ ...f, ifname: null, gateway: null, route_src: null, route_table: null }));
-      await cachedOnly.resolve(copies);
+      await cachedOnly.resolve(routeEach(copies));
       assert.deepEqual(copies.map((c) => c.ifname), ours.map((f) => f.ifname));
       assert.equal(cachedOnly.stats().kernelLookups, 7); // A: four destinations; B: the three client addresses
     }
@@ -192,7 +194,7 @@ test('a namespace whose flows have no living owner is entered through its ip net
   try {
     const orphan = { netns: fs.statSync(`/run/netns/${A}`).ino, daddr: VIA_DEFAULT, pid: null, state: 'TIME_WAIT', closed: null };
     const flow = { ...orphan, ifname: null, gateway: null, route_src: null, route_table: null };
-    await fresh.resolve([flow]);
+    await fresh.resolve(routeEach([flow]));
     const want = ipRouteGet(A, VIA_DEFAULT);
     assert.deepEqual([flow.ifname, flow.gateway, flow.route_src], [want.dev, want.gateway, want.prefsrc]);
   } finally {

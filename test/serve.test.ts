@@ -75,9 +75,9 @@ test('serve: /metrics counts opens, accepts, closes, refusals, resets and bytes 
     ['nettrace_remote_bytes_total', { host: '127.0.0.1', direction: 'tx' }, (x.ok + x.resets) * (x.send + x.reply)],
     ['nettrace_remote_bytes_total', { host: '127.0.0.1', direction: 'rx' }, (x.ok + x.resets) * (x.send + x.reply)],
     // both ends of every connection that carried data close with an RTT; refused ones have none
-    ['nettrace_rtt_seconds_count', {}, 2 * (x.ok + x.resets)],
-    ['nettrace_connect_duration_seconds_count', {}, x.ok + x.resets + x.refused],
-    ['nettrace_sockets', { state: 'LISTEN' }, 1],
+    ['nettrace_tcp_rtt_seconds_count', {}, 2 * (x.ok + x.resets)],
+    ['nettrace_tcp_connect_duration_seconds_count', {}, x.ok + x.resets + x.refused],
+    ['nettrace_tcp_sockets', { state: 'LISTEN' }, 1],
     // loopback flows leave through lo with no gateway, as ip route get says
     ['nettrace_interface_bytes_total', { ifname: 'lo', direction: 'tx' }, (x.ok + x.resets) * (x.send + x.reply)],
     ['nettrace_interface_bytes_total', { ifname: 'lo', direction: 'rx' }, (x.ok + x.resets) * (x.send + x.reply)],
@@ -86,12 +86,12 @@ test('serve: /metrics counts opens, accepts, closes, refusals, resets and bytes 
   // nothing else passed the filter
   const comms = new Set(samples.filter((s) => s.labels.comm !== undefined).map((s) => s.labels.comm));
   assert.deepEqual([...comms].sort(), ['nt-mclient', 'nt-mserver']);
-  assert.equal(valueOf(samples, 'nettrace_rtt_seconds_bucket', { le: '+Inf' }), 2 * (x.ok + x.resets));
-  assert.ok(valueOf(samples, 'nettrace_rtt_seconds_sum') > 0);
+  assert.equal(valueOf(samples, 'nettrace_tcp_rtt_seconds_bucket', { le: '+Inf' }), 2 * (x.ok + x.resets));
+  assert.ok(valueOf(samples, 'nettrace_tcp_rtt_seconds_sum') > 0);
   assert.equal(valueOf(samples, 'nettrace_dropped_records_total'), 0);
   assert.ok(valueOf(samples, 'nettrace_records_total') > 0);
-  for (const name of ['nettrace_missed_hook_runs_total', 'nettrace_evictions_total', 'nettrace_retransmits_total']) {
-    assert.ok(samples.some((s) => s.name === name) || name === 'nettrace_retransmits_total', `${name} is exposed`);
+  for (const name of ['nettrace_missed_hook_runs_total', 'nettrace_evictions_total', 'nettrace_tcp_retransmits_total']) {
+    assert.ok(samples.some((s) => s.name === name) || name === 'nettrace_tcp_retransmits_total', `${name} is exposed`);
   }
 
   const head = await get(served.port, '/metrics', 'HEAD');
@@ -155,7 +155,7 @@ test('serve --steering: segments the reader\'s CPU was known for, those on it, a
   // 32 MiB over loopback is at least 32 MiB / 64 KiB segments (GSO), most of them read after the first read
   assert.ok(any >= 256, `segments ${any}`);
   assert.ok(local <= any, `${local} of ${any}`);
-  const locality = samples.find((x) => x.name === 'nettrace_steering_locality');
+  const locality = samples.find((x) => x.name === 'nettrace_steering_locality_ratio');
   assert.ok(locality && locality.value >= 0 && locality.value <= 1, `locality ${locality?.value}`);
   served.child.kill('SIGTERM');
   assert.equal((await served.done).code, 0);
@@ -167,8 +167,8 @@ test('serve: --top bounds the comm label, the rest counting as other', async () 
   const served = await startServe(['--listen', '127.0.0.1:0', '--top', '1', `sport = :${peer.port} or dport = :${peer.port}`], process.env, children);
   await peerClient('127.0.0.1', peer.port, 1, x);
   const samples = await scrapeUntil(served.port, [
-    ['nettrace_connects_total', {}, 3],
-    ['nettrace_accepts_total', {}, 3],
+    ['nettrace_tcp_connects_total', {}, 3],
+    ['nettrace_tcp_accepts_total', {}, 3],
   ]);
   const comms = new Set(samples.filter((s) => s.labels.comm !== undefined).map((s) => s.labels.comm));
   assert.equal(comms.size, 2, [...comms].join(','));
@@ -184,10 +184,10 @@ test('serve: a process name with quotes, backslashes and a line feed is escaped 
   const peer = await peerServer('127.0.0.1', x, children);
   const served = await startServe(['--listen', '127.0.0.1:0', `dport = :${peer.port}`], process.env, children);
   await peerClient('127.0.0.1', peer.port, 1, x, title);
-  const samples = await scrapeUntil(served.port, [['nettrace_connects_total', { comm: title, result: 'ok' }, 2]]);
+  const samples = await scrapeUntil(served.port, [['nettrace_tcp_connects_total', { comm: title, result: 'ok' }, 2]]);
   assert.ok(samples.length > 0);
   const text = (await get(served.port, '/metrics')).body;
-  assert.ok(text.includes('nettrace_connects_total{comm="nt\\"q\\\\m\\nx",result="ok"} 2\n'), 'escaped as the format wants');
+  assert.ok(text.includes('nettrace_tcp_connects_total{comm="nt\\"q\\\\m\\nx",result="ok"} 2\n'), 'escaped as the format wants');
   served.child.kill('SIGTERM');
   peer.child.kill('SIGTERM');
   assert.equal((await served.done).code, 0);
@@ -200,7 +200,7 @@ test('serve: bytes a connection moved before nettrace started are not counted, w
   const { port } = JSON.parse(line.toString()) as { port: number };
   const served = await startServe(['--listen', '127.0.0.1:0', `sport = :${port} or dport = :${port}`], process.env, children);
   // the first snapshot is the baseline; wait for it to have been taken before sending more
-  await scrapeUntil(served.port, [['nettrace_sockets', { state: 'ESTABLISHED' }, 2]]);
+  await scrapeUntil(served.port, [['nettrace_tcp_sockets', { state: 'ESTABLISHED' }, 2]]);
   old.stdin!.write('more\n');
   const samples = await scrapeUntil(served.port, [
     ['nettrace_process_bytes_total', { comm: 'nt-mold', direction: 'tx' }, 200],

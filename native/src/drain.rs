@@ -13,7 +13,7 @@ use libbpf_rs::MapCore;
 
 use libbpf_rs::{Link, Object};
 
-use crate::batch::Batch;
+use crate::batch::{Batch, Pool};
 use crate::loader::{prog_ids, read_evictions, read_hook_runs, read_percpu_sum};
 use crate::ring::Ring;
 
@@ -86,6 +86,7 @@ impl Drop for Drain {
 #[allow(clippy::too_many_arguments)]
 fn run(object: Object, links: Vec<Link>, mut ring: Ring, epoll: OwnedFd, wake: OwnedFd, max_sockets: u32, flush: Duration,
        max_batch: usize, counters: Arc<Counters>, sink: impl Sink) {
+    let pool = Arc::new(Pool::default());
     let mut deadline = Instant::now() + flush;
     let mut last_evictions = Instant::now();
     let mut alive = true;
@@ -104,7 +105,7 @@ fn run(object: Object, links: Vec<Link>, mut ring: Ring, epoll: OwnedFd, wake: O
         }
         deadline = Instant::now() + flush;
         if alive {
-            alive = drain_all(&mut ring, max_batch, &counters, &sink, &object);
+            alive = drain_all(&mut ring, &pool, max_batch, &counters, &sink, &object);
         }
         if last_evictions.elapsed() >= Duration::from_secs(1) {
             read_evictions_now(&counters, &object, max_sockets);
@@ -119,7 +120,7 @@ fn run(object: Object, links: Vec<Link>, mut ring: Ring, epoll: OwnedFd, wake: O
     drop(links);
     let mut last = Batch::with_capacity(0);
     if alive {
-        drain_all(&mut ring, max_batch, &counters, &sink, &object);
+        drain_all(&mut ring, &pool, max_batch, &counters, &sink, &object);
         let n = ring.drain(&mut last, usize::MAX);
         counters.produced.store(ring.produced(), Ordering::Relaxed);
         count(&counters, n, last.len());
@@ -137,10 +138,10 @@ fn run(object: Object, links: Vec<Link>, mut ring: Ring, epoll: OwnedFd, wake: O
 }
 
 /// Sends full batches while the ring has more than one batch's worth.
-fn drain_all(ring: &mut Ring, max_batch: usize, counters: &Counters, sink: &impl Sink, object: &libbpf_rs::Object) -> bool {
+fn drain_all(ring: &mut Ring, pool: &Arc<Pool>, max_batch: usize, counters: &Counters, sink: &impl Sink, object: &libbpf_rs::Object) -> bool {
     loop {
         // address space for a full batch and the record that crosses max_batch: only pages written are backed
-        let mut batch = Batch::with_capacity(max_batch + MAX_RECORD);
+        let mut batch = pool.take(max_batch + MAX_RECORD);
         let n = ring.drain(&mut batch, max_batch);
         counters.produced.store(ring.produced(), Ordering::Relaxed);
         read_losses(counters, object);

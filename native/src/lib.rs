@@ -4,10 +4,14 @@
 mod batch;
 mod bpfstats;
 mod churn;
+mod compat;
+mod credits;
 mod drain;
 mod errors;
-mod layout;
+mod load_failure;
+mod load_thread;
 mod loader;
+mod netns;
 mod ring;
 mod route;
 mod settings;
@@ -34,6 +38,8 @@ pub struct NativeKernelFilter {
     pub pids: Option<Vec<u32>>,
     /// The local or the remote port is one of these.
     pub ports: Option<Vec<u32>>,
+    /// The socket's network namespace inode is this one.
+    pub netns: Option<u32>,
 }
 
 #[napi(object)]
@@ -51,6 +57,8 @@ pub struct NativeOptions {
     pub batch_bytes: Option<u32>,
     /// Attach the per-packet receive-steering hooks. Default false.
     pub steering: Option<bool>,
+    /// A file of the namespace `kernel_filter.netns` (/run/netns/NAME, /proc/PID/ns/net): snapshots are read inside it.
+    pub netns_path: Option<String>,
     /// Record kinds that go to the ring: "state", "connect", "accept", "close", "udp", "dns". Default all but dns.
     pub events: Option<Vec<String>>,
     /// Keep the kernel's socket table (owners and totals for connect, accept and close
@@ -111,19 +119,16 @@ pub struct KernelIds {
     pub maps: Vec<u32>,
 }
 
-#[napi(object)]
-pub struct LayoutRow {
-    pub name: String,
-    pub offset: u32,
-    pub size: u32,
-}
-
 type BatchFn = ThreadsafeFunction<(Batch, bool), (), (BufferSlice<'static>, bool), Status, false, false, 4>;
 
-struct JsSink(BatchFn);
+struct JsSink(BatchFn, Arc<credits::Credits>);
 
 impl Sink for JsSink {
     fn send(&self, batch: Batch, last: bool) -> bool {
+        // The last batch goes whatever is out: nothing follows it to wait for.
+        if !last {
+            self.1.take();
+        }
         // Blocking on a 4-deep queue: the bound on what waits for JavaScript.
         self.0.call((batch, last), ThreadsafeFunctionCallMode::Blocking) == Status::Ok
     }
@@ -140,8 +145,10 @@ pub struct NativeTracer {
     steering: Option<steering::SteeringMaps>,
     udp_snapshot: Option<libbpf_rs::Link>,
     udp_peers: Option<libbpf_rs::MapHandle>,
+    netns: Option<netns::Netns>,
     state_counts: Option<libbpf_rs::MapHandle>,
     dns_counts: Option<libbpf_rs::MapHandle>,
+    credits: Arc<credits::Credits>,
 }
 
 #[napi]
@@ -158,7 +165,12 @@ impl NativeTracer {
         if !(4096..=64 << 20).contains(&batch_bytes) {
             return Err(NtError::new(Code::Invalid, format!("batch size {batch_bytes} bytes is outside 4 KiB..64 MiB")).into());
         }
-        let kf = options.kernel_filter.unwrap_or(NativeKernelFilter { family: None, pids: None, ports: None });
+        let kf = options.kernel_filter.unwrap_or(NativeKernelFilter { family: None, pids: None, ports: None, netns: None });
+        let netns = match (&options.netns_path, kf.netns) {
+            (Some(path), Some(inode)) => Some(netns::Netns::open(path, inode)?),
+            (None, None) => None,
+            _ => return Err(NtError::new(Code::Invalid, "netnsPath and kernelFilter.netns go together").into()),
+        };
         let ports = match kf.ports {
             Some(p) => Some(
                 p.into_iter()
@@ -185,7 +197,7 @@ impl NativeTracer {
             return Err(NtError::new(Code::Invalid, "transitions are counted in the kernel without owners: a pid condition cannot apply to them").into());
         }
         let opts = loader::Options {
-            kernel_filter: loader::KernelFilter { family: kf.family, pids: kf.pids, ports },
+            kernel_filter: loader::KernelFilter { family: kf.family, pids: kf.pids, ports, netns: kf.netns },
             ring_bytes,
             max_sockets: options.max_sockets.unwrap_or(65536),
             disabled: options.disable.unwrap_or_default(),
@@ -199,7 +211,8 @@ impl NativeTracer {
             .callee_handled::<false>()
             .max_queue_size::<4>()
             .build_callback(|ctx| Ok((batch::to_js(&ctx.env, ctx.value.0)?, ctx.value.1)))?;
-        let loader::Loaded { object, links, hooks, snapshot, udp_snapshot, udp_peers, kernel_ids, map_ids, steering } = loader::load(&opts)?;
+        let loader::Loaded { object, links, mut hooks, snapshot, udp_snapshot, udp_peers, kernel_ids, map_ids, steering } = load_thread::load(&opts)?;
+        compat::annotate(&mut hooks);
         let state_counts = match count_states {
             true => Some(loader::map_handle(&object, "state_counts")?),
             false => None,
@@ -213,14 +226,25 @@ impl NativeTracer {
             .map(|h| NativeHook { name: h.name.into(), status: h.status.into(), detail: h.detail.clone() })
             .collect();
         let counters = Arc::new(Counters::default());
-        let drain = Drain::spawn(object, links, ring_bytes, opts.max_sockets, Duration::from_millis(flush_ms as u64), batch_bytes, counters.clone(), JsSink(tsfn))
+        let credits = Arc::new(credits::Credits::default());
+        let sink = JsSink(tsfn, credits.clone());
+        let drain = Drain::spawn(object, links, ring_bytes, opts.max_sockets, Duration::from_millis(flush_ms as u64), batch_bytes, counters.clone(), sink)
             .map_err(|e| NtError::new(Code::Kernel, format!("cannot start draining the ring buffer: {e}")))?;
-        Ok(NativeTracer { drain: Some(drain), counters, hooks, kernel_ids, map_ids, snapshot, steering, udp_snapshot, udp_peers, state_counts, dns_counts })
+        Ok(NativeTracer { drain: Some(drain), counters, hooks, kernel_ids, map_ids, snapshot, steering, udp_snapshot, udp_peers, state_counts, dns_counts, credits, netns })
+    }
+
+    /// Hands a batch back once it has been read: the next one is sent only
+    /// while fewer than two are out (see credits.rs). Call it from a later turn
+    /// of the event loop than the one that got the batch.
+    #[napi]
+    pub fn release(&self) {
+        self.credits.give();
     }
 
     /// Detaches everything; the last batch arrives with `last` set. Safe to call twice.
     #[napi]
     pub fn stop(&mut self) {
+        self.credits.close();
         self.snapshot.take();
         self.steering.take();
         self.udp_snapshot.take();
@@ -235,13 +259,13 @@ impl NativeTracer {
     /// Every TCP socket of this network namespace now, as packed `struct nt_flow` records.
     #[napi]
     pub fn snapshot(&self) -> Result<Buffer> {
-        read_iter(self.snapshot.as_ref(), self.drain.is_some(), "iter/tcp")
+        read_iter(self.snapshot.as_ref(), self.drain.is_some(), "iter/tcp", self.netns.as_ref())
     }
 
     /// Every UDP socket of this network namespace now, as packed `struct nt_udp_flow` records.
     #[napi]
     pub fn snapshot_udp(&self) -> Result<Buffer> {
-        read_iter(self.udp_snapshot.as_ref(), self.drain.is_some(), "iter/udp")
+        read_iter(self.udp_snapshot.as_ref(), self.drain.is_some(), "iter/udp", self.netns.as_ref())
     }
 
     /// Traffic of unconnected UDP sockets per remote endpoint: packed
@@ -348,24 +372,18 @@ impl NativeTracer {
     }
 }
 
-fn read_iter(link: Option<&libbpf_rs::Link>, running: bool, what: &str) -> Result<Buffer> {
+fn read_iter(link: Option<&libbpf_rs::Link>, running: bool, what: &str, netns: Option<&netns::Netns>) -> Result<Buffer> {
     use std::io::Read;
     let link = link.ok_or_else(|| match running {
         true => NtError::new(Code::NoHook, format!("the socket snapshot ({what}) is unavailable on this tracer (see its hooks)")),
         false => NtError::new(Code::Invalid, "the tracer is stopped"),
     })?;
+    if let Some(ns) = netns {
+        return ns.read_iter(link).map(Into::into).map_err(|e| NtError::new(Code::Kernel, format!("cannot read the socket snapshot: {e}")).into());
+    }
     let mut out = Vec::new();
     libbpf_rs::Iter::new(link)
         .and_then(|mut it| it.read_to_end(&mut out).map_err(Into::into))
         .map_err(|e| NtError::new(Code::Kernel, format!("cannot read the socket snapshot: {e}")))?;
     Ok(out.into())
-}
-
-/// The record layout as this crate compiled it, for the layout test.
-#[napi]
-pub fn record_layout() -> Vec<LayoutRow> {
-    layout::describe()
-        .into_iter()
-        .map(|(name, offset, size)| LayoutRow { name: name.into(), offset: offset as u32, size: size as u32 })
-        .collect()
 }

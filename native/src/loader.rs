@@ -10,6 +10,7 @@ use libbpf_rs::libbpf_sys::{self, BTF_KIND_FUNC, BTF_KIND_STRUCT, BTF_KIND_TYPED
 use libbpf_rs::{Link, MapCore, MapHandle, Object, ObjectBuilder, OpenObject, PrintLevel};
 
 use crate::errors::{Code, NtError};
+use crate::load_failure::{self, Failure};
 
 static OBJECT: &[u8] = include_bytes!("../../bpf/nettrace.bpf.o");
 
@@ -19,6 +20,8 @@ pub struct KernelFilter {
     pub family: Option<u32>,
     pub pids: Option<Vec<u32>>,
     pub ports: Option<Vec<u16>>,
+    /// Inode of the one network namespace whose sockets are wanted.
+    pub netns: Option<u32>,
 }
 
 pub struct Options {
@@ -171,13 +174,21 @@ fn where_attached(attach: &str) -> String {
 }
 
 /// Where cgroup v2 is mounted: /sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid systems.
+/// In a container with its own cgroup namespace the first mount is the container's cgroup:
+/// a mount of the host's hierarchy (a DaemonSet's hostPath) is preferred, known by its root
+/// having no cgroup.freeze (the root cgroup cannot be frozen, every other can).
 fn cgroup2_mount() -> Option<String> {
     let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
-    mounts.lines().find_map(|l| {
-        let mut f = l.split(' ');
-        let (_, dir, fs) = (f.next()?, f.next()?, f.next()?);
-        (fs == "cgroup2").then(|| dir.to_string())
-    })
+    let dirs: Vec<String> = mounts
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(' ');
+            let (_, dir, fs) = (f.next()?, f.next()?, f.next()?);
+            (fs == "cgroup2").then(|| dir.to_string())
+        })
+        .collect();
+    let root = dirs.iter().find(|d| !Path::new(&format!("{d}/cgroup.freeze")).exists());
+    root.or(dirs.first()).cloned()
 }
 
 /// The cgroup v2 root: a cgroup program attached there sees every socket of every descendant cgroup.
@@ -294,6 +305,7 @@ pub fn load(opts: &Options) -> Result<Loaded, NtError> {
 
     let kernel = Kernel::probe()?;
     let mut choices: Vec<Choice> = HOOKS.iter().map(|def| Choice::pick(def, 0, opts, &kernel, Vec::new())).collect();
+    let mut interruptions = 0;
     loop {
         // HOOKS[0], state, fills the socket table every other hook reads: nothing works without it
         if choices[0].way.is_none() {
@@ -327,7 +339,10 @@ pub fn load(opts: &Options) -> Result<Loaded, NtError> {
                 let (snapshot, udp_snapshot) = snapshots;
                 return Ok(Loaded { object, links, hooks, snapshot, udp_snapshot, udp_peers, kernel_ids, map_ids, steering });
             }
-            Err(Failure { program: Some(program), error }) => {
+            // not the kernel's answer about the program: a signal cut the verifier short, so load again
+            Err(f) if f.interrupted && interruptions < 3 => interruptions += 1,
+            Err(f) if f.interrupted => return Err(f.error),
+            Err(Failure { program: Some(program), error, .. }) => {
                 // that way is missing from this kernel: fall back to the hook's next one, or go without the hook
                 let owner = |h: &usize| choices[*h].way.is_some_and(|w| HOOKS[*h].ways[w].programs.contains(&program.as_str()));
                 let Some(h) = (0..HOOKS.len()).find(owner) else { return Err(error) };
@@ -345,11 +360,6 @@ pub fn load(opts: &Options) -> Result<Loaded, NtError> {
     }
 }
 
-struct Failure {
-    program: Option<String>,
-    error: NtError,
-}
-
 /// The iter/tcp and iter/udp links, read on demand rather than drained.
 type Snapshots = (Option<Link>, Option<Link>);
 
@@ -357,17 +367,17 @@ fn try_load(opts: &Options, programs: &[&str]) -> Result<(Object, Vec<Link>, Sna
     let log = LogCapture::start();
     let mut open = ObjectBuilder::default()
         .open_memory(OBJECT)
-        .map_err(|e| Failure { program: None, error: NtError::new(Code::Kernel, format!("cannot open nettrace's BPF object: {e}")) })?;
-    configure(&mut open, opts, programs).map_err(|error| Failure { program: None, error })?;
+        .map_err(|e| Failure::new(None, NtError::new(Code::Kernel, format!("cannot open nettrace's BPF object: {e}"))))?;
+    configure(&mut open, opts, programs).map_err(|error| Failure::new(None, error))?;
     let object = match open.load() {
         Ok(o) => o,
         Err(e) => {
             let lines = log.finish();
-            return Err(classify_load_failure(&lines, &e.to_string()));
+            return Err(load_failure::classify(&lines, &e.to_string()));
         }
     };
     drop(log);
-    set_kernel_filter(&object, &opts.kernel_filter).map_err(|error| Failure { program: None, error })?;
+    set_kernel_filter(&object, &opts.kernel_filter).map_err(|error| Failure::new(None, error))?;
     let mut links = Vec::new();
     let mut snapshots: Snapshots = (None, None);
     for prog in object.progs_mut().filter(|p| p.autoload()) {
@@ -385,10 +395,7 @@ fn try_load(opts: &Options, programs: &[&str]) -> Result<(Object, Vec<Link>, Sna
             Ok(link) if name == "dump_udp" => snapshots.1 = Some(link),
             Ok(link) => links.push(link),
             Err(e) => {
-                return Err(Failure {
-                    program: Some(name),
-                    error: NtError::new(Code::NoHook, format!("this kernel cannot attach {section}: {e}")),
-                });
+                return Err(Failure::new(Some(name), NtError::new(Code::NoHook, format!("this kernel cannot attach {section}: {e}"))));
             }
         }
     }
@@ -423,9 +430,10 @@ fn configure(open: &mut OpenObject, opts: &Options, programs: &[&str]) -> Result
 const FILTER_FAMILY: u32 = 1;
 const FILTER_PID: u32 = 2;
 const FILTER_PORT: u32 = 4;
+const FILTER_NETNS: u32 = 8;
 
-/// `struct nt_filter`: which conditions apply, and the family.
-fn filter_setting(f: &KernelFilter) -> Result<[u8; 8], NtError> {
+/// `struct nt_filter`: which conditions apply, the family and the network namespace.
+fn filter_setting(f: &KernelFilter) -> Result<[u8; 16], NtError> {
     let mut flags = 0;
     if let Some(family) = f.family {
         if family != 4 && family != 6 {
@@ -439,9 +447,13 @@ fn filter_setting(f: &KernelFilter) -> Result<[u8; 8], NtError> {
     if f.ports.is_some() {
         flags |= FILTER_PORT;
     }
-    let mut cfg = [0u8; 8];
+    if f.netns.is_some() {
+        flags |= FILTER_NETNS;
+    }
+    let mut cfg = [0u8; 16];
     cfg[..4].copy_from_slice(&flags.to_ne_bytes());
-    cfg[4..].copy_from_slice(&f.family.unwrap_or(0).to_ne_bytes());
+    cfg[4..8].copy_from_slice(&f.family.unwrap_or(0).to_ne_bytes());
+    cfg[8..12].copy_from_slice(&f.netns.unwrap_or(0).to_ne_bytes());
     Ok(cfg)
 }
 
@@ -456,46 +468,6 @@ fn set_kernel_filter(object: &Object, f: &KernelFilter) -> Result<(), NtError> {
         map("filter_ports").update(&port.to_ne_bytes(), &[1], libbpf_rs::MapFlags::ANY).map_err(fail)?;
     }
     Ok(())
-}
-
-fn classify_load_failure(log: &[String], err: &str) -> Failure {
-    // libbpf names the program that failed: "prog 'on_state': BPF program load failed: ..."
-    let program = log.iter().find_map(|l| {
-        let rest = l.split("prog '").nth(1)?;
-        if !l.contains("load failed") {
-            return None;
-        }
-        Some(rest.split('\'').next()?.to_string())
-    });
-    // the verifier's log arrives as one message, its lines between these markers
-    let verifier_line = log
-        .iter()
-        .flat_map(|m| m.lines())
-        .skip_while(|l| !l.contains("BEGIN PROG LOAD LOG"))
-        .skip(1)
-        .take_while(|l| !l.contains("END PROG LOAD LOG"))
-        .filter(|l| !l.trim().is_empty() && !l.starts_with("processed ") && !l.starts_with("verification time"))
-        .last()
-        .map(|l| l.trim().to_string());
-    let error = match (&program, verifier_line) {
-        (Some(p), Some(line)) => NtError::new(Code::Verifier,
-            format!("the kernel's verifier rejected nettrace's program {p}: {line}")),
-        (Some(p), None) => NtError::new(Code::Kernel,
-            format!("the kernel refused to load nettrace's program {p}: {}", last_reason(log, err))),
-        (None, _) => NtError::new(Code::Kernel,
-            format!("the kernel refused nettrace's BPF object: {}", last_reason(log, err))),
-    };
-    Failure { program, error }
-}
-
-fn last_reason(log: &[String], err: &str) -> String {
-    // "prog 'x': BPF program load failed: Operation not permitted" says why; later lines only echo it
-    let why = |l: &&String| l.split("load failed: ").nth(1).map(|r| r.trim().to_string());
-    log.iter()
-        .find_map(|l| why(&l))
-        .or_else(|| log.iter().rev().find(|l| l.contains("failed") || l.contains("error"))
-            .map(|l| l.trim().trim_start_matches("libbpf: ").to_string()))
-        .unwrap_or_else(|| err.to_string())
 }
 
 /// CAP_BPF + CAP_PERFMON, or CAP_SYS_ADMIN, in the effective set.

@@ -30,6 +30,11 @@ Commands:
   dns                 every DNS lookup: process, server, name, type, rcode, answers, latency, timeouts
 
 Options:
+      --events KINDS  the record kinds to stream, a comma list of connect, accept,
+                      state, close and udp (default all); the kernel makes no
+                      record of the others. --events close is tcplife,
+                      --events connect tcpconnect and tcpconnlat, --events accept
+                      tcpaccept, --events state tcpstates
 ${COMMON_HELP}
   -d, --duration SEC  stop after SEC seconds
   -c, --count N       stop after N events

@@ -7,9 +7,21 @@ const PROVIDES: Record<string, string> = {
   snapshot: 'the socket snapshot (nettrace flows, states and top) is',
 };
 
-/** One line per hook that is off; a fallback keeps its feature whole, so it is not news. */
+/** Hooks whose fallback loses part of what they give: what is lost, and what still works. */
+const PARTIAL: Record<string, [string, string]> = {
+  udp: ['UDP open and close events are', 'UDP sockets are still counted and listed'],
+};
+
+/** Why the best way was passed over: "(unavailable: WAY: WHY)" at the end of a fallback's detail. */
+const fallbackReason = (detail: string) => /\(unavailable: (?:[^:]*: )?(.*)\)$/.exec(detail)?.[1] ?? detail;
+
+/** One line per hook that is off, or whose fallback gives less; a fallback that keeps its feature whole is not news. */
 export function hookReport(hooks: NativeHook[]): string[] {
-  return hooks
-    .filter((h) => h.status === 'unavailable' || h.status === 'disabled')
-    .map((h) => `${PROVIDES[h.name] ?? `${h.name} is`} unavailable: ${h.status === 'disabled' ? `--disable ${h.name}` : h.detail}`);
+  return hooks.flatMap((h) => {
+    if (h.status === 'unavailable' || h.status === 'disabled') {
+      return [`${PROVIDES[h.name] ?? `${h.name} is`} unavailable: ${h.status === 'disabled' ? `--disable ${h.name}` : h.detail}`];
+    }
+    const partial = PARTIAL[h.name];
+    return h.status === 'fallback' && partial ? [`${partial[0]} unavailable: ${fallbackReason(h.detail)}; ${partial[1]}`] : [];
+  });
 }

@@ -59,6 +59,8 @@ export interface CommonOptions {
   kernelExact: boolean;
   /** Hooks and kernel features to go without (--disable). */
   disable: HookName[];
+  /** --netns: only sockets of this network namespace (a /run/netns name, a namespace file, or its inode). */
+  netns?: string;
 }
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -80,6 +82,7 @@ const COMMON: Options = {
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'V' },
   disable: { type: 'string', multiple: true },
+  netns: { type: 'string' },
 };
 
 export const COMMON_HELP = `  --json              one JSON object per line
@@ -88,6 +91,8 @@ export const COMMON_HELP = `  --json              one JSON object per line
   -p, --pid PID       only sockets owned by PID
       --comm NAME     only sockets owned by processes named NAME
       --port PORT     only sockets with PORT on either side
+      --netns NS      only sockets of network namespace NS: a name under /run/netns,
+                      a path such as /proc/PID/ns/net, or the namespace's inode
   -4, --ipv4          only IPv4 (including v4-mapped IPv6)
   -6, --ipv6          only IPv6
       --disable HOOK  go without HOOK, as on a kernel that lacks it: state, accept, snapshot,
@@ -191,6 +196,7 @@ export function parseCommand(argv: string[], extra: Options = {}): { common: Com
     kernelFilter: kernelFilterOf(ast, { pid, port, family }),
     kernelExact: expr === undefined && pid === undefined && comm === undefined,
     disable: hookNames(values.disable as string[] | undefined),
+    netns: values.netns === undefined ? undefined : String(values.netns),
   };
   return { common, values };
 }
@@ -214,7 +220,7 @@ function hookNames(values: string[] | undefined): HookName[] {
 
 /** What every command hands the tracer. */
 export function traceOptions(o: CommonOptions): TraceOptions {
-  return { filter: o.recordFilter, kernelFilter: o.kernelFilter, disable: o.disable, ringBytes: o.ringBytes };
+  return { filter: o.recordFilter, kernelFilter: o.kernelFilter, disable: o.disable, ringBytes: o.ringBytes, netns: o.netns };
 }
 
 /**

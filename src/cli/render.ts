@@ -24,6 +24,7 @@ const KIND_NAMES: Record<number, string> = {
   [Kind.Accept]: 'accept',
   [Kind.Close]: 'close',
   [Kind.Udp]: 'udp',
+  [Kind.Dns]: 'dns',
 };
 
 export function kindName(kind: number): string {

@@ -4,6 +4,7 @@
  */
 import { ParseArgsConfig } from 'node:util';
 import { DEFAULT_METRICS_PORT, MetricsServer, NettraceMetrics, OtlpSink, parseListen, startMetricsServer } from '../metrics';
+import { watchNetns } from '../netns';
 import { Tracer } from '../tracer';
 import { COMMON_HELP, CommonOptions, integer, UsageError } from './options';
 
@@ -18,7 +19,9 @@ Options:
                           IP address, [IPv6]:PORT works, 0.0.0.0 exposes it to the network
       --otlp URL          OTLP/HTTP base URL (http://collector:4318): /v1/metrics (and
                           /v1/logs) are appended; OTEL_EXPORTER_OTLP_* variables apply
-      --otlp-logs         with --otlp, also send connect, accept and close events as logs
+      --otlp-logs         with --otlp, also send connect, accept, close and UDP socket events as logs
+      --node NAME         the node this agent stands for, its host.name over OTLP (default
+                          K8S_NODE_NAME, else the host name)
       --steering          also attach the per-packet receive-steering hooks and export
                           locality (see nettrace steering)
       --top N             values of the comm and host labels with series of their own
@@ -30,6 +33,7 @@ export const SERVE_OPTIONS: NonNullable<ParseArgsConfig['options']> = {
   listen: { type: 'string' },
   otlp: { type: 'string' },
   'otlp-logs': { type: 'boolean' },
+  node: { type: 'string' },
   top: { type: 'string' },
   steering: { type: 'boolean' },
 };
@@ -39,6 +43,8 @@ export interface ServeOptions extends CommonOptions {
   port: number;
   otlp?: string;
   otlpLogs: boolean;
+  /** --node; undefined for the default (identity.ts). */
+  node?: string;
   top: number;
   steering: boolean;
 }
@@ -51,7 +57,9 @@ export function serveOptions(common: CommonOptions, values: Record<string, unkno
   if (otlp !== undefined && !/^https?:\/\/[^\s/]+/.test(otlp)) throw new UsageError(`--otlp takes an http:// or https:// URL, not '${otlp}'`);
   if (values['otlp-logs'] && otlp === undefined) throw new UsageError('--otlp-logs needs --otlp');
   if (common.count !== undefined) throw new UsageError('serve runs until stopped: use --duration, not --count');
-  return { ...common, ...listen, otlp, otlpLogs: (values['otlp-logs'] as boolean) ?? false, top: integer('--top', values.top, 1, 1000) ?? 25, steering: (values.steering as boolean) ?? false };
+  const node = values.node === undefined ? undefined : String(values.node);
+  if (node !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/.test(node)) throw new UsageError(`--node takes a host name (letters, digits, '.', '-', '_'), not '${node}'`);
+  return { ...common, ...listen, otlp, node, otlpLogs: (values['otlp-logs'] as boolean) ?? false, top: integer('--top', values.top, 1, 1000) ?? 25, steering: (values.steering as boolean) ?? false };
 }
 
 export interface ServeSession {
@@ -90,9 +98,13 @@ export async function serveCommand(o: ServeOptions, tracer: Tracer, errors: Node
   }
   const { host, port } = server.address;
   errors.write(`nettrace: serving http://${host.includes(':') ? `[${host}]` : host}:${port}/metrics\n`);
-  const otlp = o.otlp === undefined ? undefined : OtlpSink.start(tracer, metrics, { endpoint: o.otlp, logs: o.otlpLogs, onError: (m) => report(`otlp: ${m}`) });
+  const identity = { node: o.node, netns: o.netns };
+  const otlp = o.otlp === undefined ? undefined : OtlpSink.start(tracer, metrics, { endpoint: o.otlp, logs: o.otlpLogs, identity, onError: (m) => report(`otlp: ${m}`) });
+  if (otlp) metrics.add(otlp);
+  const unwatch = tracer.netns && watchNetns(tracer.netns, 1000, report);
   return {
     async stop() {
+      unwatch?.();
       await server.close();
       if (otlp && !(await otlp.shutdown())) report('otlp: the last export did not finish within 5 s');
       metrics.close();

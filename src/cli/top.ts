@@ -5,14 +5,14 @@
  */
 import { ParseArgsConfig } from 'node:util';
 import { Tracer } from '../tracer';
-import { CommonOptions, UsageError } from './options';
+import { CommonOptions, integer, UsageError } from './options';
 import { runScreen } from './top/live';
 import { runReports } from './top/report';
 import { TopIo, TopOptions, TopSession } from './top/session';
 
 export type { TopIo, TopOptions, TopSession } from './top/session';
 
-export const TOP_OPTIONS: NonNullable<ParseArgsConfig['options']> = { interval: { type: 'string', short: 'i' }, numeric: { type: 'boolean', short: 'n' } };
+export const TOP_OPTIONS: NonNullable<ParseArgsConfig['options']> = { interval: { type: 'string', short: 'i' }, rows: { type: 'string' }, numeric: { type: 'boolean', short: 'n' } };
 
 export function topOptions(common: CommonOptions, values: Record<string, unknown>): TopOptions {
   const text = values.interval === undefined ? '1' : String(values.interval);
@@ -20,7 +20,7 @@ export function topOptions(common: CommonOptions, values: Record<string, unknown
   if (!/^\d+(\.\d+)?$/.test(text) || seconds < 0.1 || seconds > 3600) {
     throw new UsageError(`--interval must be a number of seconds from 0.1 to 3600, not '${text}'`);
   }
-  return { ...common, intervalMs: seconds * 1000 };
+  return { ...common, intervalMs: seconds * 1000, rows: integer('--rows', values.rows, 1, 1_000_000) ?? 100 };
 }
 
 const processIo = (): TopIo => ({ output: process.stdout, input: process.stdin, errors: process.stderr });

@@ -17,6 +17,9 @@ export class FlowMonitor {
   /** Set by each refresh when the tracer runs the steering hooks. */
   steering: SteeringSample | undefined;
   private readonly owners = new ProcOwners();
+  /** Sockets the last refresh found with no owner, and whether there was a refresh before. */
+  private ownerless = new Set<number>();
+  private refreshed = false;
   /** This process's network namespace: the one snapshots list. */
   readonly netns = fs.statSync('/proc/self/ns/net').ino;
   private readonly unsubscribe: () => void;
@@ -58,7 +61,13 @@ export class FlowMonitor {
     this.table.applySnapshot(rows, now, this.netns);
     const udp = decodeUdpSnapshot(this.tracer.snapshotUdp());
     this.table.applyUdpSnapshot(udp, decodePeers(this.tracer.udpPeers()), now, this.netns);
-    const unowned = [...rows, ...udp].filter((r) => r.ino !== 0 && this.table.get(r.sock)?.pid === null);
+    // Sockets that predate tracing are looked up in /proc at once; a socket born since is looked up only once it
+    // has stayed ownerless for a whole interval: its connect or accept names its owner first, and at churn a
+    // /proc walk per refresh for the connections in flight held the event loop for tens of milliseconds.
+    const ownerless = [...rows, ...udp].filter((r) => r.ino !== 0 && !this.table.owned(r.sock));
+    const unowned = this.refreshed ? ownerless.filter((r) => this.ownerless.has(r.sock)) : ownerless;
+    this.ownerless = new Set(ownerless.map((r) => r.sock));
+    this.refreshed = true;
     if (unowned.length > 0) {
       const found = this.owners.lookup(unowned.map((r) => r.ino));
       for (const r of unowned) {
@@ -73,11 +82,8 @@ export class FlowMonitor {
     return rows;
   }
 
-  /** A flow keeps the name it was first given: the lookup named the connection, whatever the TTL does later. */
   private nameFlows(names: DnsNames, now: number): void {
-    for (const f of this.table.flows()) {
-      if (f.rname === null && f.dport !== 0) f.rname = names.name(f.netns, f.pid, f.daddr, now);
-    }
+    this.table.nameFlows((netns, pid, daddr) => names.name(netns, pid, daddr, now));
   }
 
   /** One look-up batch at a time; refreshes during it make it run once more, not queue up. */
@@ -91,7 +97,7 @@ export class FlowMonitor {
       do {
         this.routingAgain = false;
         try {
-          await routes.resolve(this.table.flows());
+          await routes.resolve(this.table);
           this.routeError = undefined;
         } catch (e) {
           this.routeError = e instanceof Error ? e.message : String(e);

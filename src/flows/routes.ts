@@ -9,66 +9,95 @@ import fs from 'node:fs';
 import { native, NativeRoute, NativeRoutes, RouteAnswer } from '../native';
 import { routeKey, tableName } from './route-names';
 
-/** What a flow needs to be routed, and where its route goes. */
-export interface Routable {
-  netns: number;
-  daddr: string;
-  pid: number | null;
-  state: string;
-  closed: number | null;
+/** A flow's route, as `ip route get` gives it; shared by every flow to the same destination. */
+export interface RouteInfo {
   ifname: string | null;
   gateway: string | null;
   route_src: string | null;
   route_table: string | null;
 }
 
-const UNSPECIFIED = new Set(['0.0.0.0', '::']);
+/** Flows to one destination of one namespace that want a route, and the owners that can let the addon in. */
+export interface RouteWant {
+  netns: number;
+  daddr: string;
+  pids: Set<number>;
+}
+
+/**
+ * What asks for routes (the flow table): the destinations of its flows that
+ * have no route yet or one read before the kernel's routes last changed
+ * (`changes`), and where each answer goes. Keyed by `${netns}|${daddr}`.
+ */
+export interface RouteTargets {
+  unrouted(changes: number): Map<string, RouteWant>;
+  setRoute(key: string, route: RouteInfo, changes: number): void;
+  /** The namespaces of all its flows: the addon stops watching the others. */
+  namespaces(): number[];
+}
+
+/** A flow given as an object, whose route is set on it. */
+export interface Routable extends RouteInfo {
+  netns: number;
+  daddr: string;
+  pid: number | null;
+  state: string;
+}
+
+/** Flows given as objects, as RouteTargets: each gets its destination's route (every look-up is asked again). */
+export function routeEach(flows: Routable[]): RouteTargets {
+  const byKey = new Map<string, Routable[]>();
+  for (const f of flows) {
+    if (f.state === 'LISTEN' || f.daddr === '0.0.0.0' || f.daddr === '::') continue;
+    const key = destinationKey(f.netns, f.daddr);
+    byKey.set(key, [...(byKey.get(key) ?? []), f]);
+  }
+  return {
+    unrouted: () =>
+      new Map(
+        [...byKey].map(([key, fs]) => [key, { netns: fs[0].netns, daddr: fs[0].daddr, pids: new Set(fs.flatMap((f) => (f.pid === null ? [] : [f.pid]))) }]),
+      ),
+    setRoute: (key, route) => {
+      for (const f of byKey.get(key) ?? []) Object.assign(f, route);
+    },
+    namespaces: () => [...new Set(flows.map((f) => f.netns))],
+  };
+}
+
+/** The key of a destination, as RouteTargets uses it. */
+export function destinationKey(netns: number, daddr: string): string {
+  return `${netns}|${daddr}`;
+}
 
 export class RouteResolver {
   private readonly kernel: NativeRoutes = new (native().NativeRoutes)();
   readonly netns = fs.statSync('/proc/self/ns/net').ino;
-  /** The kernel's change count each flow's route was read at. */
-  private readonly readAt = new WeakMap<Routable, number>();
-  /** The FIB entry each flow's route came from (see routeKey). */
-  private readonly entries = new WeakMap<Routable, string>();
+  /** The FIB entry (see routeKey) each destination's last answer came from. */
+  private readonly entries = new Map<string, string>();
   /** Why the last look-ups of some flows found no route (per destination), e.g. "Network is unreachable". */
   readonly failures = new Map<string, string>();
 
   /**
    * Sets the route of every flow that has none yet, or whose route was read before the kernel's
-   * routes last changed; a closed flow keeps the route it had. One batch for all of them.
+   * routes last changed; a closed flow keeps the route it had. One batch for all of them, one
+   * look-up per destination.
    */
-  async resolve(flows: Routable[]): Promise<void> {
+  async resolve(targets: RouteTargets): Promise<void> {
     const changes = this.kernel.changes;
-    const owners = new Map<number, Set<string>>();
-    for (const f of flows) {
-      if (f.pid !== null && f.netns !== this.netns) {
-        let s = owners.get(f.netns);
-        if (!s) owners.set(f.netns, (s = new Set()));
-        s.add(`/proc/${f.pid}/ns/net`);
-      }
-    }
-    const waiting = new Map<string, Routable[]>();
-    for (const f of flows) {
-      if (f.state === 'LISTEN' || UNSPECIFIED.has(f.daddr)) continue;
-      const read = this.readAt.get(f);
-      if (read === changes || (read !== undefined && f.closed !== null)) continue;
-      const key = `${f.netns}|${f.daddr}`;
-      const list = waiting.get(key);
-      if (list) list.push(f);
-      else waiting.set(key, [f]);
-    }
-    this.kernel.retain([...new Set(flows.map((f) => f.netns))]);
+    const waiting = targets.unrouted(changes);
+    this.kernel.retain(targets.namespaces());
     if (waiting.size === 0) return;
     const watched = new Set(this.kernel.namespaces);
     let named: string[] | undefined;
-    const pathsOf = (netns: number): string[] =>
-      netns === this.netns || watched.has(netns) ? [] : [...(owners.get(netns) ?? []), ...(named ??= namedNamespaces())];
-    const queries = [...waiting.values()].map(([f]) => ({ netns: f.netns, daddr: f.daddr, nsPaths: pathsOf(f.netns) }));
-    const answers = await this.kernel.lookup(queries);
-    answers.forEach((a, i) => {
-      for (const f of waiting.get(`${queries[i].netns}|${queries[i].daddr}`)!) this.apply(f, a, changes);
+    const pathsOf = (w: RouteWant): string[] =>
+      w.netns === this.netns || watched.has(w.netns) ? [] : [...[...w.pids].map((pid) => `/proc/${pid}/ns/net`), ...(named ??= namedNamespaces())];
+    const keys = [...waiting.keys()];
+    const queries = keys.map((k) => {
+      const w = waiting.get(k)!;
+      return { netns: w.netns, daddr: w.daddr, nsPaths: pathsOf(w) };
     });
+    const answers = await this.kernel.lookup(queries);
+    answers.forEach((a, i) => this.apply(targets, keys[i], queries[i].daddr, a, changes));
   }
 
   /** `ip route get ADDR` in nettrace's own namespace. */
@@ -82,9 +111,9 @@ export class RouteResolver {
     return this.kernel.dump(this.netns, []);
   }
 
-  /** The FIB entry (routeKey) the flow's route came from; undefined while unknown. */
-  entryOf(f: Routable): string | undefined {
-    return this.entries.get(f);
+  /** The FIB entry (routeKey) the route to the flow's destination came from; undefined while unknown. */
+  entryOf(f: { netns: number; daddr: string }): string | undefined {
+    return this.entries.get(destinationKey(f.netns, f.daddr));
   }
 
   /** How often the kernel's routes changed, and how many destinations were looked up there (cache misses). */
@@ -97,17 +126,14 @@ export class RouteResolver {
     this.kernel.close();
   }
 
-  private apply(f: Routable, a: RouteAnswer, changes: number): void {
-    this.readAt.set(f, changes);
+  private apply(targets: RouteTargets, key: string, daddr: string, a: RouteAnswer, changes: number): void {
     const r = a.route;
-    f.ifname = r?.ifname ?? null;
-    f.gateway = r?.gateway ?? null;
-    f.route_src = r?.prefsrc ?? null;
-    f.route_table = r ? tableName(r.table) : null;
-    if (a.matched) this.entries.set(f, routeKey(a.matched));
-    else this.entries.delete(f);
-    if (a.error && this.failures.size < 1024) this.failures.set(f.daddr, a.error);
-    else this.failures.delete(f.daddr);
+    targets.setRoute(key, { ifname: r?.ifname ?? null, gateway: r?.gateway ?? null, route_src: r?.prefsrc ?? null, route_table: r ? tableName(r.table) : null }, changes);
+    if (this.entries.size >= 65536) this.entries.clear(); // bounded: a busy server meets many destinations
+    if (a.matched) this.entries.set(key, routeKey(a.matched));
+    else this.entries.delete(key);
+    if (a.error && this.failures.size < 1024) this.failures.set(daddr, a.error);
+    else this.failures.delete(daddr);
   }
 }
 

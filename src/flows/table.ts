@@ -12,6 +12,8 @@ import { stateName, TcpState } from '../tcp';
 import { PeerRow, SocketIdent, SocketOwner, SocketRow, UdpRow } from './snapshot';
 import { FlowSteering } from '../steering/types';
 import { Slots } from './slots';
+import { CommNames } from './comm-names';
+import { destinationKey, RouteInfo, RouteTargets, RouteWant } from './routes';
 
 export type Proto = 'tcp' | 'udp';
 
@@ -116,6 +118,8 @@ export interface FlowTableOptions {
   graceMs?: number;
 }
 
+const UNSPECIFIED = new Set(['0.0.0.0', '::']);
+const LISTEN = 10;
 const UNKNOWN = 0;
 const ESTABLISHED = 1;
 const SYN_SENT = 2;
@@ -163,6 +167,7 @@ const TX_QUEUE = 23;
 const TX_DATAGRAMS = 24;
 const RX_DATAGRAMS = 25;
 const DROPS = 26;
+const ROUTE_READ = 27; // the kernel's route change count when the slot's route was read; NaN before
 // and its strings
 const T = 3;
 const SADDR = 0;
@@ -180,7 +185,7 @@ const orNull = (x: number): number | null => (Number.isNaN(x) ? null : x);
  * the columns on every read; what hangs on it stays. A slot's object is let go
  * when the slot is: a holder keeps a copy that no longer changes.
  */
-export class FlowTable {
+export class FlowTable implements RouteTargets {
   private readonly slots: Slots;
   private readonly cap: number;
   private readonly graceMs: number;
@@ -195,6 +200,12 @@ export class FlowTable {
   /** Every slot's strings, T to a slot. */
   private readonly text: (string | null)[];
   private readonly objects: (Flow | undefined)[];
+  /** Each slot's route, shared by the slots to one destination. */
+  private readonly routes: (RouteInfo | undefined)[];
+  /** Each slot's DNS name (see nameFlows), kept from the first that named it. */
+  private readonly rnames: (string | undefined)[];
+  /** Filled in place for visit(): a flow that nothing keeps needs no object of its own. */
+  private readonly scratch: Flow = newFlow({ sock: 0, netns: 0, family: 4, saddr: '', sport: 0, daddr: '', dport: 0 }, 0);
   /** Bytes each UDP peer ("addr|port") had at the last tick, for its rates. */
   private readonly sampledPeers: (Map<string, [number, number]> | undefined)[];
 
@@ -207,6 +218,21 @@ export class FlowTable {
     this.text = new Array<string | null>(n * T).fill(null);
     this.objects = new Array<Flow | undefined>(n).fill(undefined);
     this.sampledPeers = new Array<Map<string, [number, number]> | undefined>(n).fill(undefined);
+    this.routes = new Array<RouteInfo | undefined>(n).fill(undefined);
+    this.rnames = new Array<string | undefined>(n).fill(undefined);
+  }
+
+  /**
+   * Names each flow not named yet whose remote `name(netns, pid, daddr)` knows. A flow keeps
+   * the name it was first given: the lookup named the connection, whatever its TTL does later.
+   */
+  nameFlows(name: (netns: number, pid: number | null, daddr: string) => string | null): void {
+    for (let s = this.slots.after(-1); s !== -1; s = this.slots.after(s)) {
+      const r = s * W;
+      if (this.rnames[s] !== undefined || this.f[r + DPORT] === 0) continue;
+      const n = name(this.f[r + NETNS], this.f[r + OWNED] === 1 ? this.f[r + PID] : null, this.text[s * T + DADDR] ?? '');
+      if (n !== null) this.rnames[s] = n;
+    }
   }
 
   get size(): number {
@@ -215,13 +241,87 @@ export class FlowTable {
 
   flows(): Flow[] {
     const out: Flow[] = [];
-    for (let s = this.slots.after(-1); s !== -1; s = this.slots.after(s)) out.push(this.flowAt(s));
+    for (let s = this.slots.after(-1); s !== -1; s = this.slots.after(s)) out.push(this.read(s));
     return out;
   }
 
   get(sock: number): Flow | undefined {
     const s = this.slots.find(sock);
-    return s < 0 ? undefined : this.flowAt(s);
+    return s < 0 ? undefined : this.read(s);
+  }
+
+  /**
+   * The slot's flow now: its own object where steering figures or UDP peers
+   * are attached to it, else a copy that the table does not keep. Kept
+   * objects outlive a young-generation collection and made V8's major
+   * collections most of serve's and top's time at churn.
+   */
+  private read(s: number): Flow {
+    if (this.objects[s] !== undefined) return this.flowAt(s);
+    return this.fill(newFlow(this.ident(s), this.f[s * W + FIRST_SEEN], PROTOS[this.f[s * W + PROTO]]), s);
+  }
+
+  /**
+   * Calls `fn` with every flow, most of them one object filled in place: what
+   * `fn` keeps of it must be copied. Flows with objects of their own (read
+   * before, or with steering or peers attached) are passed as those.
+   */
+  visit(fn: (f: Flow) => void): void {
+    for (let s = this.slots.after(-1); s !== -1; s = this.slots.after(s)) {
+      const own = this.objects[s];
+      if (own !== undefined) fn(this.flowAt(s));
+      else fn(this.fill(this.scratch, s));
+    }
+  }
+
+  has(sock: number): boolean {
+    return this.slots.find(sock) >= 0;
+  }
+
+  /** Whether the table holds the socket with a known owner. */
+  owned(sock: number): boolean {
+    const s = this.slots.find(sock);
+    return s >= 0 && this.f[s * W + OWNED] === 1;
+  }
+
+  /**
+   * The destinations of flows with no route, or one read before `changes` (a
+   * closed flow keeps the route it had). Listeners and unconnected sockets
+   * have no destination to route.
+   */
+  unrouted(changes: number): Map<string, RouteWant> {
+    const wants = new Map<string, RouteWant>();
+    for (let s = this.slots.after(-1); s !== -1; s = this.slots.after(s)) {
+      const r = s * W;
+      const read = this.f[r + ROUTE_READ];
+      if (read === changes || (!Number.isNaN(read) && !Number.isNaN(this.f[r + CLOSED]))) continue;
+      const daddr = this.text[s * T + DADDR];
+      if (this.f[r + STATE] === LISTEN || daddr === null || UNSPECIFIED.has(daddr)) continue;
+      const key = destinationKey(this.f[r + NETNS], daddr);
+      let w = wants.get(key);
+      if (w === undefined) wants.set(key, (w = { netns: this.f[r + NETNS], daddr, pids: new Set() }));
+      if (this.f[r + OWNED] === 1) w.pids.add(this.f[r + PID]);
+    }
+    return wants;
+  }
+
+  /** Sets the route of every flow to that destination that wants one (see unrouted). */
+  setRoute(key: string, route: RouteInfo, changes: number): void {
+    for (let s = this.slots.after(-1); s !== -1; s = this.slots.after(s)) {
+      const r = s * W;
+      const read = this.f[r + ROUTE_READ];
+      if (read === changes || (!Number.isNaN(read) && !Number.isNaN(this.f[r + CLOSED]))) continue;
+      const daddr = this.text[s * T + DADDR];
+      if (daddr === null || destinationKey(this.f[r + NETNS], daddr) !== key) continue;
+      this.routes[s] = route;
+      this.f[r + ROUTE_READ] = changes;
+    }
+  }
+
+  namespaces(): number[] {
+    const all = new Set<number>();
+    for (let s = this.slots.after(-1); s !== -1; s = this.slots.after(s)) all.add(this.f[s * W + NETNS]);
+    return [...all];
   }
 
   /**
@@ -513,6 +613,7 @@ export class FlowTable {
     this.f[r + SRTT_US] = NaN;
     this.f[r + OPENED] = NaN;
     this.f[r + CLOSED] = NaN;
+    this.f[r + ROUTE_READ] = NaN;
     this.f[r + PLACED] = ++this.uses;
     return s;
   }
@@ -522,6 +623,8 @@ export class FlowTable {
     // most slots never had an object made: a read is cheaper than a write to a line elsewhere
     if (this.objects[s] !== undefined) this.objects[s] = undefined;
     if (this.sampledPeers[s] !== undefined) this.sampledPeers[s] = undefined;
+    if (this.routes[s] !== undefined) this.routes[s] = undefined;
+    if (this.rnames[s] !== undefined) this.rnames[s] = undefined;
   }
 
   private setIdent(s: number, netns: number, family: 4 | 6, saddr: string, sport: number, daddr: string, dport: number): void {
@@ -554,16 +657,33 @@ export class FlowTable {
     this.f[r + TX_QUEUE] = t.tx_queue;
   }
 
-  /** The slot's Flow object, made if it has none, with every field as the columns have it now. */
+  /** The slot's own Flow object, made if it has none (to attach to), with every field as the columns have it now. */
   private flowAt(s: number): Flow {
+    let f = this.objects[s];
+    if (f === undefined) {
+      f = newFlow(this.ident(s), this.f[s * W + FIRST_SEEN], PROTOS[this.f[s * W + PROTO]]);
+      this.objects[s] = f;
+    }
+    return this.fill(f, s);
+  }
+
+  /** Sets every field of `f` as the slot's columns have it now. */
+  private fill(f: Flow, s: number): Flow {
     const r = s * W;
     const t = s * T;
     const proto = PROTOS[this.f[r + PROTO]];
-    let f = this.objects[s];
-    if (f === undefined) {
-      f = newFlow(this.ident(s), this.f[r + FIRST_SEEN], proto);
-      this.objects[s] = f;
+    if (f === this.scratch) {
+      f.sock = this.slots.cookie(s);
+      f.netns = this.f[r + NETNS];
+      f.proto = proto;
+      f.first_seen = this.f[r + FIRST_SEEN];
     }
+    const route = this.routes[s];
+    f.ifname = route?.ifname ?? null;
+    f.gateway = route?.gateway ?? null;
+    f.route_src = route?.route_src ?? null;
+    f.route_table = route?.route_table ?? null;
+    f.rname = this.rnames[s] ?? null;
     f.family = this.f[r + FAMILY] === 6 ? 6 : 4;
     f.saddr = this.text[t + SADDR] ?? '';
     f.sport = this.f[r + SPORT];
@@ -588,6 +708,10 @@ export class FlowTable {
       f.tx_datagrams = this.f[r + TX_DATAGRAMS];
       f.rx_datagrams = this.f[r + RX_DATAGRAMS];
       f.drops = this.f[r + DROPS];
+    } else if (f === this.scratch) {
+      f.tx_datagrams = undefined;
+      f.rx_datagrams = undefined;
+      f.drops = undefined;
     }
     return f;
   }
@@ -604,28 +728,6 @@ export class FlowTable {
       daddr: this.text[t + DADDR] ?? '',
       dport: this.f[r + DPORT],
     };
-  }
-}
-
-/**
- * Owners' names by pid. Decoding a comm for every new socket was a tenth of
- * the table's time at churn; the record's bytes are still compared, so a name
- * that exec() changed is seen.
- */
-class CommNames {
-  private readonly byPid = new Map<number, { w0: number; w1: number; w2: number; w3: number; name: string }>();
-
-  name(c: RecordCursor, pid: number): string {
-    const w0 = c.commWord(0);
-    const w1 = c.commWord(1);
-    const w2 = c.commWord(2);
-    const w3 = c.commWord(3);
-    const e = this.byPid.get(pid);
-    if (e !== undefined && e.w0 === w0 && e.w1 === w1 && e.w2 === w2 && e.w3 === w3) return e.name;
-    if (this.byPid.size >= 4096) this.byPid.clear(); // bounded, however many processes come and go
-    const name = c.comm;
-    this.byPid.set(pid, { w0, w1, w2, w3, name });
-    return name;
   }
 }
 

@@ -10,3 +10,5 @@ export { startMetricsServer, parseListen, DEFAULT_METRICS_PORT, LIMITS } from '.
 export type { MetricsServer, MetricsServerOptions } from './server';
 export { OtlpSink, toMetricData, logAttributes } from './otlp';
 export type { OtlpOptions } from './otlp';
+export { agentResource, defaultNode, uuidV5 } from './identity';
+export type { AgentIdentity } from './identity';

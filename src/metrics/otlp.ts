@@ -1,9 +1,10 @@
 /**
  * OTLP/HTTP protobuf sink: the metric families every export interval, and
- * optionally connect, accept and close events as log records, through the
+ * optionally connect, accept, close and UDP socket events as log records, through the
  * OpenTelemetry JS SDK and exporters. Headers, timeouts, compression and TLS
- * come from the standard OTEL_EXPORTER_OTLP_* variables; OTEL_SERVICE_NAME and
- * OTEL_RESOURCE_ATTRIBUTES name the resource.
+ * come from the standard OTEL_EXPORTER_OTLP_* variables; the resource is the
+ * agent's identity (identity.ts), which OTEL_SERVICE_NAME and
+ * OTEL_RESOURCE_ATTRIBUTES override. What could not be sent is counted (families()).
  */
 import { diag, DiagLogLevel, HrTime, ValueType } from '@opentelemetry/api';
 import { Logger } from '@opentelemetry/api-logs';
@@ -25,7 +26,9 @@ import { dnsSummary } from '../dns/text';
 import { Clock, NettraceEvent, toEvent } from '../events';
 import { Kind } from '../layout';
 import { Tracer } from '../tracer';
+import { agentResource, AgentIdentity } from './identity';
 import { MetricFamily, MetricSource } from './model';
+import { CountingLogExporter, CountingMetricExporter } from './unsent';
 
 const VERSION: string = require('../../../package.json').version;
 const SCOPE = { name: 'nettrace', version: VERSION };
@@ -43,7 +46,12 @@ export interface OtlpOptions {
   intervalMs?: number;
   /** Told of export failures; when given, nettrace installs it as the OpenTelemetry diagnostic logger (warnings and errors). */
   onError?: (message: string) => void;
+  /** The node and namespace this agent stands for (the resource's host.name and service.instance.id). */
+  identity?: AgentIdentity;
 }
+
+/** Log records waiting for export at most; past it an event is counted as unsent rather than queued. */
+const LOG_QUEUE = 8192;
 
 function hrTime(ms: number): HrTime {
   const s = Math.floor(ms / 1000);
@@ -61,12 +69,20 @@ function envInterval(): number | undefined {
   return Number.isFinite(v) && v > 0 ? v : undefined;
 }
 
-/** Our families as the SDK's metric data, cumulative since `startMs`. */
+/** Seconds and ratios (unit 1) are fractions; bytes and counts of things ({connection}, {segment}...) whole numbers. */
+function valueType(unit: string): ValueType {
+  return unit === 's' || unit === '1' ? ValueType.DOUBLE : ValueType.INT;
+}
+
+/**
+ * Our families as the SDK's metric data, cumulative since `startMs`. A family with
+ * no series yet is left out: an empty metric is dropped downstream anyway.
+ */
 export function toMetricData(families: MetricFamily[], startMs: number, nowMs: number): MetricData[] {
   const startTime = hrTime(startMs);
   const endTime = hrTime(nowMs);
-  return families.map((f): MetricData => {
-    const descriptor = { name: f.name, description: f.help, unit: f.unit, valueType: f.unit === 's' ? ValueType.DOUBLE : ValueType.INT };
+  return families.filter((f) => f.series.length > 0).map((f): MetricData => {
+    const descriptor = { name: f.name, description: f.help, unit: f.unit, valueType: valueType(f.unit) };
     if (f.kind === 'histogram') {
       return {
         descriptor,
@@ -115,16 +131,21 @@ export function logAttributes(e: NettraceEvent): Record<string, string | number>
   return out;
 }
 
-export class OtlpSink {
+export class OtlpSink implements MetricSource {
   private readonly meters: MeterProvider;
   private readonly loggers: LoggerProvider | undefined;
   private readonly unsubscribe: (() => void) | undefined;
+  private readonly metricExporter: CountingMetricExporter;
+  private readonly logExporter: CountingLogExporter | undefined;
+  /** Events not queued because LOG_QUEUE records already waited. */
+  private logsOverflowed = 0;
 
   private constructor(tracer: Tracer, source: MetricSource, options: OtlpOptions) {
     if (options.onError) installDiagnostics(options.onError);
-    const resource = resourceFromAttributes({ 'service.name': 'nettrace', 'service.version': VERSION }).merge(
-      detectResources({ detectors: [hostDetector, envDetector] }),
-    );
+    // the host detector's host.arch and host.id, then our identity, then what the environment says
+    const resource = detectResources({ detectors: [hostDetector] })
+      .merge(resourceFromAttributes(agentResource(VERSION, options.identity)))
+      .merge(detectResources({ detectors: [envDetector] }));
     const startMs = Date.now();
     const producer: MetricProducer = {
       collect: async (): Promise<CollectionResult> => ({
@@ -132,24 +153,33 @@ export class OtlpSink {
         errors: [],
       }),
     };
+    this.metricExporter = new CountingMetricExporter(new OTLPMetricExporter({ url: signalUrl(options.endpoint, 'METRICS') }));
     const reader = new PeriodicExportingMetricReader({
-      exporter: new OTLPMetricExporter({ url: signalUrl(options.endpoint, 'METRICS') }),
+      exporter: this.metricExporter,
       exportIntervalMillis: options.intervalMs ?? envInterval() ?? 60000,
       metricProducers: [producer],
     });
     this.meters = new MeterProvider({ resource, readers: [reader] });
     if (options.logs) {
-      const exporter = new OTLPLogExporter({ url: signalUrl(options.endpoint, 'LOGS') });
-      this.loggers = new LoggerProvider({ resource, processors: [new BatchLogRecordProcessor({ exporter })] });
+      const exporter = (this.logExporter = new CountingLogExporter(new OTLPLogExporter({ url: signalUrl(options.endpoint, 'LOGS') })));
+      this.loggers = new LoggerProvider({ resource, processors: [new BatchLogRecordProcessor({ exporter, maxQueueSize: LOG_QUEUE })] });
       const logger = this.loggers.getLogger(SCOPE.name, SCOPE.version);
       const clock = new Clock();
       // with the dns events on, one log per lookup (query and answer paired), as `nettrace dns` prints them
-      const lookups = tracer.dnsEnabled ? new DnsLookups((e) => emitEvent(logger, e)) : undefined;
+      const emitCounted = (e: NettraceEvent): void => {
+        // the processor would drop it silently: the records it holds are those emitted and not yet handed over
+        if (exporter.emitted - exporter.handed >= LOG_QUEUE) this.logsOverflowed++;
+        else {
+          exporter.emitted++;
+          emitEvent(logger, e);
+        }
+      };
+      const lookups = tracer.dnsEnabled ? new DnsLookups(emitCounted) : undefined;
       const expiry = lookups && setInterval(() => lookups.expire(Number(process.hrtime.bigint())), 1000).unref();
       const off = tracer.onBatch((c) => {
         while (c.next()) {
           if (c.kind === Kind.Dns) lookups?.add(c, clock);
-          else if (c.kind !== Kind.State) emitEvent(logger, toEvent(c, clock));
+          else if (c.kind !== Kind.State) emitCounted(toEvent(c, clock));
         }
       });
       this.unsubscribe = () => {
@@ -162,6 +192,20 @@ export class OtlpSink {
   /** Starts exporting `source`'s metrics (and, with `logs`, `tracer`'s events). */
   static start(tracer: Tracer, source: MetricSource, options: OtlpOptions = {}): OtlpSink {
     return new OtlpSink(tracer, source, options);
+  }
+
+  /** What could not be sent: the points of failed metric exports, and log records failed or past the queue. */
+  families(): MetricFamily[] {
+    const unsent = (name: string, help: string, unit: string, value: number): MetricFamily => ({ name, help, unit, kind: 'counter', series: [{ labels: {}, value }] });
+    return [
+      unsent('nettrace_otlp_failed_metric_points', 'Metric data points of OTLP exports that failed (the collector was down or answered an error).', '{point}', this.metricExporter.failed),
+      unsent(
+        'nettrace_otlp_failed_log_records',
+        'Event log records not delivered over OTLP: their export failed, or the export queue was full.',
+        '{record}',
+        (this.logExporter?.failed ?? 0) + this.logsOverflowed,
+      ),
+    ];
   }
 
   /** Exports what is pending now. */
@@ -191,7 +235,7 @@ function emitEvent(logger: Logger, e: NettraceEvent): void {
   logger.emit({
     eventName: `nettrace.${e.type}`,
     timestamp: e.ts,
-    body: e.type === 'dns' ? `dns ${dnsSummary(e)}` : `${e.type} ${e.saddr}:${e.sport} > ${e.daddr}:${e.dport}`,
+    body: e.type === 'dns' ? `dns ${dnsSummary(e)}` : `${e.type === 'udp' ? `udp ${e.event}` : e.type} ${e.saddr}:${e.sport} > ${e.daddr}:${e.dport}`,
     attributes: logAttributes(e),
   });
 }

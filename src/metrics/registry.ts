@@ -1,6 +1,7 @@
 /** Every metric source of a running tracer, behind one `families()`. */
 import { Tracer } from '../tracer';
 import { MetricFamily, MetricSource } from './model';
+import { ProcessMetrics } from './process';
 import { TracerStatsMetrics } from './stats';
 import { TcpMetrics, TcpMetricsOptions } from './tcp';
 
@@ -14,7 +15,12 @@ export class NettraceMetrics implements MetricSource {
 
   constructor(tracer: Tracer, options: TcpMetricsOptions = {}) {
     this.tcp = new TcpMetrics(tracer, options);
-    this.sources = [this.tcp, new TracerStatsMetrics(tracer, () => this.tcp.flowEvictions)];
+    this.sources = [this.tcp, new TracerStatsMetrics(tracer, () => this.tcp.flowEvictions), new ProcessMetrics()];
+  }
+
+  /** Another source, e.g. the OTLP sink's count of what it could not send. */
+  add(source: MetricSource): void {
+    this.sources.push(source);
   }
 
   families(): MetricFamily[] {

@@ -4,15 +4,16 @@
 # cache outside the repository (NETTRACE_QEMU_CACHE, default
 # /var/cache/nettrace-qemu) and reusing it after.
 #   usage: kernel.sh SERIES     -> "<vmlinuz> <module dir>" on stdout
-#   SERIES: 6.1 (bookworm) or 6.12 (bookworm-backports)
+#   SERIES: 5.10 (bullseye), 6.1 (bookworm) or 6.12 (bookworm-backports)
 set -euo pipefail
 
-series=${1:?usage: kernel.sh 6.1|6.12}
+series=${1:?usage: kernel.sh 5.10|6.1|6.12}
 # linux-image-amd64 of the newest of these suites points at the kernel
 case $series in
+  5.10) sources=("debian bullseye" "debian-security bullseye-security") ;;
   6.1) sources=("debian bookworm" "debian-security bookworm-security") ;;
   6.12) sources=("debian bookworm-backports") ;;
-  *) echo "kernel.sh: unknown kernel series $series (6.1 or 6.12)" >&2; exit 2 ;;
+  *) echo "kernel.sh: unknown kernel series $series (5.10, 6.1 or 6.12)" >&2; exit 2 ;;
 esac
 cache=${NETTRACE_QEMU_CACHE:-/var/cache/nettrace-qemu}
 # 9p over virtio-pci; what they depend on is read from each module

@@ -1,5 +1,5 @@
 /**
- * Boots one of Debian's kernels (6.1 or 6.12, see ./kernel.sh) under qemu with a small initramfs (busybox, the
+ * Boots one of Debian's kernels (5.10, 6.1 or 6.12, see ./kernel.sh) under qemu with a small initramfs (busybox, the
  * 9p modules, ./init.sh) that mounts this machine's root read-only and runs a
  * shell script from it, so the real node, addon and committed BPF object run
  * against the guest's kernel. Results come back through a writable 9p share.
@@ -25,7 +25,7 @@ export interface GuestResult {
 }
 
 /** A Debian kernel series ./kernel.sh knows. */
-export type KernelSeries = '6.1' | '6.12';
+export type KernelSeries = '5.10' | '6.1' | '6.12';
 
 export interface GuestOptions {
   kernel: KernelSeries;

@@ -35,11 +35,12 @@ function section<T>(title: string, columns: Column<T>[], rows: T[]): string {
 
 export function reportText(ts: number, model: TopModel, stats: { drops: number; missed: number }): string {
   const t = model.totals;
+  const shown = model.connections.length < t.flows ? ` (the ${model.connections.length} busiest of ${t.flows})` : '';
   return [
     `${new Date(ts).toISOString()}  up ${rate(t.up)}  down ${rate(t.down)}  ${t.flows} flows  drops ${stats.drops}  missed ${stats.missed}`,
     section(PANE_TITLES.processes, PROCESS_COLUMNS, model.processes),
     section(PANE_TITLES.hosts, HOST_COLUMNS, model.hosts),
-    section(PANE_TITLES.connections, CONNECTION_COLUMNS, model.connections),
+    section(PANE_TITLES.connections + shown, CONNECTION_COLUMNS, model.connections),
     section('Interfaces', INTERFACE_COLUMNS, model.interfaces),
     section('Gateways', GATEWAY_COLUMNS, model.gateways),
   ].join('\n\n');
@@ -75,7 +76,7 @@ export function runReports(o: TopOptions, tracer: Tracer, done: (code: number) =
         if (ended) return;
         if (protobuf) io.output.write(encodeItems([flowSnapshot(monitor.table.flows().filter(o.match), now)]));
         else {
-          const model = buildModel(monitor.table.flows(), o.match, 'rate');
+          const model = buildModel(monitor.table.flows(), o.match, 'rate', o.rows);
           io.output.write(o.json ? JSON.stringify(reportJson(now, model)) + '\n' : reportText(now, model, tracer.stats()) + '\n\n');
         }
         if (o.count !== undefined && ++reports >= o.count) session.quit(0);

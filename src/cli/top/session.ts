@@ -3,6 +3,8 @@ import { CommonOptions } from '../options';
 
 export interface TopOptions extends CommonOptions {
   intervalMs: number;
+  /** Connections each report lists when stdout is not a terminal: the busiest, in the sort's order. */
+  rows: number;
 }
 
 /** Where the view reads keys and writes: the process's own streams, or a test's stand-ins. */
