@@ -37,7 +37,7 @@ struct {
 /* records the ring could not take, per CPU: key 0 all of them, key NT_<kind> that kind's */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, NT_UDP + 1);
+	__uint(max_entries, NT_KINDS + 1);
 	__type(key, __u32);
 	__type(value, __u64);
 } drops SEC(".maps");
@@ -710,3 +710,4 @@ int dump_tcp(struct bpf_iter__tcp *ctx)
 }
 
 #include "udp.bpf.h"
+#include "dns.bpf.h"

@@ -20,12 +20,16 @@ enum nt_kind {
 	NT_ACCEPT = 3,  /* a passive open handed to a process by accept() */
 	NT_CLOSE = 4,   /* a socket reached CLOSE: its lifetime totals */
 	NT_UDP = 5,     /* a UDP socket was created or released (struct nt_udp) */
+	NT_DNS = 6,     /* a DNS message a socket sent to or received from port 53 (struct nt_dns) */
 };
+
+/* The highest kind: per-kind tables have NT_KINDS + 1 entries. */
+#define NT_KINDS NT_DNS
 
 /* The bit of a kind in nt_events, the load-time set of kinds that reach the ring. */
 #define NT_EVENT(kind) (1u << (kind))
 #define NT_EVENTS_ALL (NT_EVENT(NT_STATE) | NT_EVENT(NT_CONNECT) | NT_EVENT(NT_ACCEPT) | \
-		       NT_EVENT(NT_CLOSE) | NT_EVENT(NT_UDP))
+		       NT_EVENT(NT_CLOSE) | NT_EVENT(NT_UDP) | NT_EVENT(NT_DNS))
 
 /* TCP states as the kernel numbers them, for counting transitions (state_counts: old * NT_STATES + new). */
 #define NT_STATES 16
@@ -178,6 +182,33 @@ struct nt_udp_peer_bytes {
 	__u64 rx_datagrams;
 };
 
+/* nt_dns.dir */
+enum nt_dns_dir {
+	NT_DNS_SENT = 1,
+	NT_DNS_RECEIVED = 2,
+};
+
+/* Bytes of a DNS message copied into its record: a classic UDP message whole, longer ones cut. */
+enum nt_dns_copy {
+	NT_DNS_MAX = 512,
+};
+
+/*
+ * A DNS message a socket sent to, or received from, a remote port 53, over
+ * UDP or TCP: a bounded copy of its payload follows this struct (`captured`
+ * bytes, then zero to 7 bytes of padding, which h.size includes). The tuple
+ * is the packet's: saddr/sport this side, daddr/dport the server, also when
+ * the socket is unconnected. Over TCP the payload is the segment's, so a
+ * message begins with its 2-byte length.
+ */
+struct nt_dns {
+	struct nt_head h;
+	__u32 len;         /* the payload's length in the packet */
+	__u16 captured;    /* bytes of it that follow */
+	__u8 dir;          /* NT_DNS_SENT or NT_DNS_RECEIVED */
+	__u8 proto;        /* 17 (UDP) or 6 (TCP) */
+};
+
 /*
  * What the kernel side can decide of the user's filter, so filtered-out
  * sockets never reach the ring. Necessary conditions only: user space still
@@ -214,6 +245,9 @@ struct nt_records {
 	struct nt_udp_flow udp_flow;
 	struct nt_udp_peer udp_peer;
 	struct nt_udp_peer_bytes udp_peer_bytes;
+	enum nt_dns_dir dns_dir;
+	enum nt_dns_copy dns_copy;
+	struct nt_dns dns;
 };
 
 #endif /* NETTRACE_H */

@@ -28,11 +28,14 @@ const STRUCTS = [
   ['UdpFlow', 'nt_udp_flow', 'struct nt_udp_flow: one socket of the iter/udp snapshot'],
   ['UdpPeer', 'nt_udp_peer', 'struct nt_udp_peer: the key of a udp_peers entry'],
   ['UdpPeerBytes', 'nt_udp_peer_bytes', 'struct nt_udp_peer_bytes: the value of a udp_peers entry'],
+  ['Dns', 'nt_dns', 'struct nt_dns: a DNS message sent or received; `captured` payload bytes follow at SIZE'],
 ];
 /** Exported name, C enum, the prefix its constants drop. */
 const ENUMS = [
   ['Kind', 'nt_kind', 'NT_'],
   ['UdpEvent', 'nt_udp_event', 'NT_UDP_'],
+  ['DnsDir', 'nt_dns_dir', 'NT_DNS_'],
+  ['DnsCopy', 'nt_dns_copy', 'NT_DNS_'],
 ];
 
 function btfTypes() {

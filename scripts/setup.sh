@@ -22,6 +22,8 @@ if [ "${1:-}" = "--test" ]; then
   # test/package.test.ts runs `npm run package`: the portable addon builds libelf from source (autotools, flex,
   # bison, gawk), the .deb gets a man page from help2man, and a fresh Debian root comes from debootstrap
   packages+=(autoconf automake autopoint libtool flex bison gawk help2man dpkg-dev debootstrap)
+  # test/dns.test.ts serves a zone with dnsmasq and asks it with dig
+  packages+=(dnsmasq-base bind9-dnsutils)
 elif [ -n "${1:-}" ]; then
   say "unknown option '$1' (the only one is --test)"
   exit 2

@@ -4,7 +4,7 @@
  * filtering and counting allocate nothing per record; strings and event
  * objects are made only when asked for.
  */
-import { Accept, Close, COMM_LEN, Connect, Head, Kind, KindCode, State, Udp } from './layout';
+import { Accept, Close, COMM_LEN, Connect, Dns, Head, Kind, KindCode, State, Udp } from './layout';
 
 /*
  * The offsets the flow table reads from every record, as module constants: a
@@ -98,9 +98,11 @@ export class RecordCursor {
   get kind(): KindCode {
     return this.u16(KIND) as KindCode;
   }
-  /** Which protocol the record is about: UDP records are their own kind. */
+  /** Which protocol the record is about: UDP records are their own kind; a DNS record says its own. */
   get proto(): 'tcp' | 'udp' {
-    return this.kind === Kind.Udp ? 'udp' : 'tcp';
+    const kind = this.kind;
+    if (kind === Kind.Dns) return this.dnsProto === 6 ? 'tcp' : 'udp';
+    return kind === Kind.Udp ? 'udp' : 'tcp';
   }
   get size(): number {
     return this.u16(SIZE);
@@ -224,6 +226,25 @@ export class RecordCursor {
   /** The kernel's drop count for the socket. */
   get drops(): number {
     return this.u32(Udp.drops);
+  }
+  // dns
+  /** DnsDir.Sent or DnsDir.Received. */
+  get dnsDir(): number {
+    return this.u8(Dns.dir);
+  }
+  /** 17 (UDP) or 6 (TCP). */
+  get dnsProto(): number {
+    return this.u8(Dns.proto);
+  }
+  /** The payload's length in the packet; more than dnsPayload() holds when the kernel cut it. */
+  get dnsLen(): number {
+    return this.u32(Dns.len);
+  }
+  /** The copied payload, a view into the batch: copy what you keep. */
+  dnsPayload(): Buffer {
+    const at = this.base + Dns.SIZE;
+    const n = Math.min(this.u16(Dns.captured), this.u16(SIZE) - Dns.SIZE);
+    return this.buf.subarray(at, at + Math.max(0, n));
   }
 }
 

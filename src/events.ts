@@ -26,6 +26,8 @@ export interface EventBase {
   /** Remote side. */
   daddr: string;
   dport: number;
+  /** With the dns events on: the DNS name the remote address was looked up by, null if no lookup seen answered it. */
+  rname?: string | null;
 }
 
 export interface StateEvent extends EventBase {
@@ -82,9 +84,50 @@ export interface UdpEvent extends EventBase {
   rx_datagrams: number;
   /** Datagrams the kernel dropped on this socket (receive buffer full...), as /proc/net/udp counts them. */
   drops: number;
+  /**
+   * The close of an unconnected socket (from the library's iterator and the stream): the remote endpoints it
+   * exchanged datagrams with, most bytes first (at most 8), and the rest summed (null when none).
+   */
+  peers?: { family: 4 | 6; daddr: string; dport: number; tx_bytes: number; rx_bytes: number; tx_datagrams: number; rx_datagrams: number }[];
+  other_peers?: { endpoints: number; tx_bytes: number; rx_bytes: number; tx_datagrams: number; rx_datagrams: number } | null;
 }
 
-export type NettraceEvent = StateEvent | ConnectEvent | AcceptEvent | CloseEvent | UdpEvent;
+/** One answer record of a DNS response. */
+export interface DnsAnswer {
+  name: string;
+  type: string;
+  ttl: number;
+  /** An address (A, AAAA), a name (CNAME, PTR, NS...), or the record's data as JSON. */
+  data: string;
+}
+
+/**
+ * One DNS query a socket sent to a port 53 and its response (src/dns/lookups):
+ * `ts`, the owner and the tuple are the query's (saddr/sport the asker, daddr/dport
+ * the server). A query with no response within the timeout has `timeout` set, `rcode` null.
+ */
+export interface DnsEvent extends EventBase {
+  type: 'dns';
+  proto: 'udp' | 'tcp';
+  id: number;
+  /** The question's name and type. */
+  name: string;
+  qtype: string;
+  /** NOERROR, NXDOMAIN, SERVFAIL...; null on timeout. */
+  rcode: string | null;
+  answers: DnsAnswer[];
+  /** The A and AAAA answers' addresses. */
+  addresses: string[];
+  /** The CNAME chain, in the order the answer gives it. */
+  cnames: string[];
+  /** Query sent to response received; null on timeout. */
+  latency_us: number | null;
+  timeout: boolean;
+  /** The server set TC: the answer did not fit (the client asks again over TCP). */
+  truncated: boolean;
+}
+
+export type NettraceEvent = StateEvent | ConnectEvent | AcceptEvent | CloseEvent | UdpEvent | DnsEvent;
 export type EventType = NettraceEvent['type'];
 
 /** Maps CLOCK_MONOTONIC ns to wall-clock ms, fixed once per process. */
@@ -156,6 +199,9 @@ export function toEvent(c: RecordCursor, clock: Clock): NettraceEvent {
         drops: c.drops,
       };
     }
+    case Kind.Dns:
+      // a message, not an event: DnsLookups (src/dns) pairs queries with responses
+      throw new Error(`DNS records become events through DnsLookups, not toEvent (byte ${c.offset})`);
     default:
       throw new Error(`unknown record kind ${c.kind} at byte ${c.offset}`);
   }

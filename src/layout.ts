@@ -5,9 +5,13 @@
  */
 
 /** enum nt_kind */
-export const Kind = { State: 1, Connect: 2, Accept: 3, Close: 4, Udp: 5 } as const;
+export const Kind = { State: 1, Connect: 2, Accept: 3, Close: 4, Udp: 5, Dns: 6 } as const;
 /** enum nt_udp_event */
 export const UdpEvent = { Open: 1, Close: 2 } as const;
+/** enum nt_dns_dir */
+export const DnsDir = { Sent: 1, Received: 2 } as const;
+/** enum nt_dns_copy */
+export const DnsCopy = { Max: 512 } as const;
 export type KindCode = (typeof Kind)[keyof typeof Kind];
 
 export const COMM_LEN = 16;
@@ -121,4 +125,13 @@ export const UdpPeerBytes = {
   tx_datagrams: 16,
   rx_datagrams: 24,
   SIZE: 32,
+} as const;
+
+/** struct nt_dns: a DNS message sent or received; `captured` payload bytes follow at SIZE */
+export const Dns = {
+  len: 112,
+  captured: 116,
+  dir: 118,
+  proto: 119,
+  SIZE: 120,
 } as const;

@@ -19,7 +19,7 @@ export interface NativeStats {
   /** Records the ring buffer could not take. */
   drops: number;
   /** The same drops by record kind. */
-  dropsByKind: { state: number; connect: number; accept: number; close: number; udp: number };
+  dropsByKind: { state: number; connect: number; accept: number; close: number; udp: number; dns: number };
   /** Hook runs the kernel skipped because the hook was already running on that CPU. */
   missed: number;
   /** Sockets the kernel-side table (LRU, maxSockets) dropped to make room; their later records lack an owner. */
@@ -70,6 +70,8 @@ export interface NativeTracer {
   snapshotUdp(): Buffer;
   udpPeers(): Buffer;
   stateCounts(): number[];
+  /** [DNS messages the kernel copied to the ring, IP fragments of DNS messages it could not copy]. */
+  dnsCounts(): number[];
   stats(): NativeStats;
   steering(): RawSteering;
   steeringForget(cookies: number[]): void;

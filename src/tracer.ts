@@ -5,7 +5,9 @@
  */
 import { RecordCursor } from './decode';
 import { fromNative, NettraceError } from './errors';
-import { Clock, NettraceEvent, toEvent } from './events';
+import { Clock, NettraceEvent } from './events';
+import { EventMaker } from './enrich';
+import { DnsLookups, DnsStats } from './dns/lookups';
 import { FlowMonitor } from './flows/monitor';
 import { CgroupResolver } from './flows/cgroups';
 import { NatResolver } from './flows/nat';
@@ -17,23 +19,29 @@ import { RawSteering } from './steering/types';
 
 /**
  * What `disable` can leave off: a hook (`state`: transitions, connects and
- * closes; `accept`; `snapshot`: the iter/tcp and iter/udp socket lists; `udp`: UDP sockets), or a kernel feature
+ * closes; `accept`; `snapshot`: the iter/tcp and iter/udp socket lists; `udp`: UDP sockets; `dns`: DNS messages), or a kernel feature
  * (`fexit`: accept then attaches through its syscall tracepoints instead).
  */
-export type HookName = 'state' | 'accept' | 'snapshot' | 'udp' | 'fexit';
-export const HOOK_NAMES: readonly HookName[] = ['state', 'accept', 'snapshot', 'udp', 'fexit'];
+export type HookName = 'state' | 'accept' | 'snapshot' | 'udp' | 'dns' | 'fexit';
+export const HOOK_NAMES: readonly HookName[] = ['state', 'accept', 'snapshot', 'udp', 'dns', 'fexit'];
 
 /**
  * Record kinds the kernel can send. Kinds not asked for are never put in the
  * ring: `close` alone is tcplife, `connect` tcpconnect and tcpconnlat,
  * `accept` tcpaccept, `state` tcpstates.
  */
-export type EventKind = 'connect' | 'accept' | 'state' | 'close' | 'udp';
-export const EVENT_KINDS: readonly EventKind[] = ['connect', 'accept', 'state', 'close', 'udp'];
+export type EventKind = 'connect' | 'accept' | 'state' | 'close' | 'udp' | 'dns';
+export const EVENT_KINDS: readonly EventKind[] = ['connect', 'accept', 'state', 'close', 'udp', 'dns'];
 
 export interface TraceOptions {
-  /** The record kinds to deliver (default all of them). */
+  /**
+   * The record kinds to deliver (default all of them but `dns`, whose hooks run
+   * per packet: ask for it). `dns` records reach the iterator as one DnsEvent per
+   * query (src/dns/lookups), and onBatch listeners as raw nt_dns records.
+   */
   events?: EventKind[];
+  /** A DNS query unanswered this long is a timeout event (default 5000 ms). */
+  dnsTimeoutMs?: number;
   /**
    * Keep the kernel's socket table (default true): owners, lifetimes and byte
    * bases, which connect, accept, state and close records and the snapshots'
@@ -96,6 +104,8 @@ export interface TracerStats extends NativeStats {
   snapshotDrops: number;
   /** Flows the snapshots' flow tables dropped to stay within their cap. */
   flowEvictions: number;
+  /** Addresses the snapshots' DNS name maps dropped to stay within their cap before their TTL ended. */
+  nameEvictions: number;
 }
 
 type BatchListener = (records: RecordCursor) => void;
@@ -118,6 +128,7 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
   private stopping: Promise<void> | undefined;
   private resolveStopped!: () => void;
   private readonly stopped = new Promise<void>((resolve) => (this.resolveStopped = resolve));
+  private dnsLookups: DnsLookups | undefined;
 
   /** The network namespace this tracer is scoped to (TraceOptions.netns), resolved. */
   readonly netns: ResolvedNetns | undefined;
@@ -172,6 +183,11 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
     return fromAddon(() => this.handle.snapshotUdp());
   }
 
+  /** Whether the DNS hook is attached (events included dns): lookups, and names on flows. */
+  get dnsEnabled(): boolean {
+    return this.hooks.some((h) => h.name === 'dns' && (h.status === 'attached' || h.status === 'fallback'));
+  }
+
   /** Whether the receive-steering hooks are attached. */
   get steeringEnabled(): boolean {
     // what the loader attached, not what was asked: a kernel without the hook leaves it off
@@ -196,6 +212,15 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
     return fromAddon(() => this.handle.udpPeers());
   }
 
+  /**
+   * What the kernel counted of DNS: messages it copied to the ring, and IP fragments of
+   * DNS messages it could not copy; with `lookups`, what the iterator's pairing counted.
+   */
+  dnsStats(): { messages: number; fragments: number; lookups: DnsStats | null } {
+    const [messages, fragments] = fromAddon(() => this.handle.dnsCounts());
+    return { messages, fragments, lookups: this.dnsLookups ? { ...this.dnsLookups.stats } : null };
+  }
+
   /** Lets the kernel forget the steering counters of these sockets (closed and reported). */
   steeringForget(cookies: number[]): void {
     if (cookies.length > 0) this.handle.steeringForget(cookies);
@@ -203,8 +228,12 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
 
   stats(): TracerStats {
     let flowEvictions = this.retiredEvictions;
-    for (const m of this.monitors) flowEvictions += m.table.evictions;
-    return { ...this.handle.stats(), queueDrops: this.queueDrops, snapshotDrops: this.snapshotDrops, flowEvictions };
+    let nameEvictions = 0;
+    for (const m of this.monitors) {
+      flowEvictions += m.table.evictions;
+      nameEvictions += m.names?.evictions ?? 0;
+    }
+    return { ...this.handle.stats(), queueDrops: this.queueDrops, snapshotDrops: this.snapshotDrops, flowEvictions, nameEvictions };
   }
 
   /**
@@ -279,17 +308,35 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
     this.iterating = true;
     const cursor = new RecordCursor();
     cursor.filter = this.options.filter;
+    const make = new EventMaker(this.clock, () => this.udpPeers(), { dns: this.dnsEnabled, dnsTimeoutMs: this.options.dnsTimeoutMs });
+    this.dnsLookups = make.lookups;
+    const dns = make.lookups !== undefined;
     try {
       for (;;) {
         const batch = this.queue.shift();
         if (batch) {
           cursor.reset(batch);
-          while (cursor.next()) yield toEvent(cursor, this.clock);
+          make.nextBatch();
+          while (cursor.next()) {
+            const e = make.event(cursor);
+            if (e) yield e;
+            else yield* make.take();
+          }
           continue;
         }
         if (this.failure) throw this.failure;
-        if (this.finished) return;
-        await new Promise<void>((resolve) => (this.wakeIterator = resolve));
+        if (this.finished) {
+          make.flush();
+          yield* make.take();
+          return;
+        }
+        await new Promise<void>((resolve) => {
+          this.wakeIterator = resolve;
+          // timeouts are reported while no batch arrives too
+          if (dns) setTimeout(resolve, 100).unref();
+        });
+        make.expire();
+        yield* make.take();
       }
     } finally {
       this.iterating = false;

@@ -99,7 +99,7 @@ test('--events: a comma list of kinds, anything else a usage error', async () =>
   const out = captured(child);
   const [code] = await once(child, 'exit');
   assert.equal(code, 2);
-  assert.match(out.err(), /^nettrace: --events takes a comma list of connect, accept, state, close, udp, not 'nope' \(see nettrace --help\)\n$/);
+  assert.match(out.err(), /^nettrace: --events takes a comma list of connect, accept, state, close, udp, dns, not 'nope' \(see nettrace --help\)\n$/);
 });
 
 test('states counts in the kernel exactly the transitions a second instance streams as records', async () => {

@@ -35,6 +35,7 @@ test('without the accept hook: reported disabled, every other record exact', asy
     ['accept', 'disabled'],
     ['snapshot', 'attached'],
     ['udp', 'attached'],
+    ['dns', 'unneeded'], // per packet: attached only when the dns events are asked for
   ]);
   expectConnections(events, run, false);
 });
@@ -105,5 +106,5 @@ test('nettrace --disable with an unknown name: usage error, exit 2', async () =>
   cli.stderr!.on('data', (d) => (stderr += d));
   const [code] = await once(cli, 'exit');
   assert.equal(code, 2);
-  assert.equal(stderr, "nettrace: --disable takes state, accept, snapshot, udp, fexit, not 'kprobes' (see nettrace --help)\n");
+  assert.equal(stderr, "nettrace: --disable takes state, accept, snapshot, udp, dns, fexit, not 'kprobes' (see nettrace --help)\n");
 });

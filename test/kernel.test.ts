@@ -75,6 +75,7 @@ for (const k of KERNELS) {
           ['accept', 'attached', 'fexit/inet_csk_accept'],
           ['snapshot', 'attached', 'iter/tcp, iter/udp'],
           ['udp', k.udp[0], ''],
+          ['dns', 'unneeded', 'not needed by the events asked for'], // attached only when the dns events are asked for
         ],
       );
       assert.match(report.hooks[3].detail, k.udp[1]);

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { ROOT } from './helpers';
-import { Close, Head, Kind } from '../src/layout';
+import { Close, Dns, DnsCopy, DnsDir, Head, Kind } from '../src/layout';
 
 test('src/layout.ts is what the BPF object says', () => {
   const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'gen-records.js'), '--check'], { encoding: 'utf8' });
@@ -22,5 +22,6 @@ test('the generated offsets are the ones the decoder relies on', () => {
   assert.equal(Head.SIZE, 112);
   assert.equal(Head.sock.cookie, 16);
   assert.equal(Close.SIZE % 8, 0);
-  assert.deepEqual(Kind, { State: 1, Connect: 2, Accept: 3, Close: 4, Udp: 5 });
+  assert.deepEqual(Kind, { State: 1, Connect: 2, Accept: 3, Close: 4, Udp: 5, Dns: 6 });
+  assert.deepEqual([Dns.SIZE, DnsDir, DnsCopy], [120, { Sent: 1, Received: 2 }, { Max: 512 }]);
 });

@@ -32,7 +32,7 @@ pub struct Counters {
     pub batches: AtomicU64,
     pub drops: AtomicU64,
     /// Drops of each record kind, indexed by kind - 1.
-    pub drops_by_kind: [AtomicU64; 5],
+    pub drops_by_kind: [AtomicU64; 6],
     pub missed: AtomicU64,
     /// The kernel's run counts of the hooks (kernel.bpf_stats_enabled), final once tracing stopped.
     pub state_runs: AtomicU64,

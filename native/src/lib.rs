@@ -62,7 +62,7 @@ pub struct NativeOptions {
     pub steering: Option<bool>,
     /// A file of the namespace `kernel_filter.netns` (/run/netns/NAME, /proc/PID/ns/net): snapshots are read inside it.
     pub netns_path: Option<String>,
-    /// Record kinds that go to the ring: "state", "connect", "accept", "close", "udp". Default all.
+    /// Record kinds that go to the ring: "state", "connect", "accept", "close", "udp", "dns". Default all but dns.
     pub events: Option<Vec<String>>,
     /// Keep the kernel's socket table (owners and totals for connect, accept and close
     /// records and for the snapshots). Default true; the record kinds but udp need it.
@@ -98,6 +98,7 @@ pub struct DropsByKind {
     pub accept: f64,
     pub close: f64,
     pub udp: f64,
+    pub dns: f64,
 }
 
 #[napi(object)]
@@ -149,6 +150,7 @@ pub struct NativeTracer {
     udp_peers: Option<libbpf_rs::MapHandle>,
     netns: Option<netns::Netns>,
     state_counts: Option<libbpf_rs::MapHandle>,
+    dns_counts: Option<libbpf_rs::MapHandle>,
     credits: Arc<credits::Credits>,
 }
 
@@ -181,16 +183,16 @@ impl NativeTracer {
             None => None,
         };
         let events = match options.events {
-            None => settings::EVENT_KINDS.iter().fold(0, |m, (_, k)| m | settings::event_bit(*k)),
+            None => settings::default_events(),
             Some(names) => names.iter().try_fold(0, |m, name| {
                 match settings::EVENT_KINDS.iter().find(|(n, _)| n == name) {
                     Some((_, k)) => Ok(m | settings::event_bit(*k)),
-                    None => Err(NtError::new(Code::Invalid, format!("unknown event kind '{name}' (kinds: state, connect, accept, close, udp)"))),
+                    None => Err(NtError::new(Code::Invalid, format!("unknown event kind '{name}' (kinds: state, connect, accept, close, udp, dns)"))),
                 }
             })?,
         };
         let track = options.track_sockets.unwrap_or(true);
-        if !track && events & !settings::event_bit(5) != 0 {
+        if !track && events & !(settings::event_bit(5) | settings::event_bit(6)) != 0 {
             return Err(NtError::new(Code::Invalid, "state, connect, accept and close records need the socket table (trackSockets)").into());
         }
         let count_states = options.count_states.unwrap_or(false);
@@ -225,6 +227,10 @@ impl NativeTracer {
             true => Some(loader::map_handle(&object, "state_counts")?),
             false => None,
         };
+        let dns_counts = match hooks.iter().any(|h| h.name == "dns" && h.status == "attached") {
+            true => Some(loader::map_handle(&object, "dns_counts")?),
+            false => None,
+        };
         let hooks = hooks
             .iter()
             .map(|h| NativeHook { name: h.name.into(), status: h.status.into(), detail: h.detail.clone() })
@@ -234,7 +240,7 @@ impl NativeTracer {
         let sink = JsSink(tsfn, credits.clone());
         let drain = Drain::spawn(object, links, ring_bytes, opts.max_sockets, Duration::from_millis(flush_ms as u64), batch_bytes, counters.clone(), sink)
             .map_err(|e| NtError::new(Code::Kernel, format!("cannot start draining the ring buffer: {e}")))?;
-        Ok(NativeTracer { drain: Some(drain), counters, hooks, kernel_ids, map_ids, snapshot, steering, udp_snapshot, udp_peers, state_counts, credits, netns })
+        Ok(NativeTracer { drain: Some(drain), counters, hooks, kernel_ids, map_ids, snapshot, steering, udp_snapshot, udp_peers, state_counts, dns_counts, credits, netns })
     }
 
     /// Hands a batch back once it has been read: the next one is sent only
@@ -254,6 +260,7 @@ impl NativeTracer {
         self.udp_snapshot.take();
         self.udp_peers.take();
         self.state_counts.take();
+        self.dns_counts.take();
         if let Some(drain) = self.drain.take() {
             drain.stop();
         }
@@ -303,6 +310,17 @@ impl NativeTracer {
         Ok(loader::percpu_sums(map).into_iter().map(|n| n as f64).collect())
     }
 
+    /// What the dns hook counted since tracing began: [messages copied to the ring,
+    /// IP fragments of DNS messages (not copied)]; zeros when the hook is not attached.
+    #[napi]
+    pub fn dns_counts(&self) -> Result<Vec<f64>> {
+        match (&self.drain, &self.dns_counts) {
+            (None, _) => Err(NtError::new(Code::Invalid, "the tracer is stopped").into()),
+            (_, None) => Ok(vec![0.0, 0.0]),
+            (_, Some(map)) => Ok(loader::percpu_sums(map).into_iter().map(|n| n as f64).collect()),
+        }
+    }
+
     /// The receive-steering counters now (only with the steering option).
     #[napi]
     pub fn steering(&self) -> Result<steering::NativeSteering> {
@@ -343,6 +361,7 @@ impl NativeTracer {
                 accept: n(&c.drops_by_kind[2]),
                 close: n(&c.drops_by_kind[3]),
                 udp: n(&c.drops_by_kind[4]),
+                dns: n(&c.drops_by_kind[5]),
             },
             hook_runs: HookRuns { state: n(&c.state_runs), accept: n(&c.accept_runs) },
         }

@@ -142,6 +142,12 @@ const HOOKS: &[HookDef] = &[
             needs: udp_counting,
         },
     ] },
+    HookDef { name: "dns", on_request: false, needed: |o| o.wants(6), ways: &[Way {
+        programs: &["dns_egress", "dns_ingress"],
+        attach: "cgroup_skb/egress and cgroup_skb/ingress at the cgroup v2 root",
+        feature: None,
+        needs: |_| cgroup2_mount().map(|_| ()).ok_or_else(|| "no cgroup v2 hierarchy is mounted".into()),
+    }] },
     HookDef { name: "steering", on_request: true, needed: always, ways: &[Way {
         programs: &["steer_ingress", "steer_recv", "steer_rx_entry", "steer_receive_entry", "steer_list_entry",
             "steer_gro_entry", "steer_gro_frags_entry"],

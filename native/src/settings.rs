@@ -9,7 +9,12 @@ use libbpf_rs::btf::Btf;
 use libbpf_rs::OpenObject;
 
 /// Record kinds, as `enum nt_kind` numbers them; `1 << kind` is a kind's bit in `nt_events`.
-pub const EVENT_KINDS: &[(&str, u32)] = &[("state", 1), ("connect", 2), ("accept", 3), ("close", 4), ("udp", 5)];
+pub const EVENT_KINDS: &[(&str, u32)] = &[("state", 1), ("connect", 2), ("accept", 3), ("close", 4), ("udp", 5), ("dns", 6)];
+
+/// Kinds sent unless the caller names its own: all but dns, whose hooks run per packet (asked for, like steering).
+pub fn default_events() -> u32 {
+    EVENT_KINDS.iter().filter(|(n, _)| *n != "dns").fold(0, |m, (_, k)| m | event_bit(*k))
+}
 
 pub fn event_bit(kind: u32) -> u32 {
     1 << kind

@@ -44,7 +44,17 @@ export interface RoundResult {
   /** Records the ring could not take, records the kernel skipped (hook re-entered), sockets evicted. */
   drops: number | null;
   missed: number | null;
-  bpf: { runs: number; runTimeNs: number; nsPerRun: number; nsPerEvent: number; onStateNsPerRun: number; records: number } | null;
+  bpf: {
+    runs: number;
+    runTimeNs: number;
+    nsPerRun: number;
+    nsPerEvent: number;
+    onStateNsPerRun: number;
+    records: number;
+    /** Runs of the DNS hooks (one per packet each way) and their time per run, with --dns. */
+    dnsRuns: number;
+    dnsNsPerRun: number;
+  } | null;
   /** This process's CPU besides the generator's threads: the tracer, its drain thread, the decoder. */
   tracerCpuPct: number;
   rssMiB: { end: number; peak: number };
@@ -56,6 +66,8 @@ export interface RoundHooks {
   progress?: (elapsedMs: number, rate: number) => void;
   /** Set when the run should end early (a signal). */
   aborted?: () => boolean;
+  /** Attach the DNS hooks too (their records, if any, are not consumed). */
+  dns?: boolean;
 }
 
 const SAMPLE_MS = 250;
@@ -116,7 +128,7 @@ export async function churnRound(load: ChurnOptions, mode: TraceMode, hooks: Rou
   try {
     if (mode !== 'off') {
       // no kernel filter: every transition on the machine is traced and aggregated
-      tracer = Tracer.start({});
+      tracer = Tracer.start(hooks.dns ? { events: ['connect', 'accept', 'state', 'close', 'udp', 'dns'] } : {});
       const c = consumer(mode, run.port, counts);
       tracer.onBatch(c.onBatch);
       tick = c.tick;
@@ -168,6 +180,8 @@ export async function churnRound(load: ChurnOptions, mode: TraceMode, hooks: Rou
     const runTimeNs = sum(bpf1, 'runTimeNs') - sum(bpf0, 'runTimeNs');
     const stateRuns = sum(bpf1, 'runCnt', 'on_state') - sum(bpf0, 'runCnt', 'on_state');
     const stateNs = sum(bpf1, 'runTimeNs', 'on_state') - sum(bpf0, 'runTimeNs', 'on_state');
+    const dnsRuns = sum(bpf1, 'runCnt', 'dns_egress') + sum(bpf1, 'runCnt', 'dns_ingress') - sum(bpf0, 'runCnt', 'dns_egress') - sum(bpf0, 'runCnt', 'dns_ingress');
+    const dnsNs = sum(bpf1, 'runTimeNs', 'dns_egress') + sum(bpf1, 'runTimeNs', 'dns_ingress') - sum(bpf0, 'runTimeNs', 'dns_egress') - sum(bpf0, 'runTimeNs', 'dns_ingress');
     const tracerCpuUs = Math.max(0, cpu.user + cpu.system - end.generatorCpuNs / 1000);
     return {
       mode,
@@ -194,6 +208,8 @@ export async function churnRound(load: ChurnOptions, mode: TraceMode, hooks: Rou
             nsPerEvent: records ? runTimeNs / records : 0,
             onStateNsPerRun: stateRuns ? stateNs / stateRuns : 0,
             records,
+            dnsRuns,
+            dnsNsPerRun: dnsRuns ? dnsNs / dnsRuns : 0,
           }
         : null,
       tracerCpuPct: (tracerCpuUs / 1e6 / seconds) * 100,

@@ -11,6 +11,7 @@ export const USAGE = `Usage: nettrace [options] [FILTER]
        nettrace serve [--listen HOST:PORT] [--otlp URL] [options] [FILTER]
        nettrace bench churn [options]
        nettrace steering [options] [FILTER]
+       nettrace dns [--timeout MS] [options] [FILTER]
 
 Streams every TCP connect, accept, state change and close, and every UDP
 socket's open and close (with its datagram and byte totals and drops), on this
@@ -26,6 +27,7 @@ Commands:
   serve               metrics for Prometheus (/metrics) and OTLP, until stopped (see nettrace serve --help)
   bench churn         connection churn from native threads, untraced and traced (see nettrace bench --help)
   steering            which CPUs process each flow's packets and which its reader runs on (RPS/RFS), live
+  dns                 every DNS lookup: process, server, name, type, rcode, answers, latency, timeouts
 
 Options:
       --events KINDS  the record kinds to stream, a comma list of connect, accept,

@@ -33,6 +33,7 @@ Options:
       --mode aggregate|stream  what the tracer does with each record: fold it into
                         the flow table only (default), or make an event object and
                         its JSON line
+      --dns             traced rounds also attach the DNS hooks (nettrace dns), which run per packet
       --untraced        measure the load alone
       --compare         untraced and traced in alternating rounds, with ratios
       --rounds N        rounds for --compare (default 3)
@@ -51,6 +52,7 @@ const OPTIONS = {
   close: { type: 'string' },
   net: { type: 'string' },
   mode: { type: 'string' },
+  dns: { type: 'boolean' },
   untraced: { type: 'boolean' },
   compare: { type: 'boolean' },
   rounds: { type: 'string' },
@@ -69,6 +71,8 @@ export interface BenchOptions {
   close: 'rst' | 'fin';
   net: 'loopback' | 'veth';
   mode: 'aggregate' | 'stream';
+  /** Traced rounds also attach the DNS hooks (per packet), to measure what they cost with no DNS traffic. */
+  dns: boolean;
   untraced: boolean;
   compare: boolean;
   rounds: number;
@@ -111,6 +115,7 @@ export function parseBench(argv: string[]): BenchOptions | null {
     close: oneOf('--close', values.close, ['rst', 'fin'] as const, 'rst'),
     net: oneOf('--net', values.net, ['loopback', 'veth'] as const, 'loopback'),
     mode: oneOf('--mode', values.mode, ['aggregate', 'stream'] as const, 'aggregate'),
+    dns: (values.dns as boolean) ?? false,
     untraced: (values.untraced as boolean) ?? false,
     compare: (values.compare as boolean) ?? false,
     rounds: integer('--rounds', values.rounds, 1, 1000) ?? 3,
@@ -202,7 +207,7 @@ export async function benchCommand(o: BenchOptions): Promise<number> {
       for (const mode of modes) {
         if (aborted) break;
         const label = `${total > 1 ? `round ${i + 1}/${total} ` : ''}${MODE_LABEL[mode]}`;
-        round.push(await churnRound(load, mode, { progress: (ms, rate) => progress(label, ms, rate), aborted: () => aborted }));
+        round.push(await churnRound(load, mode, { progress: (ms, rate) => progress(label, ms, rate), aborted: () => aborted, dns: o.dns }));
       }
       rounds.push(round);
     }

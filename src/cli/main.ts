@@ -3,19 +3,23 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { NettraceError } from '../errors';
 import { Clock, NettraceEvent, toEvent } from '../events';
+import { EventMaker } from '../enrich';
+import { isUnconnectedUdpClose } from '../flows/close-peers';
+import { Kind } from '../layout';
 import { EventKind, Tracer, TraceOptions } from '../tracer';
 import { CgroupResolver } from '../flows/cgroups';
 import { USAGE } from './args';
 import { DECODE_USAGE, decodeStream, openInput } from './decode';
 import { BENCH_USAGE, benchCommand, parseBench } from './bench';
 import { flowsCommand, FlowsOptions } from './flows';
+import { DNS_OPTIONS, DNS_USAGE, dnsCommand, dnsOptions } from './dns';
 import { openOutput, Output } from './output';
 import { streamHeader, statsRecord } from './protobuf';
 import { encodeItems } from '../proto/stream';
 import { parseArgs } from 'node:util';
 import { COMMON_HELP, CommonOptions, eventKinds, flowTraceOptions, parseCommand, seconds, traceOptions, UsageError } from './options';
 import { hookReport } from './hooks';
-import { HEADER, kindName, textLine } from './render';
+import { eventLine, HEADER, kindName, textLine } from './render';
 import { JsonLines, LineBuffer } from './json-line';
 import { checkAddress, ROUTE_USAGE, routeCommand, ROUTES_USAGE, routesCommand } from './route';
 import { SERVE_OPTIONS, SERVE_USAGE, serveCommand, serveOptions } from './serve';
@@ -70,6 +74,8 @@ Keys: q or Ctrl-C quit, tab or 1/2/3 switch pane, s sort (rate, bytes, name),
 
 Options:
   -i, --interval SEC  seconds between refreshes (default 1)
+  -n, --numeric       remote hosts as addresses only: no DNS names (which come from the
+                      lookups each process made while nettrace ran, not reverse DNS)
   -c, --count N       stop after N refreshes
   -d, --duration SEC  stop after SEC seconds
 ${COMMON_HELP}`;
@@ -174,9 +180,13 @@ function streamTo(o: StreamOptions, out: Output, stop: Promise<void>): void {
   const stats = (): boolean => out.write(encodeItems([{ ...statsRecord(tracer), outputDrops: notWritten }]));
   const statsTimer = o.format === 'protobuf' ? setInterval(stats, o.statsMs) : undefined;
   let finishing: Promise<void> | undefined;
+  let expiry: NodeJS.Timeout | undefined;
+  let endLookups = (): void => {};
   const finish = (): Promise<void> =>
     (finishing ??= tracer.stop().then(async () => {
       clearInterval(statsTimer);
+      clearInterval(expiry);
+      endLookups(); // the queries still unanswered when tracing ended, as timeouts
       if (o.format === 'protobuf') stats();
       await out.close();
       const byKind = new Map([...byCode].map(([code, k]) => [kindName(code), k]));
@@ -184,13 +194,42 @@ function streamTo(o: StreamOptions, out: Output, stop: Promise<void>): void {
       process.exit(0);
     }));
   const byCode = new Map<number, number>(); // per kind code: a string key per record cost more than the record's line
+  // what a record alone does not say (the peers of an unconnected UDP socket's close; with --events dns, the
+  // lookups and each event's remote name) goes through event objects; every other record keeps the cursor's path
+  const make = new EventMaker(clock, () => tracer.udpPeers(), { dns: o.events?.includes('dns') ?? false });
+  const named = make.lookups !== undefined;
+  const emit = (e: NettraceEvent, code: number, text: LineBuffer | undefined, events: NettraceEvent[]): void => {
+    if (text) text.add(o.format === 'json' ? JSON.stringify(e) : eventLine(e));
+    else events.push(e);
+    byCode.set(code, (byCode.get(code) ?? 0) + 1);
+    printed++;
+  };
+  const takeLookups = (text: LineBuffer | undefined, events: NettraceEvent[]): number => {
+    let n = 0;
+    for (const e of make.take()) if (o.count === undefined || printed < o.count) (emit(e, Kind.Dns, text, events), n++);
+    return n;
+  };
+  const lookupsNow = (): void => {
+    const text = o.format !== 'protobuf' ? new LineBuffer() : undefined;
+    const events: NettraceEvent[] = [];
+    const n = takeLookups(text, events);
+    if (n > 0 && !out.write(text ? text.take() : encodeItems(events))) notWritten += n;
+  };
+  expiry = named ? setInterval(() => (make.expire(), lookupsNow()), 250) : undefined;
+  endLookups = () => (make.flush(), lookupsNow());
   tracer.onBatch((c) => {
     // lines go straight into one buffer per batch: joined strings of a whole batch kept V8's collector busy most of the time
     const text = o.format !== 'protobuf' ? new LineBuffer() : undefined;
     const events: NettraceEvent[] = [];
     let n = 0;
+    make.nextBatch();
     while (c.next()) {
       if (o.count !== undefined && printed >= o.count) break;
+      if (named || c.kind === Kind.Dns || isUnconnectedUdpClose(c)) {
+        const e = make.event(c);
+        n += e ? (emit(e, c.kind, text, events), 1) : takeLookups(text, events);
+        continue;
+      }
       if (o.format === 'json') json.write(c, text!);
       else if (text) text.add(textLine(c, clock));
       else events.push(toEvent(c, clock));
@@ -300,7 +339,9 @@ function top(argv: string[]): void {
   stdoutOnly('top', common);
   const o = topOptions(common, values);
   const stop = stopRequested(common);
-  const tracer = start(flowTraceOptions(common));
+  // remote hosts by the names their processes looked up (the dns hook), unless -n asks for addresses only
+  const names = values.numeric ? [] : (['dns'] as const);
+  const tracer = start({ ...flowTraceOptions(common), events: [...flowTraceOptions(common).events!, ...names] });
   const view = topCommand(o, tracer, (code) => void tracer.stop().then(() => process.exit(code)));
   void stop.then(() => view.quit(0));
 }
@@ -336,6 +377,25 @@ function bench(argv: string[]): void {
   );
 }
 
+function dns(argv: string[]): void {
+  const { common, values } = parseCommand(argv, DNS_OPTIONS);
+  if (common.help) return void process.stdout.write(DNS_USAGE(COMMON_HELP) + '\n');
+  const o = dnsOptions(common, values);
+  const stop = stopRequested(common);
+  const tracer = start({ ...traceOptions(common), events: ['dns'], trackSockets: false });
+  if (!tracer.dnsEnabled) {
+    const why = tracer.hooks.find((h) => h.name === 'dns')?.detail ?? 'not attached';
+    return void tracer.stop().then(() => fail(`nettrace dns needs the dns hook, which is off: ${why}`, 1));
+  }
+  openOutput(common.output).then(
+    (out) => {
+      const end = dnsCommand(o, tracer, out, (code) => process.exit(code));
+      void Promise.race([stop, out.gone, tracer.done]).then(end);
+    },
+    (e) => void tracer.stop().then(() => fail(e instanceof Error ? e.message : String(e), 1)),
+  );
+}
+
 function steering(argv: string[]): void {
   const { common, values } = parseCommand(argv, STEERING_OPTIONS);
   if (common.help) return void process.stdout.write(STEERING_USAGE(COMMON_HELP) + '\n');
@@ -362,6 +422,7 @@ export function main(argv = process.argv.slice(2)): void {
     if (command === 'routes') return routes(rest);
     if (command === 'serve') return serve(rest);
     if (command === 'steering') return steering(rest);
+    if (command === 'dns') return dns(rest);
     const { common, values } = parseCommand(argv, { 'stats-interval': { type: 'string' }, events: { type: 'string', multiple: true } });
     if (common.help) return void process.stdout.write(USAGE + '\n');
     if (common.version) return void process.stdout.write(versionLine() + '\n');

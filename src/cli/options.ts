@@ -104,8 +104,8 @@ export const COMMON_HELP = `  --json              one JSON object per line
                       a path such as /proc/PID/ns/net, or the namespace's inode
   -4, --ipv4          only IPv4 (including v4-mapped IPv6)
   -6, --ipv6          only IPv6
-      --disable HOOK  go without HOOK, as on a kernel that lacks it: state, accept,
-                      snapshot, or fexit (accepts then come from syscall tracepoints);
+      --disable HOOK  go without HOOK, as on a kernel that lacks it: state, accept, snapshot,
+                      udp, dns, or fexit (accepts then come from syscall tracepoints);
                       repeat it or give a comma list
       --ring-kb KB    ring buffer size, a power of two from 4 to 1048576 (default 16384);
                       what it cannot take is counted as dropped
@@ -203,7 +203,7 @@ export function parseCommand(argv: string[], extra: Options = {}): { common: Com
           (port === undefined || c.sport === port || c.dport === port) &&
           (cgroups === undefined || (c.hasOwner && cgroups.has(c.cgroup))) &&
           (family === undefined || c.family === family) &&
-          (only === undefined || (c.kind === Kind.Udp) === onlyUdp) &&
+          (only === undefined || (c.kind === Kind.Dns ? c.proto === only : (c.kind === Kind.Udp) === onlyUdp)) &&
           (onRecords === undefined || onRecords(c))
       : undefined,
     kernelFilter: kernelFilterOf(ast, { pid, port, family, cgroups }),

@@ -1,4 +1,5 @@
 /** One aligned line per record, like tcpstates and tcplife but in one view. */
+import { dnsSummary } from '../dns/text';
 import { RecordCursor } from '../decode';
 import { Clock, NettraceEvent } from '../events';
 import { Kind, UdpEvent } from '../layout';
@@ -23,6 +24,7 @@ const KIND_NAMES: Record<number, string> = {
   [Kind.Accept]: 'accept',
   [Kind.Close]: 'close',
   [Kind.Udp]: 'udp',
+  [Kind.Dns]: 'dns',
 };
 
 export function kindName(kind: number): string {
@@ -134,6 +136,8 @@ export function eventLine(e: NettraceEvent): string {
                 e.duration_us ?? 0,
                 e.event === 'open' ? '' : `tx ${e.tx_bytes} (${e.tx_datagrams} dgrams) rx ${e.rx_bytes} (${e.rx_datagrams} dgrams) drops ${e.drops}`,
               ]
-            : [`${e.old}>CLOSE`, e.duration_us ?? 0, `tx ${e.tx_bytes} rx ${e.rx_bytes}`];
+            : e.type === 'dns'
+              ? [dnsSummary(e), e.latency_us ?? 0, '']
+              : [`${e.old}>CLOSE`, e.duration_us ?? 0, `tx ${e.tx_bytes} rx ${e.rx_bytes}`];
   return line({ ...e, ms: e.ts, kind: e.type, detail, durNs: us * 1000, bytes });
 }

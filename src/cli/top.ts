@@ -12,7 +12,7 @@ import { TopIo, TopOptions, TopSession } from './top/session';
 
 export type { TopIo, TopOptions, TopSession } from './top/session';
 
-export const TOP_OPTIONS: NonNullable<ParseArgsConfig['options']> = { interval: { type: 'string', short: 'i' }, rows: { type: 'string' } };
+export const TOP_OPTIONS: NonNullable<ParseArgsConfig['options']> = { interval: { type: 'string', short: 'i' }, rows: { type: 'string' }, numeric: { type: 'boolean', short: 'n' } };
 
 export function topOptions(common: CommonOptions, values: Record<string, unknown>): TopOptions {
   const text = values.interval === undefined ? '1' : String(values.interval);

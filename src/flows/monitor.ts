@@ -10,6 +10,9 @@ import { decodePeers, decodeSnapshot, decodeUdpSnapshot, SocketRow } from './sna
 import { Flow, FlowTable, FlowTableOptions } from './table';
 import { foldSteering } from '../steering/fold';
 import { SteeringSample } from '../steering/types';
+import { DnsLookups } from '../dns/lookups';
+import { DnsNames } from '../dns/names';
+import { Kind } from '../layout';
 
 export class FlowMonitor {
   readonly table: FlowTable;
@@ -25,6 +28,8 @@ export class FlowMonitor {
   private routing: Promise<void> = Promise.resolve();
   private routingBusy = false;
   private routingAgain = false;
+  /** Names of answered addresses, from the lookups seen; set when the tracer runs the dns hook. */
+  readonly names: DnsNames | undefined;
   /** Why the last route look-up failed as a whole; undefined when it did not. */
   routeError: string | undefined;
   private readonly natting = new Serial();
@@ -44,8 +49,19 @@ export class FlowMonitor {
     this.table = new FlowTable(options);
     this.table.containers = extras.containers;
     const clock = new Clock();
+    if (!tracer.dnsEnabled) {
+      this.unsubscribe = tracer.onBatch((c) => {
+        while (c.next()) this.table.applyRecord(c, clock);
+      });
+      return;
+    }
+    const names = (this.names = new DnsNames());
+    const lookups = new DnsLookups((e) => e.timeout || names.learn(e));
     this.unsubscribe = tracer.onBatch((c) => {
-      while (c.next()) this.table.applyRecord(c, clock);
+      while (c.next()) {
+        if (c.kind === Kind.Dns) lookups.add(c, clock);
+        else this.table.applyRecord(c, clock);
+      }
     });
   }
 
@@ -72,6 +88,7 @@ export class FlowMonitor {
     if (this.tracer.steeringEnabled) this.refreshSteering();
     this.table.tick(now);
     const nat = this.extras.nat;
+    if (this.names) this.nameFlows(this.names, now);
     if (this.routes) this.resolveRoutes(this.routes);
     if (nat) {
       this.natting.run(async () => {
@@ -84,6 +101,10 @@ export class FlowMonitor {
       });
     }
     return rows;
+  }
+
+  private nameFlows(names: DnsNames, now: number): void {
+    this.table.nameFlows((netns, pid, daddr) => names.name(netns, pid, daddr, now));
   }
 
   /** One look-up batch at a time; refreshes during it make it run once more, not queue up. */

@@ -17,6 +17,8 @@ export interface Rollup extends Traffic {
   host: string | null;
   /** Grouped by container: the container's name (see Container.name), '-' for flows of no known cgroup. */
   container?: string;
+  /** The DNS name the host was looked up by (by one of its flows' processes), when one was seen. */
+  rname: string | null;
 }
 
 /** Traffic per output interface (`ifname`) or per next hop (`gateway`, null for directly connected destinations). */
@@ -29,17 +31,17 @@ export interface RouteRollup extends Traffic {
 
 type By = 'process' | 'host' | 'process_host' | 'container';
 
-function keyOf(f: Flow, by: By): Pick<Rollup, 'key' | 'pid' | 'comm' | 'host' | 'container'> {
+function keyOf(f: Flow, by: By): Pick<Rollup, 'key' | 'pid' | 'comm' | 'host' | 'container' | 'rname'> {
   if (by === 'container') {
     const container = f.container?.name ?? '-';
-    return { key: container, pid: null, comm: null, host: null, container };
+    return { key: container, pid: null, comm: null, host: null, container, rname: null };
   }
   const proc = f.pid === null ? '-' : `${f.pid}/${f.comm ?? ''}`;
   const pid = by === 'host' ? null : f.pid;
   const comm = by === 'host' ? null : f.comm;
   const host = by === 'process' ? null : f.daddr;
   const key = by === 'process' ? proc : by === 'host' ? f.daddr : `${proc} > ${f.daddr}`;
-  return { key, pid, comm, host };
+  return { key, pid, comm, host, rname: by === 'process' ? null : (f.rname ?? null) };
 }
 
 /**
@@ -86,7 +88,13 @@ export function flowSnapshot(flows: Flow[], ts: number): FlowSnapshot {
 /** Listeners have no remote host and count only per process (or container). */
 export function rollup(flows: Flow[], by: By): Rollup[] {
   if (by === 'process' || by === 'container') return accumulate(flows, (f) => keyOf(f, by));
-  return accumulate(flows.filter((f) => f.state !== 'LISTEN').flatMap(perRemote), (f) => keyOf(f, by));
+  const remote = flows.filter((f) => f.state !== 'LISTEN').flatMap(perRemote);
+  const rows = accumulate(remote, (f) => keyOf(f, by));
+  // a host is named when any of its flows is: the first flow to it may predate the lookup
+  const named = new Map<string, string>();
+  for (const f of remote) if (f.rname) named.set(keyOf(f, by).key, f.rname);
+  for (const r of rows) r.rname ??= named.get(r.key) ?? null;
+  return rows;
 }
 
 /** Per interface and per gateway, over the flows whose route is known: what `top` and the metrics show per route. */

@@ -70,6 +70,8 @@ export interface Flow extends SocketIdent, SocketOwner {
   container: Container | null;
   /** Receive steering since tracing began; null unless the tracer runs the steering hooks. */
   steering: FlowSteering | null;
+  /** The DNS name the remote address was looked up by (src/dns/names), null when no lookup seen answered it. */
+  rname: string | null;
   /** UDP only: datagrams each way and the kernel's drop count for the socket. */
   tx_datagrams?: number;
   rx_datagrams?: number;
@@ -105,6 +107,7 @@ export function newFlow(ident: SocketIdent, now: number, proto: Proto = 'tcp'): 
     opened: null,
     first_seen: now,
     closed: null,
+    rname: null,
     ifname: null,
     gateway: null,
     route_src: null,
@@ -213,6 +216,8 @@ export class FlowTable implements RouteTargets, NatTargets {
   private readonly nats: (Nat | undefined)[];
   /** With a resolver, flows read name their owner's container (a cached look-up by cgroup id). */
   containers: CgroupResolver | undefined;
+  /** Each slot's DNS name (see nameFlows), kept from the first that named it. */
+  private readonly rnames: (string | undefined)[];
   /** Filled in place for visit(): a flow that nothing keeps needs no object of its own. */
   private readonly scratch: Flow = newFlow({ sock: 0, netns: 0, family: 4, saddr: '', sport: 0, daddr: '', dport: 0 }, 0);
   /** Bytes each UDP peer ("addr|port") had at the last tick, for its rates. */
@@ -229,6 +234,20 @@ export class FlowTable implements RouteTargets, NatTargets {
     this.sampledPeers = new Array<Map<string, [number, number]> | undefined>(n).fill(undefined);
     this.routes = new Array<RouteInfo | undefined>(n).fill(undefined);
     this.nats = new Array<Nat | undefined>(n).fill(undefined);
+    this.rnames = new Array<string | undefined>(n).fill(undefined);
+  }
+
+  /**
+   * Names each flow not named yet whose remote `name(netns, pid, daddr)` knows. A flow keeps
+   * the name it was first given: the lookup named the connection, whatever its TTL does later.
+   */
+  nameFlows(name: (netns: number, pid: number | null, daddr: string) => string | null): void {
+    for (let s = this.slots.after(-1); s !== -1; s = this.slots.after(s)) {
+      const r = s * W;
+      if (this.rnames[s] !== undefined || this.f[r + DPORT] === 0) continue;
+      const n = name(this.f[r + NETNS], this.f[r + OWNED] === 1 ? this.f[r + PID] : null, this.text[s * T + DADDR] ?? '');
+      if (n !== null) this.rnames[s] = n;
+    }
   }
 
   get size(): number {
@@ -399,6 +418,7 @@ export class FlowTable implements RouteTargets, NatTargets {
   /** Any record: a socket not seen before, a new port or owner, and every kind of record but state changes. */
   private applyOther(c: RecordCursor, clock: Clock, found: number): void {
     const kind = c.kind;
+    if (kind === Kind.Dns) return; // a message, not a socket's state: flows take names from src/dns
     let s = found;
     if (s < 0) s = this.admit(c, clock, kind);
     else this.use(s);
@@ -650,6 +670,7 @@ export class FlowTable implements RouteTargets, NatTargets {
     if (this.sampledPeers[s] !== undefined) this.sampledPeers[s] = undefined;
     if (this.routes[s] !== undefined) this.routes[s] = undefined;
     if (this.nats[s] !== undefined) this.nats[s] = undefined;
+    if (this.rnames[s] !== undefined) this.rnames[s] = undefined;
   }
 
   private setIdent(s: number, netns: number, family: 4 | 6, saddr: string, sport: number, daddr: string, dport: number): void {
@@ -709,6 +730,7 @@ export class FlowTable implements RouteTargets, NatTargets {
     f.gateway = route?.gateway ?? null;
     f.route_src = route?.route_src ?? null;
     f.route_table = route?.route_table ?? null;
+    f.rname = this.rnames[s] ?? null;
     f.family = this.f[r + FAMILY] === 6 ? 6 : 4;
     f.saddr = this.text[t + SADDR] ?? '';
     f.sport = this.f[r + SPORT];

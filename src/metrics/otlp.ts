@@ -21,6 +21,8 @@ import {
   MetricProducer,
   PeriodicExportingMetricReader,
 } from '@opentelemetry/sdk-metrics';
+import { DnsLookups } from '../dns/lookups';
+import { dnsSummary } from '../dns/text';
 import { Clock, NettraceEvent, toEvent } from '../events';
 import { Kind } from '../layout';
 import { Container } from '../flows/cgroup-names';
@@ -108,7 +110,7 @@ export function toMetricData(families: MetricFamily[], startMs: number, nowMs: n
 export function logAttributes(e: NettraceEvent, container?: Container): Record<string, string | number> {
   const out: Record<string, string | number> = {
     'event.name': `nettrace.${e.type}`,
-    'network.transport': e.type === 'udp' ? 'udp' : 'tcp',
+    'network.transport': e.type === 'dns' ? e.proto : e.type === 'udp' ? 'udp' : 'tcp',
     'network.type': e.family === 4 ? 'ipv4' : 'ipv6',
     'network.local.address': e.saddr,
     'network.local.port': e.sport,
@@ -119,8 +121,15 @@ export function logAttributes(e: NettraceEvent, container?: Container): Record<s
   if (e.comm !== null) out['process.executable.name'] = e.comm;
   if (container) Object.assign(out, containerAttributes(container));
   const mapped = new Set(['type', 'ts', 'family', 'saddr', 'sport', 'daddr', 'dport', 'pid', 'comm']);
+  if (e.type === 'dns') {
+    out['dns.question.name'] = e.name; // OpenTelemetry's semantic conventions name these two
+    out['dns.answers'] = JSON.stringify(e.addresses);
+    for (const k of ['name', 'addresses']) mapped.add(k);
+  }
   for (const [k, v] of Object.entries(e)) {
-    if (!mapped.has(k) && v !== null) out[`nettrace.${k}`] = v as string | number;
+    if (mapped.has(k) || v === null || v === undefined) continue;
+    // answers, CNAME chains and UDP peers are lists: attributes hold them as JSON
+    out[`nettrace.${k}`] = typeof v === 'object' ? JSON.stringify(v) : typeof v === 'boolean' ? String(v) : (v as string | number);
   }
   return out;
 }
@@ -171,18 +180,27 @@ export class OtlpSink implements MetricSource {
       const logger = this.loggers.getLogger(SCOPE.name, SCOPE.version);
       const clock = new Clock();
       const cgroups = new CgroupResolver();
-      this.unsubscribe = tracer.onBatch((c) => {
+      // with the dns events on, one log per lookup (query and answer paired), as `nettrace dns` prints them
+      const emitCounted = (e: NettraceEvent): void => {
+        // the processor would drop it silently: the records it holds are those emitted and not yet handed over
+        if (exporter.emitted - exporter.handed >= LOG_QUEUE) this.logsOverflowed++;
+        else {
+          exporter.emitted++;
+          emitEvent(logger, e, e.cgroup === null ? undefined : cgroups.lookup(e.cgroup));
+        }
+      };
+      const lookups = tracer.dnsEnabled ? new DnsLookups(emitCounted) : undefined;
+      const expiry = lookups && setInterval(() => lookups.expire(Number(process.hrtime.bigint())), 1000).unref();
+      const off = tracer.onBatch((c) => {
         while (c.next()) {
-          if (c.kind === Kind.State) continue;
-          // the processor would drop it silently: the records it holds are those emitted and not yet handed over
-          if (exporter.emitted - exporter.handed >= LOG_QUEUE) this.logsOverflowed++;
-          else {
-            exporter.emitted++;
-            const e = toEvent(c, clock);
-            emitEvent(logger, e, e.cgroup === null ? undefined : cgroups.lookup(e.cgroup));
-          }
+          if (c.kind === Kind.Dns) lookups?.add(c, clock);
+          else if (c.kind !== Kind.State) emitCounted(toEvent(c, clock));
         }
       });
+      this.unsubscribe = () => {
+        clearInterval(expiry);
+        off();
+      };
     }
   }
 
@@ -232,7 +250,7 @@ function emitEvent(logger: Logger, e: NettraceEvent, container: Container | unde
   logger.emit({
     eventName: `nettrace.${e.type}`,
     timestamp: e.ts,
-    body: `${e.type === 'udp' ? `udp ${e.event}` : e.type} ${e.saddr}:${e.sport} > ${e.daddr}:${e.dport}`,
+    body: e.type === 'dns' ? `dns ${dnsSummary(e)}` : `${e.type === 'udp' ? `udp ${e.event}` : e.type} ${e.saddr}:${e.sport} > ${e.daddr}:${e.dport}`,
     attributes: logAttributes(e, container),
   });
 }

@@ -29,6 +29,12 @@ export interface TcpMetricsOptions {
   match?: (s: SocketIdent & SocketOwner & { state: TcpState; proto: 'tcp' | 'udp' }) => boolean;
   /** Told of a failed refresh (the tracer keeps running). */
   onError?: (e: unknown) => void;
+  /**
+   * Also count remote bytes per DNS name (nettrace_remote_name_bytes, label `name`, capped by `top` like the
+   * others), the name each flow's remote address was looked up by; needs a tracer with the dns events. Off by
+   * default: names are as many as programs look up.
+   */
+  names?: boolean;
 }
 
 /** Seconds: 50 us to 10 s, as loopback, LAN and WAN round trips spread. */
@@ -67,6 +73,7 @@ export class TcpMetrics implements MetricSource {
   private readonly processes: LabelBudget;
   private readonly hosts: LabelBudget;
   private readonly containers: LabelBudget;
+  private readonly names: LabelBudget;
   private readonly connects = new CounterVec('nettrace_tcp_connects', 'Active opens resolved, by owner and result (ok, refused, timeout or the errno name).', '{connection}', ['comm', 'result']);
   private readonly accepts = new CounterVec('nettrace_tcp_accepts', 'Passive opens handed to a process by accept().', '{connection}', ['comm']);
   private readonly closes = new CounterVec('nettrace_tcp_closes', 'Sockets that reached CLOSE (listeners excepted), by owner.', '{connection}', ['comm']);
@@ -83,6 +90,12 @@ export class TcpMetrics implements MetricSource {
     'Data bytes sent and received by container or service of the owner\'s cgroup (a container id\'s 12 digits, a systemd unit, or the cgroup path; "-" unknown).',
     'By',
     ['container', 'direction'],
+  );
+  private readonly nameBytes = new CounterVec(
+    'nettrace_remote_name_bytes',
+    'Data bytes sent (direction="tx") and received (direction="rx") by the DNS name the remote address was looked up by.',
+    'By',
+    ['name', 'direction'],
   );
   private readonly interfaceBytes = new CounterVec('nettrace_interface_bytes', 'Data bytes sent and received by output interface of the flow\'s route (as ip route get says it).', 'By', ['ifname', 'direction']);
   private readonly gatewayBytes = new CounterVec('nettrace_gateway_bytes', 'Data bytes sent and received by gateway of the flow\'s route ("direct" when none).', 'By', ['gateway', 'direction']);
@@ -112,6 +125,8 @@ export class TcpMetrics implements MetricSource {
     const idleMs = options.idleMs ?? 600_000;
     this.processes = new LabelBudget(top, idleMs);
     this.hosts = new LabelBudget(top, idleMs);
+    this.names = new LabelBudget(top, idleMs);
+    
     this.containers = new LabelBudget(top, idleMs);
     this.monitor = new FlowMonitor(tracer, {}, this.routes, { containers: new CgroupResolver() });
     this.unsubscribe = tracer.onBatch((c) => this.apply(c));
@@ -146,6 +161,7 @@ export class TcpMetrics implements MetricSource {
     for (const v of this.processes.sweep(now)) for (const c of this.byProcess()) c.drop('comm', v);
     for (const v of this.hosts.sweep(now)) this.hostBytes.drop('host', v);
     for (const v of this.containers.sweep(now)) this.containerBytes.drop('container', v);
+    for (const v of this.names.sweep(now)) this.nameBytes.drop('name', v);
   }
 
   families(): MetricFamily[] {
@@ -201,6 +217,7 @@ export class TcpMetrics implements MetricSource {
       ...this.byProcess().map((c) => c.family()),
       this.hostBytes.family(),
       this.containerBytes.family(),
+      ...(this.options.names ? [this.nameBytes.family()] : []),
       this.srtt.family(),
       this.connectLatency.family(),
     ];
@@ -284,6 +301,11 @@ export class TcpMetrics implements MetricSource {
     const container = this.containers.label(f.container?.name ?? '-', tx + rx, now);
     if (tx) this.containerBytes.inc([container, 'tx'], tx);
     if (rx) this.containerBytes.inc([container, 'rx'], rx);
+    if (this.options.names && f.rname && tx + rx > 0) {
+      const name = this.names.label(f.rname, tx + rx, now);
+      if (tx) this.nameBytes.inc([name, 'tx'], tx);
+      if (rx) this.nameBytes.inc([name, 'rx'], rx);
+    }
     if (retrans) this.retransmits.inc([comm], retrans);
     if (txd) this.udpDatagrams.inc([comm, 'tx'], txd);
     if (rxd) this.udpDatagrams.inc([comm, 'rx'], rxd);

@@ -4,7 +4,7 @@
  */
 import { CpuCounts, FlowSteering, MatrixCell } from '../steering/types';
 import { formatAddr } from '../decode';
-import { EventBase, NettraceEvent } from '../events';
+import { EventBase, NettraceEvent, UdpEvent } from '../events';
 import { parseIp } from '../filter/addr';
 import { Container, QosClass, Runtime } from '../flows/cgroup-names';
 import { Nat } from '../flows/nat';
@@ -123,6 +123,21 @@ function eventOf(e: NettraceEvent): pb.Event.$Properties {
         tx_datagrams: e.tx_datagrams,
         rx_datagrams: e.rx_datagrams,
         drops: e.drops,
+        peers: e.peers?.map((p) => ({ ...p, daddr: addrBytes(p.daddr, p.family) })),
+        other_peers: e.other_peers ?? undefined,
+      };
+      break;
+    case 'dns':
+      out.dns = {
+        proto: e.proto,
+        id: e.id,
+        name: e.name,
+        qtype: e.qtype,
+        rcode: e.rcode ?? undefined,
+        answers: e.answers,
+        latency_us: e.latency_us ?? undefined,
+        timeout: e.timeout,
+        truncated: e.truncated,
       };
       break;
   }
@@ -155,6 +170,7 @@ function flowOf(f: Flow): pb.Flow.$Properties {
     rx_datagrams: f.rx_datagrams,
     drops: f.drops,
     peers: f.peers?.map((p) => ({ ...p, daddr: addrBytes(p.daddr, p.family) })),
+    rname: f.rname ?? undefined,
     container: f.container === null ? undefined : containerOf(f.container),
     nat: f.nat === null ? undefined : { ...f.nat, saddr: addrBytes(f.nat.saddr, f.family), daddr: addrBytes(f.nat.daddr, f.family) },
   };
@@ -189,7 +205,7 @@ function containerFrom(c: pb.Container.$Properties): Container {
 
 function rollupOf(r: Rollup): pb.Rollup.$Properties {
   const { key, flows, tx_bytes, rx_bytes, tx_rate, rx_rate } = r;
-  return { key, pid: r.pid ?? undefined, comm: r.comm ?? undefined, host: r.host ?? undefined, flows, tx_bytes, rx_bytes, tx_rate, rx_rate };
+  return { key, pid: r.pid ?? undefined, comm: r.comm ?? undefined, host: r.host ?? undefined, rname: r.rname ?? undefined, flows, tx_bytes, rx_bytes, tx_rate, rx_rate };
 }
 
 /** The frame that carries `item`. */
@@ -215,6 +231,7 @@ export function toFrame(item: StreamItem): pb.Frame.$Properties {
         queue_drops: item.queueDrops,
         snapshot_drops: item.snapshotDrops,
         flow_evictions: item.flowEvictions,
+        name_evictions: item.nameEvictions,
         ring_produced: item.ringProduced,
         output_drops: item.outputDrops,
         drops_by_kind: item.dropsByKind,
@@ -331,6 +348,26 @@ function eventFrom(e: pb.Event): NettraceEvent {
         tx_datagrams: num(k.tx_datagrams),
         rx_datagrams: num(k.rx_datagrams),
         drops: num(k.drops),
+        ...udpPeersFrom(k),
+      };
+    }
+    case 'dns': {
+      const k = e.dns!;
+      const answers = (k.answers ?? []).map((a) => ({ name: a.name ?? '', type: a.type ?? '', ttl: a.ttl ?? 0, data: a.data ?? '' }));
+      return {
+        type: 'dns',
+        ...base,
+        proto: k.proto === 'tcp' ? 'tcp' : 'udp',
+        id: k.id ?? 0,
+        name: k.name ?? '',
+        qtype: k.qtype ?? '',
+        rcode: k.rcode ?? null,
+        answers,
+        addresses: answers.filter((a) => a.type === 'A' || a.type === 'AAAA').map((a) => a.data),
+        cnames: answers.filter((a) => a.type === 'CNAME').map((a) => a.data),
+        latency_us: nullable(k.latency_us, num),
+        timeout: k.timeout ?? false,
+        truncated: k.truncated ?? false,
       };
     }
     default:
@@ -358,6 +395,7 @@ function flowFrom(f: pb.Flow.$Properties): Flow {
     gateway: f.gateway ?? null,
     route_src: f.route_src ?? null,
     route_table: f.route_table ?? null,
+    rname: f.rname ?? null,
     steering: f.steering ? steeringFrom(f.steering) : null,
     container: f.container ? containerFrom(f.container) : null,
     nat: f.nat ? natFrom(f.nat, f.socket?.family === 6 ? 6 : 4) : null,
@@ -417,6 +455,28 @@ function countsByName(m: { [k: string]: U64 } | null | undefined): Record<string
   return Object.fromEntries(Object.entries(m ?? {}).map(([k, v]) => [k, num(v)]));
 }
 
+/** The peers of a close record; absent unless the record was a close of an unconnected socket that carried them. */
+function udpPeersFrom(k: pb.Udp.$Properties): Pick<UdpEvent, 'peers' | 'other_peers'> {
+  if (!k.peers?.length && !k.other_peers) return {};
+  const peers = (k.peers ?? []).map((p) => {
+    const family = p.daddr?.length === 16 ? 6 : 4;
+    return {
+      family: family as 4 | 6,
+      daddr: addrText(p.daddr, family, 'a peer address'),
+      dport: port(p.dport),
+      tx_bytes: num(p.tx_bytes),
+      rx_bytes: num(p.rx_bytes),
+      tx_datagrams: num(p.tx_datagrams),
+      rx_datagrams: num(p.rx_datagrams),
+    };
+  });
+  const o = k.other_peers;
+  const other = o
+    ? { endpoints: o.endpoints ?? 0, tx_bytes: num(o.tx_bytes), rx_bytes: num(o.rx_bytes), tx_datagrams: num(o.tx_datagrams), rx_datagrams: num(o.rx_datagrams) }
+    : null;
+  return { peers, other_peers: other };
+}
+
 function udpFieldsFrom(f: pb.Flow.$Properties): Pick<Flow, 'proto' | 'tx_datagrams' | 'rx_datagrams' | 'drops' | 'peers'> {
   if (f.proto !== 'udp') return { proto: 'tcp' };
   const peers = f.peers?.length
@@ -444,6 +504,7 @@ function rollupFrom(r: pb.Rollup.$Properties): Rollup {
     pid: r.pid ?? null,
     comm: r.comm ?? null,
     host: r.host ?? null,
+    rname: r.rname ?? null,
     flows: r.flows ?? 0,
     tx_bytes: num(r.tx_bytes),
     rx_bytes: num(r.rx_bytes),
@@ -487,6 +548,7 @@ export function fromFrame(frame: pb.Frame): StreamItem | undefined {
         queueDrops: num(s.queue_drops),
         snapshotDrops: num(s.snapshot_drops),
         flowEvictions: num(s.flow_evictions),
+        nameEvictions: num(s.name_evictions),
         ringProduced: num(s.ring_produced),
         dropsByKind: countsByName(s.drops_by_kind) as TracerStats['dropsByKind'],
         hookRuns: countsByName(s.hook_runs) as TracerStats['hookRuns'],

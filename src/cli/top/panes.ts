@@ -56,7 +56,7 @@ export function paneTitleOf(model: TopModel, pane: Pane): string {
 }
 
 export const HOST_COLUMNS: Column<Rollup>[] = [
-  { title: 'Remote host', min: 15, max: 39, priority: 10, align: 'left', cut: 'middle', cell: (r) => r.host ?? '-' },
+  { title: 'Remote host', min: 15, max: 39, priority: 10, align: 'left', cut: 'middle', cell: (r) => r.rname ?? r.host ?? '-' },
   conns,
   ...traffic<Rollup>(),
 ];
@@ -65,7 +65,7 @@ export const CONNECTION_COLUMNS: Column<Flow>[] = [
   { title: 'Process', min: 8, max: 16, priority: 8, align: 'left', cell: owner },
   { title: 'PID', min: 7, max: 7, priority: 2, align: 'right', cell: (f) => (f.pid === null ? '-' : String(f.pid)) },
   { title: 'Local', min: 12, max: 47, priority: 4, align: 'left', cut: 'middle', cell: (f) => endpoint(f.saddr, f.sport, f.family) },
-  { title: 'Remote', min: 15, max: 47, priority: 10, align: 'left', cut: 'middle', cell: (f) => endpoint(f.daddr, f.dport, f.family) },
+  { title: 'Remote', min: 15, max: 47, priority: 10, align: 'left', cut: 'middle', cell: (f) => (f.rname ? `${f.rname}:${f.dport}` : endpoint(f.daddr, f.dport, f.family)) },
   { title: 'State', min: 6, max: 11, priority: 6, align: 'left', cell: connectionState },
   { title: 'Iface', min: 5, max: 15, priority: 3, align: 'left', cell: (f) => f.ifname ?? '-' },
   ...traffic<Flow>(),
