@@ -31,16 +31,20 @@ export interface RouteRollup extends Traffic {
 
 type By = 'process' | 'host' | 'process_host' | 'container';
 
-function keyOf(f: Flow, by: By): Pick<Rollup, 'key' | 'pid' | 'comm' | 'host' | 'container' | 'rname'> {
-  if (by === 'container') {
-    const container = f.container?.name ?? '-';
-    return { key: container, pid: null, comm: null, host: null, container, rname: null };
-  }
+/** The key a flow is summed under. */
+function keyText(f: Flow, by: By): string {
+  if (by === 'container') return f.container?.name ?? '-';
+  if (by === 'host') return f.daddr;
   const proc = f.pid === null ? '-' : `${f.pid}/${f.comm ?? ''}`;
+  return by === 'process' ? proc : `${proc} > ${f.daddr}`;
+}
+
+/** The row of a key, from the first flow summed under it. */
+function keyOf(f: Flow, by: By, key: string): Pick<Rollup, 'key' | 'pid' | 'comm' | 'host' | 'container' | 'rname'> {
+  if (by === 'container') return { key, pid: null, comm: null, host: null, container: key, rname: null };
   const pid = by === 'host' ? null : f.pid;
   const comm = by === 'host' ? null : f.comm;
   const host = by === 'process' ? null : f.daddr;
-  const key = by === 'process' ? proc : by === 'host' ? f.daddr : `${proc} > ${f.daddr}`;
   return { key, pid, comm, host, rname: by === 'process' ? null : (f.rname ?? null) };
 }
 
@@ -53,14 +57,16 @@ function perRemote(f: Flow): Flow[] {
   return (f.peers ?? []).map((p) => ({ ...f, ...p, peers: undefined }));
 }
 
-/** Sums flows into one row per key (flows without a key are left out), sorted by combined rate, then combined bytes. */
-function accumulate<K extends { key: string }>(flows: Flow[], keyFor: (f: Flow) => K | null): (K & Traffic)[] {
+/**
+ * Sums flows into one row per key, sorted by combined rate, then combined bytes. A row is made only for a new key:
+ * at churn a table of tens of thousands of flows falls into a few rows, and an object per flow kept V8 busy.
+ */
+function accumulate<K extends { key: string }>(flows: Flow[], keyFor: (f: Flow) => string, rowOf: (f: Flow, key: string) => K): (K & Traffic)[] {
   const out = new Map<string, K & Traffic>();
   for (const f of flows) {
-    const k = keyFor(f);
-    if (k === null) continue;
-    let r = out.get(k.key);
-    if (!r) out.set(k.key, (r = { ...k, flows: 0, tx_bytes: 0, rx_bytes: 0, tx_rate: 0, rx_rate: 0 }));
+    const key = keyFor(f);
+    let r = out.get(key);
+    if (!r) out.set(key, (r = { ...rowOf(f, key), flows: 0, tx_bytes: 0, rx_bytes: 0, tx_rate: 0, rx_rate: 0 }));
     r.flows++;
     r.tx_bytes += f.tx_bytes;
     r.rx_bytes += f.rx_bytes;
@@ -87,12 +93,12 @@ export function flowSnapshot(flows: Flow[], ts: number): FlowSnapshot {
 
 /** Listeners have no remote host and count only per process (or container). */
 export function rollup(flows: Flow[], by: By): Rollup[] {
-  if (by === 'process' || by === 'container') return accumulate(flows, (f) => keyOf(f, by));
+  if (by === 'process' || by === 'container') return accumulate(flows, (f) => keyText(f, by), (f, k) => keyOf(f, by, k));
   const remote = flows.filter((f) => f.state !== 'LISTEN').flatMap(perRemote);
-  const rows = accumulate(remote, (f) => keyOf(f, by));
+  const rows = accumulate(remote, (f) => keyText(f, by), (f, k) => keyOf(f, by, k));
   // a host is named when any of its flows is: the first flow to it may predate the lookup
   const named = new Map<string, string>();
-  for (const f of remote) if (f.rname) named.set(keyOf(f, by).key, f.rname);
+  for (const f of remote) if (f.rname) named.set(keyText(f, by), f.rname);
   for (const r of rows) r.rname ??= named.get(r.key) ?? null;
   return rows;
 }
@@ -101,7 +107,7 @@ export function rollup(flows: Flow[], by: By): Rollup[] {
 export function routeRollups(flows: Flow[]): { interfaces: RouteRollup[]; gateways: RouteRollup[] } {
   const routed = flows.filter((f) => f.ifname !== null);
   return {
-    interfaces: accumulate(routed, (f) => ({ key: f.ifname!, ifname: f.ifname, gateway: null })),
-    gateways: accumulate(routed, (f) => ({ key: f.gateway ?? 'direct', ifname: null, gateway: f.gateway })),
+    interfaces: accumulate(routed, (f) => f.ifname!, (f, key) => ({ key, ifname: f.ifname, gateway: null })),
+    gateways: accumulate(routed, (f) => f.gateway ?? 'direct', (f, key) => ({ key, ifname: null, gateway: f.gateway })),
   };
 }
