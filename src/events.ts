@@ -143,9 +143,10 @@ export class Clock {
 
 const us = (ns: number): number => Math.round(ns / 1000);
 
-export function toEvent(c: RecordCursor, clock: Clock): NettraceEvent {
+/** What every event carries: the record's head. */
+export function baseOf(c: RecordCursor, clock: Clock): EventBase {
   const owned = c.hasOwner;
-  const base: EventBase = {
+  return {
     ts: clock.wallMs(c.tsNs),
     cpu: c.cpu,
     sock: c.cookie,
@@ -161,6 +162,10 @@ export function toEvent(c: RecordCursor, clock: Clock): NettraceEvent {
     daddr: c.daddr,
     dport: c.dport,
   };
+}
+
+export function toEvent(c: RecordCursor, clock: Clock): NettraceEvent {
+  const base = baseOf(c, clock);
   switch (c.kind) {
     case Kind.State: {
       const inOld = c.inOldNs;

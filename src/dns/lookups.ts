@@ -5,7 +5,7 @@
  * everything it could not use is counted in `stats`.
  */
 import { RecordCursor } from '../decode';
-import { Clock, DnsEvent, EventBase } from '../events';
+import { baseOf, Clock, DnsEvent, EventBase } from '../events';
 import { DnsDir } from '../layout';
 import { DnsMessage, parsePayload } from './message';
 
@@ -133,26 +133,6 @@ function keyOf(cookie: number, m: DnsMessage): string {
 
 function ownerOf(c: RecordCursor): Partial<EventBase> {
   return c.hasOwner ? { pid: c.pid, tid: c.tid, uid: c.uid, comm: c.comm, cgroup: c.cgroup } : {};
-}
-
-function baseOf(c: RecordCursor, clock: Clock): EventBase {
-  const owned = c.hasOwner;
-  return {
-    ts: clock.wallMs(c.tsNs),
-    cpu: c.cpu,
-    sock: c.cookie,
-    netns: c.netns,
-    pid: owned ? c.pid : null,
-    tid: owned ? c.tid : null,
-    uid: owned ? c.uid : null,
-    comm: owned ? c.comm : null,
-    cgroup: owned ? c.cgroup : null,
-    family: c.family,
-    saddr: c.saddr,
-    sport: c.sport,
-    daddr: c.daddr,
-    dport: c.dport,
-  };
 }
 
 function lookupEvent(base: EventBase, p: Pending, answer: DnsMessage | null, latencyUs: number | null): DnsEvent {
