@@ -78,10 +78,12 @@ static int cgroup2_root(void)
 	return fd;
 }
 
-/* the programs nettrace attaches when asked for nothing more: receive steering is on request */
+/* the programs nettrace attaches when asked for nothing more: receive steering and DNS capture are on request */
 static int attached_by_default(const struct bpf_program *prog)
 {
-	return strncmp(bpf_program__name(prog), "steer_", 6) != 0;
+	const char *name = bpf_program__name(prog);
+
+	return strncmp(name, "steer_", 6) != 0 && strncmp(name, "dns_", 4) != 0;
 }
 
 static double cpu_ms(void)

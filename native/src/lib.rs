@@ -124,16 +124,45 @@ pub struct KernelIds {
 
 type BatchFn = ThreadsafeFunction<(Batch, bool), (), (BufferSlice<'static>, bool), Status, false, false, 4>;
 
-struct JsSink(BatchFn, Arc<credits::Credits>);
+/**
+ * Hands batches to JavaScript from a thread of its own, so that the drain
+ * thread goes on emptying the ring while JavaScript holds its two batches
+ * (a `top` report or a scrape can take it hundreds of milliseconds): the ring
+ * holds half a second of max-rate churn, this queue up to QUEUED batches more.
+ * Past that the drain waits, the ring fills and the kernel counts the drops.
+ */
+struct JsSink {
+    queue: std::sync::mpsc::SyncSender<(Batch, bool)>,
+    gone: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Batches drained and waiting for JavaScript to take them.
+const QUEUED: usize = 64;
+
+impl JsSink {
+    fn start(call: BatchFn, credits: Arc<credits::Credits>) -> std::io::Result<JsSink> {
+        let (queue, waiting) = std::sync::mpsc::sync_channel::<(Batch, bool)>(QUEUED);
+        let gone = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = gone.clone();
+        std::thread::Builder::new().name("nettrace-send".into()).spawn(move || {
+            for (batch, last) in waiting {
+                // the last batch goes whatever is out: nothing follows it to wait for
+                if !last {
+                    credits.take();
+                }
+                // blocking on a 4-deep queue, which holds at most two batches and the last
+                if call.call((batch, last), ThreadsafeFunctionCallMode::Blocking) != Status::Ok {
+                    flag.store(true, Ordering::Relaxed);
+                }
+            }
+        })?;
+        Ok(JsSink { queue, gone })
+    }
+}
 
 impl Sink for JsSink {
     fn send(&self, batch: Batch, last: bool) -> bool {
-        // The last batch goes whatever is out: nothing follows it to wait for.
-        if !last {
-            self.1.take();
-        }
-        // Blocking on a 4-deep queue: the bound on what waits for JavaScript.
-        self.0.call((batch, last), ThreadsafeFunctionCallMode::Blocking) == Status::Ok
+        !self.gone.load(Ordering::Relaxed) && self.queue.send((batch, last)).is_ok()
     }
 }
 
@@ -237,7 +266,8 @@ impl NativeTracer {
             .collect();
         let counters = Arc::new(Counters::default());
         let credits = Arc::new(credits::Credits::default());
-        let sink = JsSink(tsfn, credits.clone());
+        let sink = JsSink::start(tsfn, credits.clone())
+            .map_err(|e| NtError::new(Code::Kernel, format!("cannot start handing batches over: {e}")))?;
         let drain = Drain::spawn(object, links, ring_bytes, opts.max_sockets, Duration::from_millis(flush_ms as u64), batch_bytes, counters.clone(), sink)
             .map_err(|e| NtError::new(Code::Kernel, format!("cannot start draining the ring buffer: {e}")))?;
         Ok(NativeTracer { drain: Some(drain), counters, hooks, kernel_ids, map_ids, snapshot, steering, udp_snapshot, udp_peers, state_counts, dns_counts, credits, netns })
