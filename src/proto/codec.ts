@@ -455,21 +455,24 @@ function countsByName(m: { [k: string]: U64 } | null | undefined): Record<string
   return Object.fromEntries(Object.entries(m ?? {}).map(([k, v]) => [k, num(v)]));
 }
 
+/** One remote endpoint's traffic, as a flow and a close record both carry it. */
+function peerFrom(p: pb.Peer.$Properties) {
+  const family = p.daddr?.length === 16 ? 6 : 4;
+  return {
+    family: family as 4 | 6,
+    daddr: addrText(p.daddr, family, 'a peer address'),
+    dport: port(p.dport),
+    tx_bytes: num(p.tx_bytes),
+    rx_bytes: num(p.rx_bytes),
+    tx_datagrams: num(p.tx_datagrams),
+    rx_datagrams: num(p.rx_datagrams),
+  };
+}
+
 /** The peers of a close record; absent unless the record was a close of an unconnected socket that carried them. */
 function udpPeersFrom(k: pb.Udp.$Properties): Pick<UdpEvent, 'peers' | 'other_peers'> {
   if (!k.peers?.length && !k.other_peers) return {};
-  const peers = (k.peers ?? []).map((p) => {
-    const family = p.daddr?.length === 16 ? 6 : 4;
-    return {
-      family: family as 4 | 6,
-      daddr: addrText(p.daddr, family, 'a peer address'),
-      dport: port(p.dport),
-      tx_bytes: num(p.tx_bytes),
-      rx_bytes: num(p.rx_bytes),
-      tx_datagrams: num(p.tx_datagrams),
-      rx_datagrams: num(p.rx_datagrams),
-    };
-  });
+  const peers = (k.peers ?? []).map(peerFrom);
   const o = k.other_peers;
   const other = o
     ? { endpoints: o.endpoints ?? 0, tx_bytes: num(o.tx_bytes), rx_bytes: num(o.rx_bytes), tx_datagrams: num(o.tx_datagrams), rx_datagrams: num(o.rx_datagrams) }
@@ -481,15 +484,8 @@ function udpFieldsFrom(f: pb.Flow.$Properties): Pick<Flow, 'proto' | 'tx_datagra
   if (f.proto !== 'udp') return { proto: 'tcp' };
   const peers = f.peers?.length
     ? f.peers.map((p) => {
-        const family = p.daddr?.length === 16 ? 6 : 4;
         return {
-          family: family as 4 | 6,
-          daddr: addrText(p.daddr, family, 'a peer address'),
-          dport: port(p.dport),
-          tx_bytes: num(p.tx_bytes),
-          rx_bytes: num(p.rx_bytes),
-          tx_datagrams: num(p.tx_datagrams),
-          rx_datagrams: num(p.rx_datagrams),
+          ...peerFrom(p),
           tx_rate: p.tx_rate ?? 0,
           rx_rate: p.rx_rate ?? 0,
         };
