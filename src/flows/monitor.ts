@@ -25,9 +25,7 @@ export class FlowMonitor {
   /** This process's network namespace: the one snapshots list. */
   readonly netns = fs.statSync('/proc/self/ns/net').ino;
   private readonly unsubscribe: () => void;
-  private routing: Promise<void> = Promise.resolve();
-  private routingBusy = false;
-  private routingAgain = false;
+  private readonly routing = new Serial();
   /** Names of answered addresses, from the lookups seen; set when the tracer runs the dns hook. */
   readonly names: DnsNames | undefined;
   /** Why the last route look-up failed as a whole; undefined when it did not. */
@@ -109,28 +107,19 @@ export class FlowMonitor {
 
   /** One look-up batch at a time; refreshes during it make it run once more, not queue up. */
   private resolveRoutes(routes: RouteResolver): void {
-    if (this.routingBusy) {
-      this.routingAgain = true;
-      return;
-    }
-    this.routingBusy = true;
-    this.routing = (async () => {
-      do {
-        this.routingAgain = false;
-        try {
-          await routes.resolve(this.table);
-          this.routeError = undefined;
-        } catch (e) {
-          this.routeError = e instanceof Error ? e.message : String(e);
-        }
-      } while (this.routingAgain);
-      this.routingBusy = false;
-    })();
+    this.routing.run(async () => {
+      try {
+        await routes.resolve(this.table);
+        this.routeError = undefined;
+      } catch (e) {
+        this.routeError = e instanceof Error ? e.message : String(e);
+      }
+    });
   }
 
   /** Resolves once the routes of the flows as of the last refresh are set (or routeError says why not). */
   routesSettled(): Promise<void> {
-    return this.routing;
+    return this.routing.settled;
   }
 
   /** Resolves once the translations of the flows as of the last refresh are looked up. */
