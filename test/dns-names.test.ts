@@ -6,11 +6,10 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ChildProcess, execFileSync, spawn } from 'node:child_process';
-import fs from 'node:fs';
+import { ChildProcess, execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { DnsEvent, DnsNames, Flow, NettraceEvent, NettraceMetrics, Tracer } from '../src';
-import { captured, CLI, FIXTURES, waitFor } from './helpers';
+import { captured, startAttached, FIXTURES, waitFor } from './helpers';
 import { startZone, Zone } from './dns-zone';
 
 let zone: Zone;
@@ -128,19 +127,8 @@ test('names live for their TTL (at least a minute), per process first, bounded w
 });
 
 test('the stream with --events dns: lookups as events, and close records naming their remote', async () => {
-  const ids = `/tmp/ntdns-ids-stream-${process.pid}`;
-  const cli = spawn(process.execPath, [CLI, '--json', '--events', 'connect,close,dns', '-d', '5'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NETTRACE_KERNEL_IDS: ids },
-  });
+  const { child: cli, io, exited } = await startAttached(['--json', '--events', 'connect,close,dns', '-d', '5'], 'ntdns-stream');
   children.push(cli);
-  const io = captured(cli);
-  const exited = new Promise<number | null>((resolve) => cli.on('exit', resolve));
-  try {
-    await waitFor(() => fs.existsSync(ids), 5000, 'the CLI to attach');
-  } finally {
-    fs.rmSync(ids, { force: true });
-  }
   const r = await run(process.execPath, [path.join(FIXTURES, 'dns-client.js'), 'deep.ntdns.test', '8077', '100']);
   assert.equal(r.out.trim(), '10.77.0.1');
   assert.equal(await exited, 0, io.err());

@@ -7,15 +7,14 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
-import fs from 'node:fs';
+import { ChildProcess, execFileSync, spawnSync } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import protobuf from 'protobufjs';
 import { decodeAll, FORMAT_VERSION, DnsEvent, encodeItems, NettraceMetrics, OtlpSink, Tracer } from '../src';
-import { captured, CLI, waitFor } from './helpers';
+import { CLI, startAttached, waitFor } from './helpers';
 import { startZone, Zone } from './dns-zone';
 
 let zone: Zone;
@@ -129,19 +128,8 @@ test('a query nobody answers is reported as a timeout, from the client and from 
 });
 
 test('nettrace dns prints each lookup, and a summary with the counts', async () => {
-  const ids = `/tmp/ntdns-ids-${process.pid}`;
-  const cli = spawn(process.execPath, [CLI, 'dns', '--json', '--timeout', '1000', '-d', '3'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NETTRACE_KERNEL_IDS: ids },
-  });
+  const { child: cli, io, exited } = await startAttached(['dns', '--json', '--timeout', '1000', '-d', '3'], 'ntdns');
   children.push(cli);
-  const io = captured(cli);
-  const exited = new Promise<number | null>((resolve) => cli.on('exit', resolve));
-  try {
-    await waitFor(() => fs.existsSync(ids), 5000, 'the CLI to attach');
-  } finally {
-    fs.rmSync(ids, { force: true });
-  }
   const r = await run('dig', ['+tries=1', '@127.0.0.1', 'alias.ntdns.test', 'A']);
   assert.equal(await exited, 0, io.err());
   const lines = io.out().trim().split('\n').map((l) => JSON.parse(l) as DnsEvent);

@@ -1,5 +1,6 @@
 /** Shared by the real-kernel tests: kernel object inspection, children, waiting. */
 import { execFileSync, spawn, ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { once } from 'node:events';
 import net from 'node:net';
@@ -105,4 +106,24 @@ export function captured(child: ChildProcess): { out: () => string; err: () => s
 
 export function spawnCli(args: string[], opts: { uid?: number; env?: NodeJS.ProcessEnv } = {}): ChildProcess {
   return spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], uid: opts.uid, env: opts.env });
+}
+
+/**
+ * Starts the CLI with ARGS and resolves once it has attached: it writes its kernel ids to a file then
+ * (NETTRACE_KERNEL_IDS). Returns the child, its output as it comes, and its exit code.
+ */
+export async function startAttached(args: string[], tag: string): Promise<{ child: ChildProcess; io: ReturnType<typeof captured>; exited: Promise<number | null> }> {
+  const ids = `/tmp/${tag}-ids-${process.pid}`;
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NETTRACE_KERNEL_IDS: ids } });
+  const io = captured(child);
+  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+  try {
+    await waitFor(() => fs.existsSync(ids) || child.exitCode !== null, 5000, 'the CLI to attach');
+  } catch (e) {
+    child.kill('SIGKILL');
+    throw e;
+  } finally {
+    fs.rmSync(ids, { force: true });
+  }
+  return { child, io, exited };
 }
