@@ -182,6 +182,7 @@ static __always_inline int dns_packet(struct __sk_buff *skb, struct bpf_sock *sk
 	if (!wanted(t, &b->r.h.owner))
 		return 1;
 	size = sizeof(b->r) + ((cap + 7) & ~7);
+	barrier_var(size); /* clang knows this holds; kept, the verifier's own bound on size is looser */
 	if (size > sizeof(*b))
 		return 1;
 	head(&b->r.h, NT_DNS, size, bpf_ktime_get_ns());
