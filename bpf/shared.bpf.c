@@ -2,8 +2,8 @@
 /*
  * The one definition of what the program units share: the maps and settings
  * the headers declare with NT_SHARED (extern in every other unit, defined
- * here), the settings' defaults, and the license. Linked first (Makefile), so
- * the other units' extern declarations resolve to these.
+ * here), the settings' defaults, and the license. The static linker resolves
+ * the other units' extern declarations to these.
  */
 #define NT_SHARED /* this unit defines what the others declare */
 #include "nettrace.bpf.h"
