@@ -229,7 +229,7 @@ struct nt_filter {
 
 /*
  * Every type user space reads, as one struct that nothing uses but the
- * pointer below: it keeps them all in the object's BTF, where the generator
+ * pointer nt_records in shared.bpf.c: it keeps them all in the object's BTF, where the generator
  * finds them (records are otherwise only locals, which BTF leaves out).
  */
 struct nt_records {

@@ -2,8 +2,8 @@
 /*
  * DNS messages: every UDP datagram and TCP segment a socket sends to, or
  * receives from, a remote port 53, copied (NT_DNS_MAX bytes at most) into the
- * ring as struct nt_dns for user space to parse. Included after udp.bpf.h,
- * whose socket storage gives UDP sockets their owners.
+ * ring as struct nt_dns for user space to parse. The UDP socket storage
+ * (udp_store.bpf.h) gives UDP sockets their owners.
  *
  * cgroup_skb egress and ingress at the cgroup v2 root see every packet of
  * every local socket, in every network namespace, with its socket. They run
@@ -12,12 +12,27 @@
  * after one load and two compares. Only unconnected sockets, whose packets
  * name their peer, have their headers read.
  */
+#include "nettrace.bpf.h"
+#include "udp_store.bpf.h"
 
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD
 #define DNS_PORT 53
 #define IP_MF 0x2000
 #define IP_OFFSET 0x1fff
+
+/*
+ * 6.2+; weak so that older kernels still load the object (the DNS hook is then
+ * left off). The UDP unit uses bpf_cast_to_kern_ctx instead: bpftool 7.1's
+ * linker (libbpf 1.1) cannot link one kfunc called from two units.
+ */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
+
+/* The packet's socket as the kernel's struct sock, to read what bpf_sock does not show. */
+static __always_inline struct sock *sock_of(struct bpf_sock *sk)
+{
+	return bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct sock));
+}
 
 /* counters user space reads beside the ring's drops */
 enum { DNS_MESSAGES, DNS_FRAGMENTS, DNS_COUNTS };
@@ -167,6 +182,7 @@ static __always_inline int dns_packet(struct __sk_buff *skb, struct bpf_sock *sk
 	if (!wanted(t, &b->r.h.owner))
 		return 1;
 	size = sizeof(b->r) + ((cap + 7) & ~7);
+	barrier_var(size); /* clang knows this holds; kept, the verifier's own bound on size is looser */
 	if (size > sizeof(*b))
 		return 1;
 	head(&b->r.h, NT_DNS, size, bpf_ktime_get_ns());
@@ -175,10 +191,7 @@ static __always_inline int dns_packet(struct __sk_buff *skb, struct bpf_sock *sk
 	b->r.dir = egress ? NT_DNS_SENT : NT_DNS_RECEIVED;
 	b->r.proto = l4;
 	dns_count(DNS_MESSAGES);
-	if (!ring_quarter)
-		ring_quarter = bpf_ringbuf_query(&events, BPF_RB_RING_SIZE) >> 2;
-	if (bpf_ringbuf_output(&events, b, size, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > ring_quarter ?
-			       BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP))
+	if (bpf_ringbuf_output(&events, b, size, wake_flags()))
 		count_drops(NT_DNS, 1);
 	return 1;
 }

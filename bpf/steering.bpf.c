@@ -2,8 +2,8 @@
 /*
  * Receive steering: on which CPU the kernel processed each TCP socket's
  * incoming segments, on which CPU its reader consumed them, and on which CPU
- * they entered the stack before RPS moved them. Included by nettrace.bpf.c;
- * its programs are loaded only when steering is asked for (names steer_*).
+ * they entered the stack before RPS moved them. Its programs are loaded
+ * only when steering is asked for (names steer_*).
  *
  * Everything here runs per packet or per read, so it only counts into maps
  * that user space reads periodically: nothing goes to the ring buffer.
@@ -18,8 +18,7 @@
  *   the socket's segments still carry at ingress; and only on queues where RPS
  *   or RFS is set up, since elsewhere entered-on is processed-on.
  */
-#ifndef STEERING_BPF_H
-#define STEERING_BPF_H
+#include "nettrace.bpf.h"
 
 #define NT_STEER_NO_CPU 0xffff /* no read seen yet */
 
@@ -265,5 +264,3 @@ int BPF_PROG(steer_gro_frags_entry, const struct sk_buff *skb)
 	steer_entered(skb);
 	return 0;
 }
-
-#endif /* STEERING_BPF_H */

@@ -2,7 +2,6 @@
 /*
  * UDP sockets: lifetimes, owners, exact datagram and byte counts, the kernel's
  * drop count, and per remote endpoint traffic of unconnected sockets.
- * Included at the end of nettrace.bpf.c, whose helpers it uses.
  *
  * UDP has no lifecycle tracepoint. The cgroup sock_create and sock_release
  * programs, attached to the cgroup v2 root, run for every inet socket of every
@@ -10,44 +9,24 @@
  * owner and the lifetime are exact. Datagrams are counted where sendmsg and
  * recvmsg return to their caller (sock:sock_{send,recv}_length), in a
  * per-socket storage the kernel frees with the socket: nothing goes into the
- * ring per datagram.
+ * ring per datagram. The storage is shared with the DNS and snapshot units
+ * (udp_store.bpf.h).
  */
+#include "nettrace.bpf.h"
+#include "udp_store.bpf.h"
 
-#define IPPROTO_UDP 17
 #define SOCK_DGRAM 2
 #define MSG_PEEK 2
 #define MSG_ERRQUEUE 0x2000
 
 /* 6.2+; weak so that older kernels still load the object (the UDP hook, 6.3+, is then left off) */
-extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
+extern void *bpf_cast_to_kern_ctx(void *ctx) __ksym __weak;
 
-/* The remote endpoint a sendto/recvfrom names, until its length tracepoint fires. */
-struct udp_pending {
-	__u32 tid;  /* 0: none */
-	__u16 port;
-	__u8 family;
-	__u8 _pad;
-	__u8 addr[16];
-};
-
-struct udp_info {
-	__u64 born_ns;     /* 0: created before tracing */
-	__u64 tx_bytes;
-	__u64 rx_bytes;
-	__u64 tx_datagrams;
-	__u64 rx_datagrams;
-	struct nt_owner owner;
-	/* one each way: a sender and a receiver thread often share a socket */
-	struct udp_pending tx_pend;
-	struct udp_pending rx_pend;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct udp_info);
-} udp_store SEC(".maps");
+/* A cgroup sock program's context is the socket: as the kernel's struct sock, to read what bpf_sock does not show. */
+static __always_inline struct sock *sock_of(struct bpf_sock *ctx)
+{
+	return bpf_cast_to_kern_ctx(ctx);
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -59,25 +38,6 @@ struct {
 static __always_inline int is_udp(const struct sock *sk)
 {
 	return sk->sk_protocol == IPPROTO_UDP && sk->sk_type == SOCK_DGRAM;
-}
-
-/* sk_drops plus, since 6.18, the per-NUMA-node counters UDP sockets have. */
-static __always_inline __u32 read_drops(const struct sock *sk)
-{
-	__u32 n = sk->sk_drops.counter;
-
-	if (bpf_core_field_exists(sk->sk_drop_counters)) {
-		struct numa_drop_counters *more = BPF_CORE_READ(sk, sk_drop_counters);
-
-		if (more)
-			n += BPF_CORE_READ(more, drops0.counter) + BPF_CORE_READ(more, drops1.counter);
-	}
-	return n;
-}
-
-static __always_inline struct sock *sock_of(struct bpf_sock *ctx)
-{
-	return bpf_rdonly_cast(ctx, bpf_core_type_id_kernel(struct sock));
 }
 
 static __always_inline void emit_udp(struct bpf_sock *ctx, const struct sock *sk, const struct udp_info *ui,
@@ -290,37 +250,5 @@ int BPF_PROG(udp_received, struct sock *sk, int ret, int flags)
 	/* a peek leaves the datagram for the read that counts it */
 	if (is_udp(sk) && !(flags & (MSG_PEEK | MSG_ERRQUEUE)))
 		count_datagram(sk, ret, 0);
-	return 0;
-}
-
-/* Every UDP socket of this network namespace now, for the flow table. */
-SEC("iter/udp")
-int dump_udp(struct bpf_iter__udp *ctx)
-{
-	struct udp_sock *udp = ctx->udp_sk;
-	struct nt_udp_flow f = {};
-	struct udp_info *ui;
-	struct sock *sk;
-
-	if (!udp)
-		return 0;
-	sk = (struct sock *)udp;
-	read_sock(&f.sock, &sk->__sk_common);
-	f.state = sk->__sk_common.skc_state;
-	f.uid = ctx->uid;
-	f.ino = BPF_CORE_READ(sk, sk_socket, file, f_inode, i_ino);
-	f.rx_queue = sk->sk_backlog.rmem_alloc.counter;
-	f.tx_queue = sk->sk_wmem_alloc.refs.counter - 1; /* as sk_wmem_alloc_get() */
-	f.drops = read_drops(sk);
-	ui = has_tracing_sk_storage() ? bpf_sk_storage_get(&udp_store, sk, 0, 0) : 0;
-	if (ui) {
-		__builtin_memcpy(&f.owner, &ui->owner, sizeof(f.owner));
-		f.tx_bytes = ui->tx_bytes;
-		f.rx_bytes = ui->rx_bytes;
-		f.tx_datagrams = ui->tx_datagrams;
-		f.rx_datagrams = ui->rx_datagrams;
-		f.born_ns = ui->born_ns;
-	}
-	bpf_seq_write(ctx->meta->seq, &f, sizeof(f));
 	return 0;
 }
