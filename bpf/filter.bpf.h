@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: GPL-2.0 */
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * The kernel side of the user's filter: what nt_filter and the sets below can
  * decide, so filtered-out sockets never reach the ring. Necessary conditions
