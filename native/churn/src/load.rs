@@ -10,6 +10,7 @@ use crate::run::Shared;
 use crate::sockets::{read_full, set_timeouts, setsockopt, sockaddr, socket, write_full};
 use crate::threads::thread_cpu_ns;
 
+/// One client thread: one connection at a time, on its share of the rate, until the deadline or a stop.
 pub struct Client {
     pub id: usize,
     pub server: SocketAddr,
@@ -72,6 +73,7 @@ impl Client {
     }
 }
 
+/// One accepting thread: echoes `payload` bytes and closes first, until the listener is shut down.
 pub fn acceptor(listener: &OwnedFd, shared: &Shared, payload: u32) {
     let mut buf = vec![0u8; payload as usize];
     loop {

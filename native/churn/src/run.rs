@@ -110,8 +110,8 @@ impl ChurnRun {
         }
         let ip: IpAddr = options.server.parse().map_err(|_| invalid(format!("'{}' is not an IP address", options.server)))?;
         let netns = options.server_netns.clone();
-        let listener = in_netns(netns.as_deref(), move || listen(ip)).map_err(kernel)??;
-        let server = local_addr(&listener)?;
+        let listener = in_netns(netns.as_deref(), move || listen(ip)).map_err(kernel)?.map_err(|e| kernel(e.to_string()))?;
+        let server = local_addr(&listener).map_err(|e| kernel(e.to_string()))?;
         let shared = Arc::new(Shared {
             began: Instant::now(),
             stop: AtomicBool::new(false),

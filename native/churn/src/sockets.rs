@@ -1,14 +1,17 @@
 //! The socket calls the generator makes, straight to libc: it measures the
-//! kernel's cost of a connection, so nothing may stand between.
+//! kernel's cost of a connection, so nothing may stand between. Failures are
+//! io::Errors that say what failed; run.rs hands them to JavaScript.
 
 use std::io::Error as IoError;
 use std::mem::{size_of, zeroed};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use napi::Result;
-
-use crate::errors::{kernel, os_error};
+/// The last call's errno, with what failed in front: "what: text".
+fn os_error(what: &str) -> IoError {
+    let e = IoError::last_os_error();
+    IoError::new(e.kind(), format!("{what}: {e}"))
+}
 
 pub fn socket(addr: &SocketAddr) -> std::io::Result<OwnedFd> {
     let family = if addr.is_ipv6() { libc::AF_INET6 } else { libc::AF_INET };
@@ -30,8 +33,8 @@ pub fn set_timeouts(fd: &OwnedFd) {
     setsockopt(fd, libc::SOL_SOCKET, libc::SO_SNDTIMEO, &tv);
 }
 
-pub fn listen(ip: IpAddr) -> Result<OwnedFd> {
-    let fd = socket(&SocketAddr::new(ip, 0)).map_err(|e| kernel(format!("socket: {e}")))?;
+pub fn listen(ip: IpAddr) -> std::io::Result<OwnedFd> {
+    let fd = socket(&SocketAddr::new(ip, 0)).map_err(|e| IoError::new(e.kind(), format!("socket: {e}")))?;
     setsockopt(&fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, &1i32);
     // port 0: the kernel picks a free one, so runs never collide
     let (addr, len) = sockaddr(&SocketAddr::new(ip, 0));
@@ -44,7 +47,7 @@ pub fn listen(ip: IpAddr) -> Result<OwnedFd> {
     Ok(fd)
 }
 
-pub fn local_addr(fd: &OwnedFd) -> Result<SocketAddr> {
+pub fn local_addr(fd: &OwnedFd) -> std::io::Result<SocketAddr> {
     let mut ss: libc::sockaddr_storage = unsafe { zeroed() };
     let mut len = size_of::<libc::sockaddr_storage>() as u32;
     if unsafe { libc::getsockname(fd.as_raw_fd(), &mut ss as *mut _ as *mut libc::sockaddr, &mut len) } != 0 {
@@ -102,4 +105,31 @@ pub fn read_full(fd: &OwnedFd, buf: &mut [u8]) -> std::result::Result<(), ()> {
         got += n as usize;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+    use super::{listen, local_addr, sockaddr};
+
+    #[test]
+    fn a_listener_on_a_kernel_picked_port_reads_back_as_bound() {
+        for ip in [IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)] {
+            let fd = listen(ip).expect("listen on loopback");
+            let addr = local_addr(&fd).expect("getsockname");
+            assert_eq!(addr.ip(), ip);
+            assert_ne!(addr.port(), 0, "the kernel picked a port");
+        }
+    }
+
+    #[test]
+    fn sockaddr_lengths_follow_the_family() {
+        let v4: SocketAddr = "10.1.2.3:443".parse().unwrap();
+        let v6: SocketAddr = "[2001:db8::1]:443".parse().unwrap();
+        assert_eq!(sockaddr(&v4).1 as usize, std::mem::size_of::<libc::sockaddr_in>());
+        assert_eq!(sockaddr(&v6).1 as usize, std::mem::size_of::<libc::sockaddr_in6>());
+        assert_eq!(sockaddr(&v4).0.ss_family as i32, libc::AF_INET);
+        assert_eq!(sockaddr(&v6).0.ss_family as i32, libc::AF_INET6);
+    }
 }

@@ -49,6 +49,7 @@ fn enter_netns(netns: Option<&str>) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// CPU time the calling thread has used, ns.
 pub fn thread_cpu_ns() -> u64 {
     let mut ts: libc::timespec = unsafe { zeroed() };
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
