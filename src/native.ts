@@ -15,6 +15,7 @@ export type {
   KernelIds,
   NativeConntrack,
   NativeHook,
+  NativeOptions,
   NativeRoute,
   NativeRoutes,
   NativeStats,
@@ -22,6 +23,7 @@ export type {
   NativeTracer,
   ProgStats,
   RouteAnswer,
+  RouteQuery,
 } from '../native/index';
 
 /** What the kernel checks before sending a record (TraceOptions.kernelFilter). */
