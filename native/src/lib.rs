@@ -3,7 +3,6 @@
 
 mod batch;
 mod bpfstats;
-mod churn;
 mod compat;
 mod conntrack;
 mod credits;
@@ -34,6 +33,7 @@ use crate::errors::{Code, NtError};
 #[napi(object)]
 pub struct NativeKernelFilter {
     /// 4 or 6.
+    #[napi(ts_type = "4 | 6")]
     pub family: Option<u32>,
     /// The owner's pid is one of these (records with no known owner fail).
     pub pids: Option<Vec<u32>>,
@@ -110,6 +110,8 @@ pub struct HookRuns {
 #[napi(object)]
 pub struct NativeHook {
     pub name: String,
+    /// `unneeded`: nothing the tracer was asked for needs it, so it was not attached.
+    #[napi(ts_type = "'attached' | 'fallback' | 'disabled' | 'unavailable' | 'unneeded'")]
     pub status: String,
     pub detail: String,
 }

@@ -7,7 +7,7 @@ import { churnRound, RoundResult, TraceMode } from '../bench/churn';
 import { createVethPair, VethPair } from '../bench/netns';
 import { reportHtml, reportSvg } from '../bench/report';
 import { ModeSummary, Spread, summarize } from '../bench/summary';
-import { ChurnOptions } from '../native';
+import { ChurnOptions } from '../bench/generator';
 import { argsError, integer, seconds, UsageError } from './options';
 import { table } from './table';
 

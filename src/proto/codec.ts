@@ -234,8 +234,9 @@ export function toFrame(item: StreamItem): pb.Frame.$Properties {
         name_evictions: item.nameEvictions,
         ring_produced: item.ringProduced,
         output_drops: item.outputDrops,
-        drops_by_kind: item.dropsByKind,
-        hook_runs: item.hookRuns,
+        // the addon's generated types are interfaces, which TypeScript will not take as a map: copied into plain objects
+        drops_by_kind: { ...item.dropsByKind },
+        hook_runs: { ...item.hookRuns },
       };
       return { stats: { ts_us: msToUs(item.ts), records, bytes, batches, drops, missed, evictions, ...more } };
     }
@@ -546,8 +547,8 @@ export function fromFrame(frame: pb.Frame): StreamItem | undefined {
         flowEvictions: num(s.flow_evictions),
         nameEvictions: num(s.name_evictions),
         ringProduced: num(s.ring_produced),
-        dropsByKind: countsByName(s.drops_by_kind) as TracerStats['dropsByKind'],
-        hookRuns: countsByName(s.hook_runs) as TracerStats['hookRuns'],
+        dropsByKind: countsByName(s.drops_by_kind) as unknown as TracerStats['dropsByKind'],
+        hookRuns: countsByName(s.hook_runs) as unknown as TracerStats['hookRuns'],
         ...(s.output_drops === null || s.output_drops === undefined ? {} : { outputDrops: num(s.output_drops) }),
       };
     }
