@@ -14,7 +14,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { Tracer } from '../src';
 import { parseCommand } from '../src/cli/options';
-import { TOP_OPTIONS, topCommand, TopIo, topOptions } from '../src/cli/top';
+import { TOP_OPTIONS, topCommand, TopIo, topOptions } from '../src/cli/commands/top/top';
 import { CLI, close, FIXTURES, listen, waitFor } from './helpers';
 
 const run = promisify(execFile);

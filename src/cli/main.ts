@@ -8,11 +8,11 @@ import { isUnconnectedUdpClose } from '../flows/close-peers';
 import { Kind } from '../layout';
 import { EventKind, Tracer, TraceOptions } from '../tracer';
 import { CgroupResolver } from '../flows/cgroups';
-import { USAGE } from './args';
-import { DECODE_USAGE, decodeStream, openInput } from './decode';
-import { BENCH_USAGE, benchCommand, parseBench } from './bench';
-import { flowsCommand, FlowsOptions } from './flows';
-import { DNS_OPTIONS, DNS_USAGE, dnsCommand, dnsOptions } from './dns';
+import { USAGE } from './commands/stream';
+import { DECODE_USAGE, decodeStream, openInput } from './commands/decode';
+import { BENCH_USAGE, benchCommand, parseBench } from './commands/bench';
+import { flowsCommand, FlowsOptions } from './commands/flows';
+import { DNS_OPTIONS, DNS_USAGE, dnsCommand, dnsOptions } from './commands/dns';
 import { openOutput, Output } from './output';
 import { streamHeader, statsRecord } from './protobuf';
 import { encodeItems } from '../proto/stream';
@@ -21,11 +21,11 @@ import { COMMON_HELP, CommonOptions, eventKinds, flowTraceOptions, parseCommand,
 import { hookReport } from './hooks';
 import { eventLine, HEADER, kindName, textLine } from './render';
 import { JsonLines, LineBuffer } from './json-line';
-import { checkAddress, ROUTE_USAGE, routeCommand, ROUTES_USAGE, routesCommand } from './route';
-import { SERVE_OPTIONS, SERVE_USAGE, serveCommand, serveOptions } from './serve';
-import { statesCommand, statesTraceOptions } from './states';
-import { STEERING_OPTIONS, STEERING_USAGE, steeringCommand, steeringOptions } from './steering';
-import { TOP_OPTIONS, topCommand, topOptions } from './top';
+import { checkAddress, ROUTE_USAGE, routeCommand, ROUTES_USAGE, routesCommand } from './commands/route';
+import { SERVE_OPTIONS, SERVE_USAGE, serveCommand, serveOptions } from './commands/serve';
+import { statesCommand, statesTraceOptions } from './commands/states';
+import { STEERING_OPTIONS, STEERING_USAGE, steeringCommand, steeringOptions } from './commands/steering';
+import { TOP_OPTIONS, topCommand, topOptions } from './commands/top/top';
 import { versionLine } from '../build-info';
 
 

@@ -1,7 +1,13 @@
 /** Options every command takes, parsed once; each command adds its own. */
 import { parseArgs, ParseArgsConfig } from 'node:util';
-import { RecordCursor } from '../decode';
-import { compile, cursorFilter, FilterNode, FilterSyntaxError, kernelHints, parseFilter, subjectOf } from '../filter';
+import { RecordCursor } from '../record-cursor';
+import { FilterNode } from '../filter/ast';
+import { compile } from '../filter/compile';
+import { cursorFilter } from '../filter/cursor';
+import { FilterSyntaxError } from '../filter/error';
+import { kernelHints } from '../filter/hints';
+import { parseFilter } from '../filter/parse';
+import { subjectOf } from '../filter/subject';
 import { escapeControls } from '../errors';
 import { Kind } from '../layout';
 import { KernelFilter } from '../native';

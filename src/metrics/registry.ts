@@ -3,7 +3,7 @@ import { Tracer } from '../tracer';
 import { MetricFamily, MetricSource } from './model';
 import { ProcessMetrics } from './process';
 import { TracerStatsMetrics } from './stats';
-import { TcpMetrics, TcpMetricsOptions } from './tcp';
+import { TcpMetrics, TcpMetricsOptions } from './socket-metrics';
 
 export class NettraceMetrics implements MetricSource {
   readonly tcp: TcpMetrics;

@@ -5,7 +5,7 @@
  * UDP datagrams and drops, from the flow table (TCP and UDP), which a kernel
  * snapshot refreshes every `refreshMs`.
  */
-import { RecordCursor } from '../decode';
+import { RecordCursor } from '../record-cursor';
 import { CommNames } from '../flows/comm-names';
 import { FlowMonitor } from '../flows/monitor';
 import { CgroupResolver } from '../flows/cgroups';

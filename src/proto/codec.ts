@@ -3,7 +3,7 @@
  * A new field is a line in each direction here (and one in the .proto).
  */
 import { CpuCounts, FlowSteering, MatrixCell } from '../steering/types';
-import { formatAddr } from '../decode';
+import { formatAddr } from '../record-cursor';
 import { EventBase, NettraceEvent, UdpEvent } from '../events';
 import { parseIp } from '../filter/addr';
 import { Container, QosClass, Runtime } from '../flows/cgroup-names';

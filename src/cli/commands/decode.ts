@@ -4,12 +4,12 @@
  */
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
-import { StreamItem } from '../proto/codec';
-import { DecodeError, StreamDecoder } from '../proto/stream';
+import { StreamItem } from '../../proto/codec';
+import { DecodeError, StreamDecoder } from '../../proto/stream';
 import { renderFlows } from './flows';
-import { eventLine, HEADER, printable } from './render';
-import { table } from './table';
-import { Rollup } from '../flows/rollup';
+import { eventLine, HEADER, printable } from '../render';
+import { table } from '../text-table';
+import { Rollup } from '../../flows/rollup';
 
 export const DECODE_USAGE = `Usage: nettrace decode [--json] [FILE|-]
 

@@ -1,13 +1,13 @@
 /** `nettrace dns`: every DNS lookup a process makes, one line (or JSON object) per query. */
-import { Clock, DnsEvent } from '../events';
-import { DnsLookups } from '../dns/lookups';
-import { Kind } from '../layout';
-import { Tracer } from '../tracer';
-import { CommonOptions, integer } from './options';
-import { Output } from './output';
-import { eventLine, HEADER } from './render';
-import { streamHeader } from './protobuf';
-import { encodeItems } from '../proto/stream';
+import { Clock, DnsEvent } from '../../events';
+import { DnsLookups } from '../../dns/lookups';
+import { Kind } from '../../layout';
+import { Tracer } from '../../tracer';
+import { CommonOptions, integer } from '../options';
+import { Output } from '../output';
+import { eventLine, HEADER } from '../render';
+import { streamHeader } from '../protobuf';
+import { encodeItems } from '../../proto/stream';
 
 export const DNS_OPTIONS = { timeout: { type: 'string' } } as const;
 

@@ -1,14 +1,14 @@
 /** `nettrace flows`: every TCP and UDP socket now, as `ss -tuanp` shows them, with bytes and RTT. */
-import { flowSnapshot } from '../flows/rollup';
-import { encodeItems } from '../proto/stream';
-import { Output } from './output';
-import { statsRecord, streamHeader } from './protobuf';
-import { routedFlows } from '../flows/monitor';
-import { Flow } from '../flows/table';
-import { Tracer } from '../tracer';
-import { printable } from './render';
-import { bytes, endpoint, ssState, table } from './table';
-import { CommonOptions } from './options';
+import { flowSnapshot } from '../../flows/rollup';
+import { encodeItems } from '../../proto/stream';
+import { Output } from '../output';
+import { statsRecord, streamHeader } from '../protobuf';
+import { routedFlows } from '../../flows/monitor';
+import { Flow } from '../../flows/table';
+import { Tracer } from '../../tracer';
+import { printable } from '../render';
+import { bytes, endpoint, ssState, table } from '../text-table';
+import { CommonOptions } from '../options';
 
 export interface FlowsOptions extends CommonOptions {
   listening: boolean;

@@ -4,15 +4,15 @@
  * both in nettrace's own network namespace (run them under `ip netns exec NS` for another).
  */
 import net from 'node:net';
-import { routedFlows } from '../flows/monitor';
-import { prefixText, protocolName, routeKey, scopeName, tableName, typeName } from '../flows/route-names';
-import { RouteResolver } from '../flows/routes';
-import { Flow } from '../flows/table';
-import { NativeRoute } from '../native';
-import { Tracer } from '../tracer';
+import { routedFlows } from '../../flows/monitor';
+import { prefixText, protocolName, routeKey, scopeName, tableName, typeName } from '../../flows/route-names';
+import { RouteResolver } from '../../flows/routes';
+import { Flow } from '../../flows/table';
+import { NativeRoute } from '../../native';
+import { Tracer } from '../../tracer';
 import { renderFlows } from './flows';
-import { CommonOptions, UsageError } from './options';
-import { bytes, table } from './table';
+import { CommonOptions, UsageError } from '../options';
+import { bytes, table } from '../text-table';
 
 export const ROUTE_USAGE = `Usage: nettrace route ADDR [options] [FILTER]
 

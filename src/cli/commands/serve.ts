@@ -3,10 +3,12 @@
  * /healthz), optionally pushed over OTLP too, until a signal stops it.
  */
 import { ParseArgsConfig } from 'node:util';
-import { DEFAULT_METRICS_PORT, MetricsServer, NettraceMetrics, OtlpSink, parseListen, startMetricsServer } from '../metrics';
-import { watchNetns } from '../netns';
-import { Tracer } from '../tracer';
-import { COMMON_HELP, CommonOptions, integer, UsageError } from './options';
+import { OtlpSink } from '../../metrics/otlp';
+import { NettraceMetrics } from '../../metrics/registry';
+import { DEFAULT_METRICS_PORT, MetricsServer, parseListen, startMetricsServer } from '../../metrics/server';
+import { watchNetns } from '../../netns-target';
+import { Tracer } from '../../tracer';
+import { COMMON_HELP, CommonOptions, integer, UsageError } from '../options';
 
 export const SERVE_USAGE = `Usage: nettrace serve [--listen HOST:PORT] [--otlp URL] [options] [FILTER]
 

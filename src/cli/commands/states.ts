@@ -7,12 +7,12 @@
  * snapshot. Only a filter the kernel cannot decide exactly (an owner, or an
  * expression) makes it take a state record per transition and count them here.
  */
-import { Kind } from '../layout';
-import { FlowMonitor } from '../flows/monitor';
-import { decodeSnapshot } from '../flows/snapshot';
-import { stateName, TcpState } from '../tcp';
-import { TraceOptions, Tracer } from '../tracer';
-import { CommonOptions, traceOptions } from './options';
+import { Kind } from '../../layout';
+import { FlowMonitor } from '../../flows/monitor';
+import { decodeSnapshot } from '../../flows/snapshot';
+import { stateName, TcpState } from '../../tcp';
+import { TraceOptions, Tracer } from '../../tracer';
+import { CommonOptions, traceOptions } from '../options';
 
 export interface StatesOptions extends CommonOptions {
   intervalMs: number;

@@ -5,14 +5,14 @@
  * whose locality stays low.
  */
 import { ParseArgsConfig } from 'node:util';
-import { FlowMonitor } from '../flows/monitor';
-import { SteeringMonitor } from '../steering/monitor';
-import { CpuCounts, SteeringEvent, SteeringGroup, SteeringReport } from '../steering/types';
-import { Tracer } from '../tracer';
-import { CommonOptions, UsageError } from './options';
-import { printable } from './render';
-import { endpoint, table } from './table';
-import { TOP_OPTIONS, topOptions } from './top';
+import { FlowMonitor } from '../../flows/monitor';
+import { SteeringMonitor } from '../../steering/monitor';
+import { CpuCounts, SteeringEvent, SteeringGroup, SteeringReport } from '../../steering/types';
+import { Tracer } from '../../tracer';
+import { CommonOptions, UsageError } from '../options';
+import { printable } from '../render';
+import { endpoint, table } from '../text-table';
+import { TOP_OPTIONS, topOptions } from './top/top';
 
 export const STEERING_OPTIONS: NonNullable<ParseArgsConfig['options']> = {
   ...TOP_OPTIONS,

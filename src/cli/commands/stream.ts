@@ -1,5 +1,5 @@
 /** `nettrace` with no command: the live stream's usage. */
-import { COMMON_HELP } from './options';
+import { COMMON_HELP } from '../options';
 
 export const USAGE = `Usage: nettrace [options] [FILTER]
        nettrace flows [-l|-a] [options] [FILTER]

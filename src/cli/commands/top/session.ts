@@ -1,5 +1,5 @@
 /** What every form of `nettrace top` shares: its options, its streams, and how it ends. */
-import { CommonOptions } from '../options';
+import { CommonOptions } from '../../options';
 
 export interface TopOptions extends CommonOptions {
   intervalMs: number;

@@ -4,13 +4,13 @@
  * stdout is not a terminal (or with --json).
  */
 import { ParseArgsConfig } from 'node:util';
-import { Tracer } from '../tracer';
-import { CommonOptions, integer, UsageError } from './options';
-import { runScreen } from './top/live';
-import { runReports } from './top/report';
-import { TopIo, TopOptions, TopSession } from './top/session';
+import { Tracer } from '../../../tracer';
+import { CommonOptions, integer, UsageError } from '../../options';
+import { runScreen } from './live';
+import { runReports } from './plain-reports';
+import { TopIo, TopOptions, TopSession } from './session';
 
-export type { TopIo, TopOptions, TopSession } from './top/session';
+export type { TopIo, TopOptions, TopSession } from './session';
 
 export const TOP_OPTIONS: NonNullable<ParseArgsConfig['options']> = { interval: { type: 'string', short: 'i' }, rows: { type: 'string' }, numeric: { type: 'boolean', short: 'n' } };
 
