@@ -246,6 +246,14 @@ function hookNames(values: string[] | undefined): HookName[] {
   return names as HookName[];
 }
 
+/** For the commands that print only to stdout, and `states` only as text or JSON. */
+export function stdoutOnly(command: string, o: CommonOptions): void {
+  if (o.format === 'protobuf' && command === 'states') {
+    throw new UsageError('nettrace states prints text or JSON; --format protobuf is for the stream, flows and top');
+  }
+  if (o.output !== undefined) throw new UsageError(`nettrace ${command} prints to stdout; --output is for the stream and nettrace flows`);
+}
+
 /** What every command hands the tracer. */
 export function traceOptions(o: CommonOptions): TraceOptions {
   return { filter: o.recordFilter, kernelFilter: o.kernelFilter, disable: o.disable, ringBytes: o.ringBytes, netns: o.netns };

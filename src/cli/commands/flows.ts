@@ -1,14 +1,27 @@
 /** `nettrace flows`: every TCP and UDP socket now, as `ss -tuanp` shows them, with bytes and RTT. */
-import { flowSnapshot } from '../../flows/rollup';
-import { encodeItems } from '../../proto/stream';
-import { Output } from '../output';
-import { statsRecord, streamHeader } from '../protobuf';
 import { routedFlows } from '../../flows/monitor';
+import { flowSnapshot } from '../../flows/rollup';
 import { Flow } from '../../flows/table';
+import { encodeItems } from '../../proto/stream';
 import { Tracer } from '../../tracer';
-import { printable } from '../render';
-import { bytes, endpoint, ssState, table } from '../text-table';
-import { CommonOptions } from '../options';
+import { fail, start, stopRequested } from '../lifecycle';
+import { COMMON_HELP, CommonOptions, parseCommand, traceOptions } from '../options';
+import { openOutput, Output } from '../output';
+import { statsRecord, streamHeader } from '../protobuf';
+import { renderFlows } from '../render-flows';
+
+const FLOWS_USAGE = `Usage: nettrace flows [-l|-a] [-t|-u] [options] [FILTER]
+
+Every TCP and UDP socket now, as ss -tuanp shows them, with data bytes and RTT
+(UDP: datagrams, the kernel's drops, and per remote endpoint bytes of
+unconnected sockets in --json, the top ones under each socket in the table).
+Sockets that predate nettrace are included, their owners found in /proc.
+
+Options:
+  -l, --listening     only listening sockets (Recv-Q: pending accepts, Send-Q: backlog)
+                      and unconnected UDP sockets (UNCONN), as ss -l
+  -a, --all           listening and connected sockets
+${COMMON_HELP}`;
 
 export interface FlowsOptions extends CommonOptions {
   listening: boolean;
@@ -27,55 +40,6 @@ export function selectFlows(flows: Flow[], o: FlowsOptions): Flow[] {
     .sort((a, b) => a.sport - b.sport || a.dport - b.dport);
 }
 
-/** Under an unconnected UDP socket, one line per remote endpoint it exchanged the most with. */
-function peerLines(f: Flow, netid: boolean): string[][] {
-  return (f.peers ?? []).map((p) => [
-    ...(netid ? [''] : []),
-    '',
-    '',
-    '',
-    '',
-    `> ${endpoint(p.daddr, p.dport, p.family)}`,
-    '',
-    bytes(p.tx_bytes),
-    bytes(p.rx_bytes),
-    '',
-    '',
-  ]);
-}
-
-/** A cgroup other than the root: then the flows show a Container column. */
-const contained = (f: Flow): boolean => f.container !== null && f.container.path !== '/';
-
-/** With `netid`, a first column names the protocol, as ss does when it shows both. */
-export function renderFlows(flows: Flow[], listening: boolean, netid = false): string {
-  const cgroups = flows.some(contained);
-  const translated = flows.some((f) => f.nat !== null);
-  const header = [
-    ...(netid ? ['Netid'] : []),
-    'State', 'Recv-Q', 'Send-Q', 'Local Address:Port', 'Peer Address:Port', 'Iface', 'TX', 'RX', 'RTT', 'Process',
-    ...(cgroups ? ['Container'] : []),
-    ...(translated ? ['NAT (as the peer sees it)'] : []),
-  ];
-  const rows = flows.flatMap((f) => [[
-    ...(netid ? [f.proto] : []),
-    ssState(f.state),
-    String(f.rx_queue),
-    String(f.tx_queue),
-    endpoint(f.saddr, f.sport, f.family),
-    (listening && f.state === 'LISTEN') || f.dport === 0 ? endpoint(f.daddr, 0, f.family) : endpoint(f.daddr, f.dport, f.family),
-    f.ifname ?? '-',
-    bytes(f.tx_bytes),
-    bytes(f.rx_bytes),
-    f.srtt_us ? `${(f.srtt_us / 1000).toFixed(2)}ms` : '-',
-    f.pid === null ? '-' : `${printable(f.comm ?? '')},pid=${f.pid}`,
-    ...(cgroups ? [f.container === null ? '-' : printable(f.container.name)] : []),
-    ...(translated ? [f.nat === null ? '-' : `${f.nat.kind} ${endpoint(f.nat.saddr, f.nat.sport, f.family)} > ${endpoint(f.nat.daddr, f.nat.dport, f.family)}`] : []),
-  ], ...peerLines(f, netid)]);
-  // a peer's line leaves the columns after Process empty
-  return table(header, rows.map((r) => [...r, ...new Array<string>(header.length - r.length).fill('')]));
-}
-
 export async function flowsCommand(o: FlowsOptions, tracer: Tracer, out: Output): Promise<void> {
   const now = Date.now();
   const routed = await routedFlows(tracer);
@@ -91,4 +55,22 @@ export async function flowsCommand(o: FlowsOptions, tracer: Tracer, out: Output)
   else if (o.json) out.write(flows.map((f) => JSON.stringify(f)).join('\n') + (flows.length ? '\n' : ''));
   else out.write(renderFlows(flows, o.listening, o.protos.length > 1) + '\n');
   await out.close();
+}
+
+/** `nettrace flows [-l|-a] [options] [FILTER]`: one snapshot, printed, then exit. */
+export function runFlows(argv: string[]): void {
+  const { common, values } = parseCommand(argv, {
+    listening: { type: 'boolean', short: 'l' },
+    all: { type: 'boolean', short: 'a' },
+  });
+  if (common.help) return void process.stdout.write(FLOWS_USAGE + '\n');
+  const o: FlowsOptions = { ...common, listening: (values.listening as boolean) ?? false, all: (values.all as boolean) ?? false };
+  const stop = stopRequested(common);
+  const output = openOutput(common.output);
+  const tracer = start({ ...traceOptions(common), events: [] }); // one snapshot: no records needed
+  void stop.then(() => tracer.stop().then(() => process.exit(0)));
+  output.then((out) => flowsCommand(o, tracer, out)).then(
+    () => process.exit(0),
+    (e) => fail(e instanceof Error ? e.message : String(e), 1),
+  );
 }
