@@ -8,7 +8,7 @@ import { runRoute, runRoutes } from './commands/route';
 import { runServe } from './commands/serve';
 import { runStates } from './commands/states';
 import { runSteering } from './commands/steering';
-import { runStream } from './commands/stream';
+import { runStream } from './commands/event-stream';
 import { runTop } from './commands/top/top';
 import { fail } from './lifecycle';
 import { UsageError } from './options';
