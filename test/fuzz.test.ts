@@ -14,7 +14,7 @@ import fc from 'fast-check';
 import { FilterSyntaxError } from '../src/filter/error';
 import { parseFilter } from '../src/filter/parse';
 import { parseCommand, UsageError } from '../src/cli/options';
-import { TOP_OPTIONS, topOptions } from '../src/cli/commands/top/top';
+import { TOP_OPTIONS, topOptions } from '../src/cli/view-options';
 import { SERVE_OPTIONS, serveOptions } from '../src/cli/commands/serve';
 import { STEERING_OPTIONS, steeringOptions } from '../src/cli/commands/steering';
 import { parseBench } from '../src/cli/commands/bench';

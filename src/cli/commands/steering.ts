@@ -13,7 +13,7 @@ import { start, stopRequested } from '../lifecycle';
 import { COMMON_HELP, CommonOptions, flowTraceOptions, parseCommand, UsageError } from '../options';
 import { printable } from '../render';
 import { endpoint, table } from '../text-table';
-import { TOP_OPTIONS, topOptions } from './top/top';
+import { TOP_OPTIONS, topOptions } from '../view-options';
 
 export const STEERING_OPTIONS: NonNullable<ParseArgsConfig['options']> = {
   ...TOP_OPTIONS,

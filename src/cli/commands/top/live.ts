@@ -11,7 +11,8 @@ import { Tracer } from '../../../tracer';
 import { Key } from './input';
 import { buildModel } from './view-model';
 import { renderScreen } from './screen';
-import { messageOf, TopIo, TopOptions, TopSession } from './session';
+import { TopOptions } from '../../view-options';
+import { messageOf, TopIo, TopSession } from './session';
 import { AnsiTerminal } from './terminal';
 import { applyKey, initialUi, TopUi } from './ui';
 

@@ -12,7 +12,8 @@ import { table } from '../../text-table';
 import { Column } from './columns';
 import { buildModel, TopModel } from './view-model';
 import { CONNECTION_COLUMNS, CONTAINER_COLUMNS, GATEWAY_COLUMNS, HOST_COLUMNS, INTERFACE_COLUMNS, PANE_TITLES, PROCESS_COLUMNS, rate } from './panes';
-import { messageOf, TopIo, TopOptions, TopSession } from './session';
+import { TopOptions } from '../../view-options';
+import { messageOf, TopIo, TopSession } from './session';
 
 export interface TopReport {
   ts: number;

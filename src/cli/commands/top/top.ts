@@ -3,15 +3,15 @@
  * live and full-screen like bandwhich; one plain snapshot per interval when
  * stdout is not a terminal (or with --json).
  */
-import { ParseArgsConfig } from 'node:util';
 import { Tracer } from '../../../tracer';
 import { start, stopRequested } from '../../lifecycle';
-import { COMMON_HELP, CommonOptions, flowTraceOptions, integer, parseCommand, stdoutOnly, UsageError } from '../../options';
+import { COMMON_HELP, flowTraceOptions, parseCommand, stdoutOnly } from '../../options';
+import { TOP_OPTIONS, TopOptions, topOptions } from '../../view-options';
 import { runScreen } from './live';
 import { runReports } from './plain-reports';
-import { TopIo, TopOptions, TopSession } from './session';
+import { TopIo, TopSession } from './session';
 
-export type { TopIo, TopOptions, TopSession } from './session';
+export type { TopIo, TopSession } from './session';
 
 export const TOP_USAGE = `Usage: nettrace top [options] [FILTER]
 
@@ -31,17 +31,6 @@ Options:
   -c, --count N       stop after N refreshes
   -d, --duration SEC  stop after SEC seconds
 ${COMMON_HELP}`;
-
-export const TOP_OPTIONS: NonNullable<ParseArgsConfig['options']> = { interval: { type: 'string', short: 'i' }, rows: { type: 'string' }, numeric: { type: 'boolean', short: 'n' } };
-
-export function topOptions(common: CommonOptions, values: Record<string, unknown>): TopOptions {
-  const text = values.interval === undefined ? '1' : String(values.interval);
-  const seconds = Number(text);
-  if (!/^\d+(\.\d+)?$/.test(text) || seconds < 0.1 || seconds > 3600) {
-    throw new UsageError(`--interval must be a number of seconds from 0.1 to 3600, not '${text}'`);
-  }
-  return { ...common, intervalMs: seconds * 1000, rows: integer('--rows', values.rows, 1, 1_000_000) ?? 100 };
-}
 
 const processIo = (): TopIo => ({ output: process.stdout, input: process.stdin, errors: process.stderr });
 
