@@ -3,7 +3,7 @@
  * the addon, and offers them as a cursor (fast, no objects) or as an async
  * iterable of typed events.
  */
-import { RecordCursor } from './decode';
+import { RecordCursor } from './record-cursor';
 import { fromNative, NettraceError } from './errors';
 import { Clock, NettraceEvent } from './events';
 import { EventMaker } from './enrich';
@@ -13,7 +13,7 @@ import { CgroupResolver } from './flows/cgroups';
 import { NatResolver } from './flows/nat';
 import { FlowSnapshot, flowSnapshot } from './flows/rollup';
 import { Flow, FlowTableOptions } from './flows/table';
-import { ResolvedNetns, resolveNetns } from './netns';
+import { ResolvedNetns, resolveNetns } from './netns-target';
 import { KernelFilter, KernelIds, native, NativeHook, NativeStats, NativeTracer } from './native';
 import { RawSteering } from './steering/types';
 

@@ -3,7 +3,7 @@
  * this same process, with what the tracer captured of it, what it cost in BPF
  * run time, CPU and memory, and a time series of rate and connect latency.
  */
-import { RecordCursor } from '../decode';
+import { RecordCursor } from '../record-cursor';
 import { fromNative } from '../errors';
 import { Clock, toEvent } from '../events';
 import { FlowTable } from '../flows/table';

@@ -1,31 +1,7 @@
-/** `nettrace flows`: every TCP and UDP socket now, as `ss -tuanp` shows them, with bytes and RTT. */
-import { flowSnapshot } from '../flows/rollup';
-import { encodeItems } from '../proto/stream';
-import { Output } from './output';
-import { statsRecord, streamHeader } from './protobuf';
-import { routedFlows } from '../flows/monitor';
+/** Flows as an `ss -tuanp` table, for `nettrace flows`, the flows of a route, and decoded snapshots. */
 import { Flow } from '../flows/table';
-import { Tracer } from '../tracer';
 import { printable } from './render';
-import { bytes, endpoint, ssState, table } from './table';
-import { CommonOptions } from './options';
-
-export interface FlowsOptions extends CommonOptions {
-  listening: boolean;
-  all: boolean;
-}
-
-/** As ss -l takes it: TCP listeners, and UDP sockets that are bound but not connected (UNCONN). */
-function listening(f: Flow): boolean {
-  return f.state === 'LISTEN' || (f.proto === 'udp' && f.state === 'CLOSE' && f.closed === null);
-}
-
-export function selectFlows(flows: Flow[], o: FlowsOptions): Flow[] {
-  return flows
-    .filter((f) => (o.all ? true : o.listening ? listening(f) : !listening(f) && f.state !== 'CLOSE'))
-    .filter((f) => o.match(f))
-    .sort((a, b) => a.sport - b.sport || a.dport - b.dport);
-}
+import { bytes, endpoint, ssState, table } from './text-table';
 
 /** Under an unconnected UDP socket, one line per remote endpoint it exchanged the most with. */
 function peerLines(f: Flow, netid: boolean): string[][] {
@@ -74,21 +50,4 @@ export function renderFlows(flows: Flow[], listening: boolean, netid = false): s
   ], ...peerLines(f, netid)]);
   // a peer's line leaves the columns after Process empty
   return table(header, rows.map((r) => [...r, ...new Array<string>(header.length - r.length).fill('')]));
-}
-
-export async function flowsCommand(o: FlowsOptions, tracer: Tracer, out: Output): Promise<void> {
-  const now = Date.now();
-  const routed = await routedFlows(tracer);
-  routed.routes.close();
-  const nat = routed.nat;
-  if (nat.stats.failed > 0) {
-    const why = [...nat.failures].map(([reason, n]) => `${reason} (${n})`).join('; ');
-    process.stderr.write(`nettrace: ${nat.stats.failed} conntrack look-ups failed, those flows show no translation: ${why}\n`);
-  }
-  const flows = selectFlows(routed.flows, o);
-  await tracer.stop();
-  if (o.format === 'protobuf') out.write(encodeItems([streamHeader('flows'), flowSnapshot(flows, now), statsRecord(tracer)]));
-  else if (o.json) out.write(flows.map((f) => JSON.stringify(f)).join('\n') + (flows.length ? '\n' : ''));
-  else out.write(renderFlows(flows, o.listening, o.protos.length > 1) + '\n');
-  await out.close();
 }

@@ -5,14 +5,15 @@
  * whose locality stays low.
  */
 import { ParseArgsConfig } from 'node:util';
-import { FlowMonitor } from '../flows/monitor';
-import { SteeringMonitor } from '../steering/monitor';
-import { CpuCounts, SteeringEvent, SteeringGroup, SteeringReport } from '../steering/types';
-import { Tracer } from '../tracer';
-import { CommonOptions, UsageError } from './options';
-import { printable } from './render';
-import { endpoint, table } from './table';
-import { TOP_OPTIONS, topOptions } from './top';
+import { FlowMonitor } from '../../flows/monitor';
+import { SteeringMonitor } from '../../steering/monitor';
+import { CpuCounts, SteeringEvent, SteeringGroup, SteeringReport } from '../../steering/types';
+import { Tracer } from '../../tracer';
+import { start, stopRequested } from '../lifecycle';
+import { COMMON_HELP, CommonOptions, flowTraceOptions, parseCommand, UsageError } from '../options';
+import { printable } from '../render';
+import { endpoint, table } from '../text-table';
+import { TOP_OPTIONS, topOptions } from '../view-options';
 
 export const STEERING_OPTIONS: NonNullable<ParseArgsConfig['options']> = {
   ...TOP_OPTIONS,
@@ -140,4 +141,19 @@ export function steeringCommand(o: SteeringCliOptions, tracer: Tracer, done: (co
   };
   const timer = setInterval(report, o.intervalMs);
   return () => clearInterval(timer);
+}
+
+/** `nettrace steering [options] [FILTER]`: reports until --count, --duration or a signal. */
+export function runSteering(argv: string[]): void {
+  const { common, values } = parseCommand(argv, STEERING_OPTIONS);
+  if (common.help) return void process.stdout.write(STEERING_USAGE(COMMON_HELP) + '\n');
+  const o = steeringOptions(common, values);
+  const stop = stopRequested(common);
+  const tracer = start({ ...flowTraceOptions(common), steering: true });
+  const done = (code: number): void => void tracer.stop().then(() => process.exit(code));
+  const cancel = steeringCommand(o, tracer, done);
+  void stop.then(() => {
+    cancel();
+    done(0);
+  });
 }

@@ -1,9 +1,12 @@
 /** What the person at `nettrace top` has chosen, and how each key changes it. No I/O: the screen follows from it. */
-import { compile, FilterSyntaxError, parseFilter, subjectOf } from '../../filter';
-import { Flow } from '../../flows/table';
-import { TCP_STATES } from '../../tcp';
+import { compile } from '../../../filter/compile';
+import { FilterSyntaxError } from '../../../filter/error';
+import { parseFilter } from '../../../filter/parse';
+import { subjectOf } from '../../../filter/subject';
+import { Flow } from '../../../flows/table';
+import { TCP_STATES } from '../../../tcp';
 import { Key } from './input';
-import { Grouping, SORT_KEYS, SortKey } from './model';
+import { Grouping, SORT_KEYS, SortKey } from './view-model';
 import { Pane, PANES } from './panes';
 
 export interface TopUi {

@@ -3,7 +3,7 @@
  * then spare room goes to the most important ones, and every cell is escaped
  * and cut to its width so no text can reach past its box.
  */
-import { printable } from '../render';
+import { printable } from '../../render';
 
 export interface Column<T> {
   title: string;

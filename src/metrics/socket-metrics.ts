@@ -2,10 +2,11 @@
  * Socket metrics of a running Tracer: opens, accepts, closes, refused connects and
  * resets per process from the event stream; bytes and retransmits per process,
  * per remote host, per output interface and per gateway, sockets by state, and
- * UDP datagrams and drops, from the flow table (TCP and UDP), which a kernel
+ * UDP datagrams and drops, and (with serve --steering) receive steering's
+ * segments and locality, from the flow table (TCP and UDP), which a kernel
  * snapshot refreshes every `refreshMs`.
  */
-import { RecordCursor } from '../decode';
+import { RecordCursor } from '../record-cursor';
 import { CommNames } from '../flows/comm-names';
 import { FlowMonitor } from '../flows/monitor';
 import { CgroupResolver } from '../flows/cgroups';

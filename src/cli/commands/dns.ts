@@ -1,13 +1,14 @@
 /** `nettrace dns`: every DNS lookup a process makes, one line (or JSON object) per query. */
-import { Clock, DnsEvent } from '../events';
-import { DnsLookups } from '../dns/lookups';
-import { Kind } from '../layout';
-import { Tracer } from '../tracer';
-import { CommonOptions, integer } from './options';
-import { Output } from './output';
-import { eventLine, HEADER } from './render';
-import { streamHeader } from './protobuf';
-import { encodeItems } from '../proto/stream';
+import { Clock, DnsEvent } from '../../events';
+import { DnsLookups } from '../../dns/lookups';
+import { Kind } from '../../layout';
+import { Tracer } from '../../tracer';
+import { fail, start, stopRequested } from '../lifecycle';
+import { COMMON_HELP, CommonOptions, integer, parseCommand, traceOptions } from '../options';
+import { openOutput, Output } from '../output';
+import { eventLine, HEADER } from '../render';
+import { streamHeader } from '../protobuf';
+import { encodeItems } from '../../proto/stream';
 
 export const DNS_OPTIONS = { timeout: { type: 'string' } } as const;
 
@@ -78,4 +79,24 @@ export function dnsCommand(o: DnsOptions, tracer: Tracer, out: Output, done: (co
     });
   };
   return end;
+}
+
+/** `nettrace dns [--timeout MS] [options] [FILTER]`: exits 1 when the dns hook is off. */
+export function runDns(argv: string[]): void {
+  const { common, values } = parseCommand(argv, DNS_OPTIONS);
+  if (common.help) return void process.stdout.write(DNS_USAGE(COMMON_HELP) + '\n');
+  const o = dnsOptions(common, values);
+  const stop = stopRequested(common);
+  const tracer = start({ ...traceOptions(common), events: ['dns'], trackSockets: false });
+  if (!tracer.dnsEnabled) {
+    const why = tracer.hooks.find((h) => h.name === 'dns')?.detail ?? 'not attached';
+    return void tracer.stop().then(() => fail(`nettrace dns needs the dns hook, which is off: ${why}`, 1));
+  }
+  openOutput(common.output).then(
+    (out) => {
+      const end = dnsCommand(o, tracer, out, (code) => process.exit(code));
+      void Promise.race([stop, out.gone, tracer.done]).then(end);
+    },
+    (e) => void tracer.stop().then(() => fail(e instanceof Error ? e.message : String(e), 1)),
+  );
 }

@@ -1,18 +1,19 @@
 /** `nettrace top` when stdout is not a terminal: one plain snapshot per interval, no escape sequences. */
-import { FlowMonitor } from '../../flows/monitor';
-import { CgroupResolver } from '../../flows/cgroups';
-import { NatResolver, NatStats } from '../../flows/nat';
-import { flowSnapshot } from '../../flows/rollup';
-import { RouteResolver } from '../../flows/routes';
-import { encodeItems } from '../../proto/stream';
-import { statsRecord, streamHeader } from '../protobuf';
-import { Tracer } from '../../tracer';
-import { printable } from '../render';
-import { table } from '../table';
+import { FlowMonitor } from '../../../flows/monitor';
+import { CgroupResolver } from '../../../flows/cgroups';
+import { NatResolver, NatStats } from '../../../flows/nat';
+import { flowSnapshot } from '../../../flows/rollup';
+import { RouteResolver } from '../../../flows/routes';
+import { encodeItems } from '../../../proto/stream';
+import { statsRecord, streamHeader } from '../../protobuf';
+import { Tracer } from '../../../tracer';
+import { printable } from '../../render';
+import { table } from '../../text-table';
 import { Column } from './columns';
-import { buildModel, TopModel } from './model';
+import { buildModel, TopModel } from './view-model';
 import { CONNECTION_COLUMNS, CONTAINER_COLUMNS, GATEWAY_COLUMNS, HOST_COLUMNS, INTERFACE_COLUMNS, PANE_TITLES, PROCESS_COLUMNS, rate } from './panes';
-import { messageOf, TopIo, TopOptions, TopSession } from './session';
+import { TopOptions } from '../../view-options';
+import { messageOf, TopIo, TopSession } from './session';
 
 export interface TopReport {
   ts: number;

@@ -1,6 +1,6 @@
 /** What `nettrace top` shows, derived from a frozen copy of the flow table: the three views and their totals. */
-import { Flow } from '../../flows/table';
-import { rollup, Rollup, routeRollups, RouteRollup } from '../../flows/rollup';
+import { Flow } from '../../../flows/table';
+import { rollup, Rollup, routeRollups, RouteRollup } from '../../../flows/rollup';
 
 export type SortKey = 'rate' | 'bytes' | 'name';
 export const SORT_KEYS: readonly SortKey[] = ['rate', 'bytes', 'name'];

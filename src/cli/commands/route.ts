@@ -4,15 +4,16 @@
  * both in nettrace's own network namespace (run them under `ip netns exec NS` for another).
  */
 import net from 'node:net';
-import { routedFlows } from '../flows/monitor';
-import { prefixText, protocolName, routeKey, scopeName, tableName, typeName } from '../flows/route-names';
-import { RouteResolver } from '../flows/routes';
-import { Flow } from '../flows/table';
-import { NativeRoute } from '../native';
-import { Tracer } from '../tracer';
-import { renderFlows } from './flows';
-import { CommonOptions, UsageError } from './options';
-import { bytes, table } from './table';
+import { routedFlows } from '../../flows/monitor';
+import { prefixText, protocolName, routeKey, scopeName, tableName, typeName } from '../../flows/route-names';
+import { RouteResolver } from '../../flows/routes';
+import { Flow } from '../../flows/table';
+import { NativeRoute } from '../../native';
+import { Tracer } from '../../tracer';
+import { oneShot } from '../lifecycle';
+import { CommonOptions, parseCommand, UsageError } from '../options';
+import { renderFlows } from '../render-flows';
+import { bytes, table } from '../text-table';
 
 export const ROUTE_USAGE = `Usage: nettrace route ADDR [options] [FILTER]
 
@@ -151,4 +152,20 @@ function renderRoutes(rows: RouteRow[]): string {
     bytes(r.rx_bytes),
   ]);
   return table(header, cells);
+}
+
+/** `nettrace route ADDR [options] [FILTER]`. */
+export function runRoute(argv: string[]): void {
+  const addr = argv[0]?.startsWith('-') ? undefined : argv[0];
+  const { common } = parseCommand(addr === undefined ? argv : argv.slice(1));
+  if (common.help) return void process.stdout.write(ROUTE_USAGE + '\n');
+  checkAddress(addr);
+  oneShot(common, (tracer) => routeCommand(addr!, common, tracer));
+}
+
+/** `nettrace routes [-a] [options] [FILTER]`. */
+export function runRoutes(argv: string[]): void {
+  const { common, values } = parseCommand(argv, { all: { type: 'boolean', short: 'a' } });
+  if (common.help) return void process.stdout.write(ROUTES_USAGE + '\n');
+  oneShot(common, (tracer) => routesCommand((values.all as boolean) ?? false, common, tracer));
 }

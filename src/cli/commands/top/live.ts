@@ -2,16 +2,17 @@
  * The full-screen form of `nettrace top`: redraws every interval, on each key
  * and on resize, and gives the terminal back on every way out.
  */
-import { FlowMonitor } from '../../flows/monitor';
-import { CgroupResolver } from '../../flows/cgroups';
-import { NatResolver } from '../../flows/nat';
-import { RouteResolver } from '../../flows/routes';
-import { Flow } from '../../flows/table';
-import { Tracer } from '../../tracer';
+import { FlowMonitor } from '../../../flows/monitor';
+import { CgroupResolver } from '../../../flows/cgroups';
+import { NatResolver } from '../../../flows/nat';
+import { RouteResolver } from '../../../flows/routes';
+import { Flow } from '../../../flows/table';
+import { Tracer } from '../../../tracer';
 import { Key } from './input';
-import { buildModel } from './model';
+import { buildModel } from './view-model';
 import { renderScreen } from './screen';
-import { messageOf, TopIo, TopOptions, TopSession } from './session';
+import { TopOptions } from '../../view-options';
+import { messageOf, TopIo, TopSession } from './session';
 import { AnsiTerminal } from './terminal';
 import { applyKey, initialUi, TopUi } from './ui';
 

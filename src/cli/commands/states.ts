@@ -7,12 +7,27 @@
  * snapshot. Only a filter the kernel cannot decide exactly (an owner, or an
  * expression) makes it take a state record per transition and count them here.
  */
-import { Kind } from '../layout';
-import { FlowMonitor } from '../flows/monitor';
-import { decodeSnapshot } from '../flows/snapshot';
-import { stateName, TcpState } from '../tcp';
-import { TraceOptions, Tracer } from '../tracer';
-import { CommonOptions, traceOptions } from './options';
+import { Kind } from '../../layout';
+import { FlowMonitor } from '../../flows/monitor';
+import { decodeSnapshot } from '../../flows/snapshot';
+import { stateName, TcpState } from '../../tcp';
+import { TraceOptions, Tracer } from '../../tracer';
+import { start, stopRequested } from '../lifecycle';
+import { COMMON_HELP, CommonOptions, parseCommand, stdoutOnly, traceOptions, UsageError } from '../options';
+
+export const STATES_USAGE = `Usage: nettrace states [options] [FILTER]
+
+The TCP state histogram, live, with transitions per second between states.
+TCP only: UDP sockets have no states (see nettrace flows -u). The kernel counts
+the transitions and the histogram comes from a socket snapshot, so no record
+is made per transition; a filter on owners (pid, comm) or an expression makes
+it take a record per transition instead (--port, -4 and -6 do not).
+
+Options:
+  -i, --interval SEC  seconds between reports (default 1)
+  -c, --count N       stop after N reports
+  -d, --duration SEC  stop after SEC seconds
+${COMMON_HELP}`;
 
 export interface StatesOptions extends CommonOptions {
   intervalMs: number;
@@ -148,4 +163,21 @@ export function statesCommand(o: StatesOptions, tracer: Tracer, done: (code: num
   report();
   if (!ended) timer = setInterval(report, o.intervalMs);
   return end;
+}
+
+/** `nettrace states [options] [FILTER]`: reports until --count, --duration or a signal. */
+export function runStates(argv: string[]): void {
+  const { common, values } = parseCommand(argv, { interval: { type: 'string', short: 'i' } });
+  if (common.help) return void process.stdout.write(STATES_USAGE + '\n');
+  stdoutOnly('states', common);
+  const interval = values.interval === undefined ? 1 : Number(values.interval);
+  if (values.interval !== undefined && !(/^\d+(\.\d+)?$/.test(String(values.interval)) && interval >= 0.1 && interval <= 3600)) {
+    throw new UsageError(`--interval must be a number of seconds from 0.1 to 3600, not '${values.interval}'`);
+  }
+  if (!common.protos.includes('tcp')) throw new UsageError('states is TCP only: UDP sockets have no states (try nettrace flows -u)');
+  const stop = stopRequested(common);
+  const tracer = start(statesTraceOptions(common));
+  const done = (code: number): void => void tracer.stop().then(() => process.exit(code));
+  const end = statesCommand({ ...common, intervalMs: interval * 1000 }, tracer, done);
+  void stop.then(() => end(0));
 }

@@ -1,11 +1,4 @@
-/** What every form of `nettrace top` shares: its options, its streams, and how it ends. */
-import { CommonOptions } from '../options';
-
-export interface TopOptions extends CommonOptions {
-  intervalMs: number;
-  /** Connections each report lists when stdout is not a terminal: the busiest, in the sort's order. */
-  rows: number;
-}
+/** What every form of `nettrace top` shares: its streams, and how it ends. */
 
 /** Where the view reads keys and writes: the process's own streams, or a test's stand-ins. */
 export interface TopIo {

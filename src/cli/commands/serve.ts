@@ -3,10 +3,13 @@
  * /healthz), optionally pushed over OTLP too, until a signal stops it.
  */
 import { ParseArgsConfig } from 'node:util';
-import { DEFAULT_METRICS_PORT, MetricsServer, NettraceMetrics, OtlpSink, parseListen, startMetricsServer } from '../metrics';
-import { watchNetns } from '../netns';
-import { Tracer } from '../tracer';
-import { COMMON_HELP, CommonOptions, integer, UsageError } from './options';
+import { OtlpSink } from '../../metrics/otlp';
+import { NettraceMetrics } from '../../metrics/registry';
+import { DEFAULT_METRICS_PORT, MetricsServer, parseListen, startMetricsServer } from '../../metrics/server';
+import { watchNetns } from '../../netns-target';
+import { Tracer } from '../../tracer';
+import { fail, start, stopRequested, summary } from '../lifecycle';
+import { COMMON_HELP, CommonOptions, flowTraceOptions, integer, parseCommand, UsageError } from '../options';
 
 export const SERVE_USAGE = `Usage: nettrace serve [--listen HOST:PORT] [--otlp URL] [options] [FILTER]
 
@@ -110,4 +113,27 @@ export async function serveCommand(o: ServeOptions, tracer: Tracer, errors: Node
       metrics.close();
     },
   };
+}
+
+/** `nettrace serve [options] [FILTER]`: serves until a signal, --duration, or the tracer fails (exit 1). */
+export function runServe(argv: string[]): void {
+  const { common, values } = parseCommand(argv, SERVE_OPTIONS);
+  if (common.help) return void process.stdout.write(SERVE_USAGE + '\n');
+  const o = serveOptions(common, values);
+  const stop = stopRequested(common);
+  const tracer = start({ ...flowTraceOptions(common), steering: o.steering });
+  const end = (code: number, message?: string): Promise<never> =>
+    tracer.stop().then(() => (message ? fail(message, code) : process.exit(code)));
+  serveCommand(o, tracer).then(
+    (session) => {
+      void Promise.race([stop, tracer.done]).then(() =>
+        session.stop().then(() => {
+          process.stderr.write(summary(tracer, tracer.stats().records, new Map(), 0, false));
+          const failure = tracer.error;
+          return failure ? end(1, failure instanceof Error ? failure.message : String(failure)) : end(0);
+        }),
+      );
+    },
+    (e) => end(1, e instanceof Error ? e.message : String(e)),
+  );
 }

@@ -4,9 +4,9 @@
  * without a terminal. Every line is exactly `width` characters of printable
  * ASCII and there are exactly `height` lines.
  */
-import { printable } from '../render';
+import { printable } from '../../render';
 import { fit, headerLine, placeColumns, rowLine } from './columns';
-import { TopModel } from './model';
+import { TopModel } from './view-model';
 import { Pane, PANE_TITLES, paneData, PANES, paneTitleOf, rate } from './panes';
 import { TopUi } from './ui';
 

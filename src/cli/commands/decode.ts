@@ -4,12 +4,15 @@
  */
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
-import { StreamItem } from '../proto/codec';
-import { DecodeError, StreamDecoder } from '../proto/stream';
-import { renderFlows } from './flows';
-import { eventLine, HEADER, printable } from './render';
-import { table } from './table';
-import { Rollup } from '../flows/rollup';
+import { parseArgs } from 'node:util';
+import { StreamItem } from '../../proto/codec';
+import { DecodeError, StreamDecoder } from '../../proto/stream';
+import { eventLine, HEADER, printable } from '../render';
+import { table } from '../text-table';
+import { Rollup } from '../../flows/rollup';
+import { fail } from '../lifecycle';
+import { UsageError } from '../options';
+import { renderFlows } from '../render-flows';
 
 export const DECODE_USAGE = `Usage: nettrace decode [--json] [FILE|-]
 
@@ -98,4 +101,28 @@ export function openInput(file: string | undefined): Readable {
     throw new Error(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code}`);
   }
   return fs.createReadStream('', { fd });
+}
+
+/** `nettrace decode [--json] [FILE|-]`: exits 0 on a whole stream, 2 at the first bad frame. */
+export function runDecode(argv: string[]): void {
+  let values: { json?: boolean; help?: boolean };
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }));
+  } catch (e) {
+    throw new UsageError((e instanceof Error ? e.message : String(e)).split('\n')[0].split('. ')[0]);
+  }
+  if (values.help) return void process.stdout.write(DECODE_USAGE + '\n');
+  if (positionals.length > 1) throw new UsageError(`decode reads one stream, not ${positionals.length}`);
+  let input;
+  try {
+    input = openInput(positionals[0]);
+  } catch (e) {
+    fail(e instanceof Error ? e.message : String(e), 2);
+  }
+  process.stdout.on('error', () => process.exit(0)); // the reader went away: nothing left to do
+  void decodeStream(input, (text) => process.stdout.write(text), values.json ?? false).then(({ code, message }) => {
+    if (message) process.stderr.write(`nettrace: decode: ${message}\n`);
+    process.stdout.write('', () => process.exit(code));
+  });
 }

@@ -2,14 +2,14 @@
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { enableBpfStats } from '../bench/bpfstats';
-import { churnRound, RoundResult, TraceMode } from '../bench/churn';
-import { createVethPair, VethPair } from '../bench/netns';
-import { reportHtml, reportSvg } from '../bench/report';
-import { ModeSummary, Spread, summarize } from '../bench/summary';
-import { ChurnOptions } from '../bench/generator';
-import { argsError, integer, seconds, UsageError } from './options';
-import { table } from './table';
+import { enableBpfStats } from '../../bench/bpfstats';
+import { churnRound, RoundResult, TraceMode } from '../../bench/churn';
+import { createVethPair, VethPair } from '../../bench/netns';
+import { reportHtml, reportSvg } from '../../bench/report';
+import { ModeSummary, Spread, summarize } from '../../bench/summary';
+import { ChurnOptions } from '../../bench/generator';
+import { argsError, integer, seconds, UsageError } from '../options';
+import { table } from '../text-table';
 
 export const BENCH_USAGE = `Usage: nettrace bench churn [options]
 

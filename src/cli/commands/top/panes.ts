@@ -1,9 +1,9 @@
 /** The three views of `nettrace top` and their columns, shared by the screen and the plain-text report. */
-import { Rollup, RouteRollup } from '../../flows/rollup';
-import { Flow } from '../../flows/table';
-import { bytes, endpoint, ssState } from '../table';
+import { Rollup, RouteRollup } from '../../../flows/rollup';
+import { Flow } from '../../../flows/table';
+import { bytes, endpoint, ssState } from '../../text-table';
 import { Column } from './columns';
-import { TopModel } from './model';
+import { TopModel } from './view-model';
 
 export type Pane = 'processes' | 'hosts' | 'connections';
 export const PANES: readonly Pane[] = ['processes', 'hosts', 'connections'];
