@@ -9,9 +9,9 @@ mod conntrack;
 mod credits;
 mod drain;
 mod errors;
+mod load;
 mod load_failure;
 mod load_thread;
-mod loader;
 mod netns;
 mod ring;
 mod route;
@@ -228,9 +228,9 @@ impl NativeTracer {
         if count_states && (kf.pids.is_some() || kf.cgroups.is_some()) {
             return Err(NtError::new(Code::Invalid, "transitions are counted in the kernel without owners: a pid or cgroup condition cannot apply to them").into());
         }
-        let opts = loader::Options {
+        let opts = load::Options {
             // cgroup ids are inode numbers: JavaScript numbers hold them exactly
-            kernel_filter: loader::KernelFilter {
+            kernel_filter: load::KernelFilter {
                 family: kf.family,
                 pids: kf.pids,
                 ports,
@@ -250,14 +250,14 @@ impl NativeTracer {
             .callee_handled::<false>()
             .max_queue_size::<4>()
             .build_callback(|ctx| Ok((batch::to_js(&ctx.env, ctx.value.0)?, ctx.value.1)))?;
-        let loader::Loaded { object, links, mut hooks, snapshot, udp_snapshot, udp_peers, kernel_ids, map_ids, steering } = load_thread::load(&opts)?;
+        let load::Loaded { object, links, mut hooks, snapshot, udp_snapshot, udp_peers, kernel_ids, map_ids, steering } = load_thread::load(&opts)?;
         compat::annotate(&mut hooks);
         let state_counts = match count_states {
-            true => Some(loader::map_handle(&object, "state_counts")?),
+            true => Some(load::map_handle(&object, "state_counts")?),
             false => None,
         };
         let dns_counts = match hooks.iter().any(|h| h.name == "dns" && h.status == "attached") {
-            true => Some(loader::map_handle(&object, "dns_counts")?),
+            true => Some(load::map_handle(&object, "dns_counts")?),
             false => None,
         };
         let hooks = hooks
@@ -337,7 +337,7 @@ impl NativeTracer {
             (_, None) => return Err(NtError::new(Code::Invalid, "transitions are counted only with countStates").into()),
             (_, Some(map)) => map,
         };
-        Ok(loader::percpu_sums(map).into_iter().map(|n| n as f64).collect())
+        Ok(load::percpu_sums(map).into_iter().map(|n| n as f64).collect())
     }
 
     /// What the dns hook counted since tracing began: [messages copied to the ring,
@@ -347,7 +347,7 @@ impl NativeTracer {
         match (&self.drain, &self.dns_counts) {
             (None, _) => Err(NtError::new(Code::Invalid, "the tracer is stopped").into()),
             (_, None) => Ok(vec![0.0, 0.0]),
-            (_, Some(map)) => Ok(loader::percpu_sums(map).into_iter().map(|n| n as f64).collect()),
+            (_, Some(map)) => Ok(load::percpu_sums(map).into_iter().map(|n| n as f64).collect()),
         }
     }
 
