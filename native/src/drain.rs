@@ -14,7 +14,7 @@ use libbpf_rs::MapCore;
 use libbpf_rs::{Link, Object};
 
 use crate::batch::{Batch, Pool};
-use crate::load::{prog_ids, read_evictions, read_hook_runs, read_percpu_sum};
+use crate::maps::{prog_ids, read_evictions, read_hook_runs, read_percpu_sum};
 use crate::ring::Ring;
 
 /// More than any record takes (struct nt_udp, the largest, is 168 bytes).

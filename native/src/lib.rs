@@ -9,10 +9,15 @@ mod conntrack;
 mod credits;
 mod drain;
 mod errors;
+mod hooks;
+mod kernel;
+mod libbpf_log;
 mod load;
 mod load_failure;
 mod load_thread;
+mod maps;
 mod netns;
+mod options;
 mod ring;
 mod route;
 mod settings;
@@ -228,9 +233,9 @@ impl NativeTracer {
         if count_states && (kf.pids.is_some() || kf.cgroups.is_some()) {
             return Err(NtError::new(Code::Invalid, "transitions are counted in the kernel without owners: a pid or cgroup condition cannot apply to them").into());
         }
-        let opts = load::Options {
+        let opts = options::Options {
             // cgroup ids are inode numbers: JavaScript numbers hold them exactly
-            kernel_filter: load::KernelFilter {
+            kernel_filter: options::KernelFilter {
                 family: kf.family,
                 pids: kf.pids,
                 ports,
@@ -253,11 +258,11 @@ impl NativeTracer {
         let load::Loaded { object, links, mut hooks, snapshot, udp_snapshot, udp_peers, kernel_ids, map_ids, steering } = load_thread::load(&opts)?;
         compat::annotate(&mut hooks);
         let state_counts = match count_states {
-            true => Some(load::map_handle(&object, "state_counts")?),
+            true => Some(maps::map_handle(&object, "state_counts")?),
             false => None,
         };
         let dns_counts = match hooks.iter().any(|h| h.name == "dns" && h.status == "attached") {
-            true => Some(load::map_handle(&object, "dns_counts")?),
+            true => Some(maps::map_handle(&object, "dns_counts")?),
             false => None,
         };
         let hooks = hooks
@@ -337,7 +342,7 @@ impl NativeTracer {
             (_, None) => return Err(NtError::new(Code::Invalid, "transitions are counted only with countStates").into()),
             (_, Some(map)) => map,
         };
-        Ok(load::percpu_sums(map).into_iter().map(|n| n as f64).collect())
+        Ok(maps::percpu_sums(map).into_iter().map(|n| n as f64).collect())
     }
 
     /// What the dns hook counted since tracing began: [messages copied to the ring,
@@ -347,7 +352,7 @@ impl NativeTracer {
         match (&self.drain, &self.dns_counts) {
             (None, _) => Err(NtError::new(Code::Invalid, "the tracer is stopped").into()),
             (_, None) => Ok(vec![0.0, 0.0]),
-            (_, Some(map)) => Ok(load::percpu_sums(map).into_iter().map(|n| n as f64).collect()),
+            (_, Some(map)) => Ok(maps::percpu_sums(map).into_iter().map(|n| n as f64).collect()),
         }
     }
 

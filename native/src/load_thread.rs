@@ -11,7 +11,8 @@
 //! its signals and handles them as usual.
 
 use crate::errors::{Code, NtError};
-use crate::load::{self, Loaded, Options};
+use crate::load::{self, Loaded};
+use crate::options::Options;
 
 pub fn load(opts: &Options) -> Result<Loaded, NtError> {
     std::thread::scope(|scope| {
