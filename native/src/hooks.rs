@@ -7,6 +7,7 @@ use libbpf_rs::libbpf_sys::{BTF_KIND_FUNC, BTF_KIND_STRUCT, BTF_KIND_TYPEDEF};
 
 use crate::kernel::{cgroup2_mount, ensure_tracefs, Kernel};
 use crate::options::Options;
+use crate::skel::types::nt_kind;
 
 /// How a hook stands once loaded, as `tracer.hooks` lists it.
 pub struct Hook {
@@ -45,7 +46,7 @@ pub const HOOKS: &[HookDef] = &[
         needs: |k| k.has_type("btf_trace_inet_sock_set_state", BTF_KIND_TYPEDEF)
             .then_some(()).ok_or_else(|| "this kernel's BTF has no inet_sock_set_state tracepoint (Linux 4.16+)".into()),
     }] },
-    HookDef { name: "accept", on_request: false, needed: |o| o.track || o.wants(3), ways: &[
+    HookDef { name: "accept", on_request: false, needed: |o| o.track || o.wants(nt_kind::NT_ACCEPT), ways: &[
         Way {
             programs: &["on_accept_fexit"], attach: "fexit/inet_csk_accept", feature: Some("fexit"),
             needs: |k| k.has_type("inet_csk_accept", BTF_KIND_FUNC)
@@ -67,7 +68,7 @@ pub const HOOKS: &[HookDef] = &[
         needs: |k| (k.has_type("bpf_iter__tcp", BTF_KIND_STRUCT) && k.has_type("bpf_iter__udp", BTF_KIND_STRUCT))
             .then_some(()).ok_or_else(|| "this kernel has no iter/tcp and iter/udp BPF iterators (Linux 5.9+)".into()),
     }] },
-    HookDef { name: "udp", on_request: false, needed: |o| o.track || o.wants(5), ways: &[
+    HookDef { name: "udp", on_request: false, needed: |o| o.track || o.wants(nt_kind::NT_UDP), ways: &[
         Way {
             programs: &["udp_create", "udp_release", "udp_sendto4", "udp_sendto6", "udp_recvfrom4", "udp_recvfrom6",
                 "udp_sent", "udp_received"],
@@ -86,7 +87,7 @@ pub const HOOKS: &[HookDef] = &[
             needs: udp_counting,
         },
     ] },
-    HookDef { name: "dns", on_request: false, needed: |o| o.wants(6), ways: &[Way {
+    HookDef { name: "dns", on_request: false, needed: |o| o.wants(nt_kind::NT_DNS), ways: &[Way {
         programs: &["dns_egress", "dns_ingress"],
         attach: "cgroup_skb/egress and cgroup_skb/ingress at the cgroup v2 root",
         feature: None,

@@ -2,6 +2,7 @@
 //! on its own thread and hands JavaScript whole batches of raw records.
 
 mod batch;
+mod bpf;
 mod bpfstats;
 mod churn;
 mod compat;
@@ -21,6 +22,7 @@ mod options;
 mod ring;
 mod route;
 mod settings;
+mod skel;
 mod sink;
 mod steering;
 
@@ -35,6 +37,7 @@ use crate::batch::Batch;
 use crate::drain::{Counters, Drain};
 use crate::errors::{Code, NtError};
 use crate::sink::{BatchFn, JsSink};
+use crate::skel::types::nt_kind;
 
 /// What the kernel checks before sending a record: each given field must hold.
 #[napi(object)]
@@ -183,7 +186,7 @@ impl NativeTracer {
             })?,
         };
         let track = options.track_sockets.unwrap_or(true);
-        if !track && events & !(settings::event_bit(5) | settings::event_bit(6)) != 0 {
+        if !track && events & !(settings::event_bit(nt_kind::NT_UDP) | settings::event_bit(nt_kind::NT_DNS)) != 0 {
             return Err(NtError::new(Code::Invalid, "state, connect, accept and close records need the socket table (trackSockets)").into());
         }
         let count_states = options.count_states.unwrap_or(false);
@@ -212,14 +215,14 @@ impl NativeTracer {
             .callee_handled::<false>()
             .max_queue_size::<4>()
             .build_callback(|ctx| Ok((batch::to_js(&ctx.env, ctx.value.0)?, ctx.value.1)))?;
-        let load::Loaded { object, links, mut hooks, snapshot, udp_snapshot, udp_peers, kernel_ids, map_ids, steering } = load_thread::load(&opts)?;
+        let load::Loaded { bpf, links, mut hooks, snapshot, udp_snapshot, udp_peers, kernel_ids, map_ids, steering } = load_thread::load(&opts)?;
         compat::annotate(&mut hooks);
         let state_counts = match count_states {
-            true => Some(maps::map_handle(&object, "state_counts")?),
+            true => Some(maps::map_handle(&bpf.skel.maps.state_counts)?),
             false => None,
         };
         let dns_counts = match hooks.iter().any(|h| h.name == "dns" && h.status == "attached") {
-            true => Some(maps::map_handle(&object, "dns_counts")?),
+            true => Some(maps::map_handle(&bpf.skel.maps.dns_counts)?),
             false => None,
         };
         let hooks = hooks
@@ -230,7 +233,7 @@ impl NativeTracer {
         let credits = Arc::new(credits::Credits::default());
         let sink = JsSink::start(tsfn, credits.clone())
             .map_err(|e| NtError::new(Code::Kernel, format!("cannot start handing batches over: {e}")))?;
-        let drain = Drain::spawn(object, links, ring_bytes, opts.max_sockets, Duration::from_millis(flush_ms as u64), batch_bytes, counters.clone(), sink)
+        let drain = Drain::spawn(bpf, links, ring_bytes, opts.max_sockets, Duration::from_millis(flush_ms as u64), batch_bytes, counters.clone(), sink)
             .map_err(|e| NtError::new(Code::Kernel, format!("cannot start draining the ring buffer: {e}")))?;
         Ok(NativeTracer { drain: Some(drain), counters, hooks, kernel_ids, map_ids, snapshot, steering, udp_snapshot, udp_peers, state_counts, dns_counts, credits, netns })
     }

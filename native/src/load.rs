@@ -3,7 +3,10 @@
 
 use std::os::fd::AsRawFd;
 
-use libbpf_rs::{Link, MapCore, MapHandle, Object, ObjectBuilder, OpenObject};
+use libbpf_rs::skel::OpenSkel;
+use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, OpenMapMut};
+
+use crate::bpf::{Bpf, OpenBpf};
 
 use crate::errors::{Code, NtError};
 use crate::hooks::{Choice, Hook, FEATURES, HOOKS};
@@ -11,11 +14,11 @@ use crate::kernel::{cgroup_root, check_privileges, ensure_tracefs, Kernel};
 use crate::libbpf_log::LogCapture;
 use crate::load_failure::{self, Failure};
 use crate::options::{KernelFilter, Options};
-
-static OBJECT: &[u8] = include_bytes!("../../bpf/nettrace.bpf.o");
+use crate::skel::types::{nt_filter, nt_filter_flag};
+use crate::skel::{NettraceMaps, OpenNettraceSkel};
 
 pub struct Loaded {
-    pub object: Object,
+    pub bpf: Bpf,
     pub links: Vec<Link>,
     pub hooks: Vec<Hook>,
     /// The iter/tcp snapshot program's link: read on demand, not drained. None when unavailable.
@@ -65,28 +68,27 @@ pub fn load(opts: &Options) -> Result<Loaded, NtError> {
             .filter_map(|(def, c)| c.way.map(|w| def.ways[w].programs))
             .flatten().copied().collect();
         match try_load(opts, &programs) {
-            Ok((object, links, snapshots)) => {
+            Ok((bpf, links, snapshots)) => {
                 let hooks = HOOKS.iter().zip(&choices)
                     .filter(|(def, _)| !def.on_request || opts.steering)
                     .map(|(def, c)| c.hook(def)).collect();
                 let kernel_ids = links.iter().chain(&snapshots.0).chain(&snapshots.1).filter_map(|l| l.info().ok()).map(|i| (i.id, i.prog_id)).collect();
                 let steering_on = HOOKS.iter().zip(&choices).any(|(def, c)| def.name == "steering" && c.way.is_some());
                 let steering = match steering_on {
-                    true => Some(crate::steering::SteeringMaps::from_object(&object)
+                    true => Some(crate::steering::SteeringMaps::from_maps(&bpf.skel.maps)
                         .map_err(|e| NtError::new(Code::Kernel, format!("cannot open the steering maps: {e}")))?),
                     false => None,
                 };
-                let map_ids = object.maps().filter_map(|m| m.info().ok()).map(|i| i.info.id).collect();
+                let map_ids = bpf.object().maps().filter_map(|m| m.info().ok()).map(|i| i.info.id).collect();
                 let udp_peers = match HOOKS.iter().zip(&choices).any(|(def, c)| def.name == "udp" && c.way.is_some()) {
                     true => {
-                        let peers = object.maps().find(|m| m.name() == "udp_peers").expect("the object defines udp_peers");
-                        Some(MapHandle::try_from(&peers)
+                        Some(MapHandle::try_from(&bpf.skel.maps.udp_peers)
                             .map_err(|e| NtError::new(Code::Kernel, format!("cannot keep the udp_peers map: {e}")))?)
                     }
                     false => None,
                 };
                 let (snapshot, udp_snapshot) = snapshots;
-                return Ok(Loaded { object, links, hooks, snapshot, udp_snapshot, udp_peers, kernel_ids, map_ids, steering });
+                return Ok(Loaded { bpf, links, hooks, snapshot, udp_snapshot, udp_peers, kernel_ids, map_ids, steering });
             }
             // not the kernel's answer about the program: a signal cut the verifier short, so load again
             Err(f) if f.interrupted && interruptions < 3 => interruptions += 1,
@@ -112,13 +114,12 @@ pub fn load(opts: &Options) -> Result<Loaded, NtError> {
 /// The iter/tcp and iter/udp links, read on demand rather than drained.
 type Snapshots = (Option<Link>, Option<Link>);
 
-fn try_load(opts: &Options, programs: &[&str]) -> Result<(Object, Vec<Link>, Snapshots), Failure> {
+fn try_load(opts: &Options, programs: &[&str]) -> Result<(Bpf, Vec<Link>, Snapshots), Failure> {
     let log = LogCapture::start();
-    let mut open = ObjectBuilder::default()
-        .open_memory(OBJECT)
+    let mut open = OpenBpf::open()
         .map_err(|e| Failure::new(None, NtError::new(Code::Kernel, format!("cannot open nettrace's BPF object: {e}"))))?;
-    configure(&mut open, opts, programs).map_err(|error| Failure::new(None, error))?;
-    let object = match open.load() {
+    configure(&mut open.skel, opts, programs).map_err(|error| Failure::new(None, error))?;
+    let mut bpf = match open.load() {
         Ok(o) => o,
         Err(e) => {
             let lines = log.finish();
@@ -126,10 +127,10 @@ fn try_load(opts: &Options, programs: &[&str]) -> Result<(Object, Vec<Link>, Sna
         }
     };
     drop(log);
-    set_kernel_filter(&object, &opts.kernel_filter).map_err(|error| Failure::new(None, error))?;
+    set_kernel_filter(&bpf.skel.maps, &opts.kernel_filter).map_err(|error| Failure::new(None, error))?;
     let mut links = Vec::new();
     let mut snapshots: Snapshots = (None, None);
-    for prog in object.progs_mut().filter(|p| p.autoload()) {
+    for prog in bpf.object_mut().progs_mut().filter(|p| p.autoload()) {
         let name = prog.name().to_string_lossy().into_owned();
         let section = prog.section().to_string_lossy().into_owned();
         if section.starts_with("tracepoint/") {
@@ -148,80 +149,59 @@ fn try_load(opts: &Options, programs: &[&str]) -> Result<(Object, Vec<Link>, Sna
             }
         }
     }
-    Ok((object, links, snapshots))
+    Ok((bpf, links, snapshots))
 }
 
-fn configure(open: &mut OpenObject, opts: &Options, programs: &[&str]) -> Result<(), NtError> {
-    for mut map in open.maps_mut() {
-        let name = map.name().to_string_lossy().into_owned();
-        let entries = match name.as_str() {
-            "events" => opts.ring_bytes,
-            "socks" => opts.max_sockets,
-            _ => continue,
-        };
+/// Sizes the ring and the socket table, chooses the programs and writes the
+/// load-time settings, through the skeleton's types of them.
+fn configure(open: &mut OpenNettraceSkel, opts: &Options, programs: &[&str]) -> Result<(), NtError> {
+    let size = |map: &mut OpenMapMut, entries: u32| {
         map.set_max_entries(entries)
-            .map_err(|e| NtError::new(Code::Invalid, format!("cannot size map {name}: {e}")))?;
-    }
-    for mut prog in open.progs_mut() {
+            .map_err(|e| NtError::new(Code::Invalid, format!("cannot size map {}: {e}", map.name().to_string_lossy())))
+    };
+    size(&mut open.maps.events, opts.ring_bytes)?;
+    size(&mut open.maps.socks, opts.max_sockets)?;
+    for mut prog in open.open_object_mut().progs_mut() {
         let name = prog.name().to_string_lossy().into_owned();
         prog.set_autoload(programs.contains(&name.as_str()));
     }
-    let settings = [
-        ("nt_events", opts.events.to_ne_bytes().to_vec()),
-        ("nt_track", (opts.track as u32).to_ne_bytes().to_vec()),
-        ("nt_count_states", (opts.count_states as u32).to_ne_bytes().to_vec()),
-        ("nt_filter", filter_setting(&opts.kernel_filter)?.to_vec()),
-    ];
-    crate::settings::write(open, OBJECT, &settings)
-        .map_err(|e| NtError::new(Code::Kernel, format!("cannot configure nettrace's BPF object: {e}")))
+    let filter = filter_setting(&opts.kernel_filter)?;
+    let settings = open.maps.rodata_data.as_deref_mut()
+        .ok_or_else(|| NtError::new(Code::Kernel, "cannot configure nettrace's BPF object: it has no .rodata"))?;
+    settings.nt_events = opts.events;
+    settings.nt_track = opts.track as u32;
+    settings.nt_count_states = opts.count_states as u32;
+    settings.nt_filter = filter;
+    Ok(())
 }
 
-const FILTER_FAMILY: u32 = 1;
-const FILTER_PID: u32 = 2;
-const FILTER_PORT: u32 = 4;
-const FILTER_NETNS: u32 = 8;
-const FILTER_CGROUP: u32 = 16;
-
 /// `struct nt_filter`: which conditions apply, the family and the network namespace.
-fn filter_setting(f: &KernelFilter) -> Result<[u8; 16], NtError> {
-    let mut flags = 0;
-    if let Some(family) = f.family {
-        if family != 4 && family != 6 {
-            return Err(NtError::new(Code::Invalid, format!("family {family} is neither 4 nor 6")));
-        }
-        flags |= FILTER_FAMILY;
+fn filter_setting(f: &KernelFilter) -> Result<nt_filter, NtError> {
+    if let Some(family) = f.family.filter(|&family| family != 4 && family != 6) {
+        return Err(NtError::new(Code::Invalid, format!("family {family} is neither 4 nor 6")));
     }
-    if f.pids.is_some() {
-        flags |= FILTER_PID;
-    }
-    if f.ports.is_some() {
-        flags |= FILTER_PORT;
-    }
-    if f.netns.is_some() {
-        flags |= FILTER_NETNS;
-    }
-    if f.cgroups.is_some() {
-        flags |= FILTER_CGROUP;
-    }
-    let mut cfg = [0u8; 16];
-    cfg[..4].copy_from_slice(&flags.to_ne_bytes());
-    cfg[4..8].copy_from_slice(&f.family.unwrap_or(0).to_ne_bytes());
-    cfg[8..12].copy_from_slice(&f.netns.unwrap_or(0).to_ne_bytes());
-    Ok(cfg)
+    let conditions = [
+        (f.family.is_some(), nt_filter_flag::NT_FILTER_FAMILY),
+        (f.pids.is_some(), nt_filter_flag::NT_FILTER_PID),
+        (f.ports.is_some(), nt_filter_flag::NT_FILTER_PORT),
+        (f.netns.is_some(), nt_filter_flag::NT_FILTER_NETNS),
+        (f.cgroups.is_some(), nt_filter_flag::NT_FILTER_CGROUP),
+    ];
+    let flags = conditions.iter().filter(|(on, _)| *on).fold(0, |flags, (_, flag)| flags | flag.0);
+    Ok(nt_filter { flags, family: f.family.unwrap_or(0), netns: f.netns.unwrap_or(0), ..Default::default() })
 }
 
 /// The pid, port and cgroup sets of the kernel filter, filled in before anything is attached, so no record escapes it.
-fn set_kernel_filter(object: &Object, f: &KernelFilter) -> Result<(), NtError> {
-    let map = |name: &str| object.maps().find(|m| m.name() == name).expect("the object defines the filter maps");
+fn set_kernel_filter(maps: &NettraceMaps, f: &KernelFilter) -> Result<(), NtError> {
     let fail = |e: libbpf_rs::Error| NtError::new(Code::Kernel, format!("cannot set the kernel filter: {e}"));
     for pid in f.pids.iter().flatten() {
-        map("filter_pids").update(&pid.to_ne_bytes(), &[1], libbpf_rs::MapFlags::ANY).map_err(fail)?;
+        maps.filter_pids.update(&pid.to_ne_bytes(), &[1], MapFlags::ANY).map_err(fail)?;
     }
     for port in f.ports.iter().flatten() {
-        map("filter_ports").update(&port.to_ne_bytes(), &[1], libbpf_rs::MapFlags::ANY).map_err(fail)?;
+        maps.filter_ports.update(&port.to_ne_bytes(), &[1], MapFlags::ANY).map_err(fail)?;
     }
     for id in f.cgroups.iter().flatten() {
-        map("filter_cgroups").update(&id.to_ne_bytes(), &[1], libbpf_rs::MapFlags::ANY).map_err(fail)?;
+        maps.filter_cgroups.update(&id.to_ne_bytes(), &[1], MapFlags::ANY).map_err(fail)?;
     }
     Ok(())
 }

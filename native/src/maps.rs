@@ -4,19 +4,15 @@
 use std::os::fd::{AsFd, AsRawFd};
 
 use libbpf_rs::libbpf_sys;
-use libbpf_rs::{MapCore, MapHandle, Object, Program};
+use libbpf_rs::{MapCore, MapFlags, MapHandle, MapMut, Object, Program};
 
 use crate::errors::{Code, NtError};
+use crate::skel::NettraceMaps;
 
-/// Sum over CPUs of a per-CPU u64 counter.
-pub fn read_percpu_sum(object: &Object, map_name: &str, key: u32) -> u64 {
-    let Some(map) = object.maps().find(|m| m.name() == map_name) else { return 0 };
-    let key = key.to_ne_bytes();
-    match map.lookup_percpu(&key, libbpf_rs::MapFlags::ANY) {
-        Ok(Some(values)) => values
-            .iter()
-            .filter_map(|v| v.get(..8).map(|b| u64::from_ne_bytes(b.try_into().unwrap())))
-            .sum(),
+/// Sum over CPUs of entry `key` of a per-CPU u64 array.
+pub fn read_percpu_sum(map: &impl MapCore, key: u32) -> u64 {
+    match map.lookup_percpu(&key.to_ne_bytes(), MapFlags::ANY) {
+        Ok(Some(values)) => values.iter().filter_map(|v| v.get(..8)).map(|b| u64::from_ne_bytes(b.try_into().unwrap())).sum(),
         _ => 0,
     }
 }
@@ -68,30 +64,24 @@ fn prog_info(p: &Program) -> Option<libbpf_sys::bpf_prog_info> {
 /// Counting live entries walks the map, so it is done only once the map could be
 /// full: the LRU keeps up to 128 free entries per CPU aside and evicts before
 /// the last ones are used.
-pub fn read_evictions(object: &Object, max_sockets: u32) -> Option<u64> {
-    let inserted = read_percpu_sum(object, "sock_counts", 0);
-    let deleted = read_percpu_sum(object, "sock_counts", 1);
+pub fn read_evictions(maps: &NettraceMaps, max_sockets: u32) -> Option<u64> {
+    let inserted = read_percpu_sum(&maps.sock_counts, 0);
+    let deleted = read_percpu_sum(&maps.sock_counts, 1);
     let cpus = libbpf_rs::num_possible_cpus().unwrap_or(1) as u64;
     if inserted.saturating_sub(deleted) + 128 * cpus < max_sockets as u64 {
         return Some(0);
     }
-    let map = object.maps().find(|m| m.name() == "socks")?;
-    let live = map.keys().count() as u64;
+    let live = maps.socks.keys().count() as u64;
     Some(inserted.saturating_sub(deleted).saturating_sub(live))
 }
 
 /// A map of the loaded object, held apart from it: read from JavaScript's thread while the drain owns the object.
-pub fn map_handle(object: &Object, name: &str) -> Result<MapHandle, NtError> {
-    let map = object.maps().find(|m| m.name() == name).ok_or_else(|| NtError::new(Code::Kernel, format!("the BPF object has no map {name}")))?;
-    MapHandle::try_from(&map).map_err(|e| NtError::new(Code::Kernel, format!("cannot keep the {name} map: {e}")))
+pub fn map_handle(map: &MapMut) -> Result<MapHandle, NtError> {
+    MapHandle::try_from(map)
+        .map_err(|e| NtError::new(Code::Kernel, format!("cannot keep the {} map: {e}", map.name().to_string_lossy())))
 }
 
 /// Every entry of a per-CPU u64 array, summed over CPUs, in key order.
 pub fn percpu_sums(map: &MapHandle) -> Vec<u64> {
-    (0..map.max_entries())
-        .map(|key| match map.lookup_percpu(&key.to_ne_bytes(), libbpf_rs::MapFlags::ANY) {
-            Ok(Some(values)) => values.iter().filter_map(|v| v.get(..8)).map(|b| u64::from_ne_bytes(b.try_into().unwrap())).sum(),
-            _ => 0,
-        })
-        .collect()
+    (0..map.max_entries()).map(|key| read_percpu_sum(map, key)).collect()
 }

@@ -1,5 +1,7 @@
 //! What the caller asked of the tracer, as the loader takes it.
 
+use crate::skel::types::nt_kind;
+
 /// Necessary conditions of the user's filter that the kernel checks before a record is sent.
 #[derive(Default)]
 pub struct KernelFilter {
@@ -30,7 +32,7 @@ pub struct Options {
 }
 
 impl Options {
-    pub fn wants(&self, kind: u32) -> bool {
+    pub fn wants(&self, kind: nt_kind) -> bool {
         self.events & crate::settings::event_bit(kind) != 0
     }
 }

@@ -5,8 +5,10 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use libbpf_rs::{MapCore, MapFlags, MapHandle, Object};
+use libbpf_rs::{MapCore, MapFlags, MapHandle, MapMut};
 use napi_derive::napi;
+
+use crate::skel::NettraceMaps;
 
 /// Segments of one socket processed on `cpu` while its reader last ran on `reader_cpu`.
 #[napi(object)]
@@ -83,23 +85,22 @@ fn u16_at(b: &[u8], at: usize) -> u16 {
 }
 
 impl SteeringMaps {
-    pub fn from_object(object: &Object) -> libbpf_rs::Result<SteeringMaps> {
+    pub fn from_maps(maps: &NettraceMaps) -> libbpf_rs::Result<SteeringMaps> {
         // read() decodes these by offset: a layout that drifted from steering.bpf.h must not be misread
-        let handle = |name: &str, key: u32, value: u32| {
-            let map = object.maps().find(|m| m.name() == name).expect("the object defines the steering maps");
+        let handle = |map: &MapMut, key: u32, value: u32| {
             if (map.key_size(), map.value_size()) != (key, value) {
                 return Err(libbpf_rs::Error::from(std::io::Error::other(format!(
-                    "map {name} has {}-byte keys and {}-byte values, not the {key} and {value} this addon reads",
-                    map.key_size(), map.value_size()))));
+                    "map {} has {}-byte keys and {}-byte values, not the {key} and {value} this addon reads",
+                    map.name().to_string_lossy(), map.key_size(), map.value_size()))));
             }
-            MapHandle::try_from(&map)
+            MapHandle::try_from(map)
         };
         Ok(SteeringMaps {
-            cells: handle("steer_cells", 16, 24)?,
-            readers: handle("steer_readers", 8, 8)?,
-            reads: handle("steer_reads", 8, 16)?,
-            entry: handle("steer_entry", 4, 8)?,
-            counts: handle("steer_counts", 4, 8)?,
+            cells: handle(&maps.steer_cells, 16, 24)?,
+            readers: handle(&maps.steer_readers, 8, 8)?,
+            reads: handle(&maps.steer_reads, 8, 16)?,
+            entry: handle(&maps.steer_entry, 4, 8)?,
+            counts: handle(&maps.steer_counts, 4, 8)?,
             cpus: libbpf_rs::num_possible_cpus().unwrap_or(1),
             forgotten: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
