@@ -12,7 +12,7 @@ use std::ptr::NonNull;
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{Object, OpenObject};
 
-use crate::skel::{NettraceSkel, NettraceSkelBuilder, OpenNettraceSkel};
+use crate::skel::{NettraceMaps, NettraceSkel, NettraceSkelBuilder, OpenNettraceSkel};
 
 /// Heap memory a skeleton's object is written into; freed without dropping
 /// what it holds, which the skeleton itself drops.
@@ -39,9 +39,12 @@ impl Drop for Storage {
 }
 
 /// The object opened from the embedded ELF, not yet loaded: maps sized, programs chosen, settings written.
+///
+/// The skeleton is only lent out, never with the `'static` it is stored with
+/// (which stands for "as long as `storage`"), so nothing of it outlives this.
 pub struct OpenBpf {
     // declared before `storage`, so dropped before it
-    pub skel: OpenNettraceSkel<'static>,
+    skel: OpenNettraceSkel<'static>,
     storage: Storage,
 }
 
@@ -51,6 +54,11 @@ impl OpenBpf {
         // SAFETY: the skeleton is dropped before `storage`, here on failure and in OpenBpf and Bpf after
         let skel = NettraceSkelBuilder::default().open(unsafe { storage.borrow() })?;
         Ok(OpenBpf { skel, storage })
+    }
+
+    /// Lends the skeleton to `f`, to size maps, choose programs and write settings.
+    pub fn configure<R>(&mut self, f: impl FnOnce(&mut OpenNettraceSkel<'_>) -> R) -> R {
+        f(&mut self.skel)
     }
 
     pub fn load(self) -> libbpf_rs::Result<Bpf> {
@@ -63,11 +71,16 @@ impl OpenBpf {
 /// The loaded object: dropping it unloads and detaches every program of it.
 pub struct Bpf {
     // declared before `_storage`, so dropped before it
-    pub skel: NettraceSkel<'static>,
+    skel: NettraceSkel<'static>,
     _storage: Storage,
 }
 
 impl Bpf {
+    /// The object's maps, by their names in the object, for no longer than this lives.
+    pub fn maps(&self) -> &NettraceMaps<'_> {
+        &self.skel.maps
+    }
+
     pub fn object(&self) -> &Object {
         self.skel.object()
     }

@@ -59,7 +59,7 @@ impl Drain {
                  counters: Arc<Counters>, sink: impl Sink) -> std::io::Result<Drain> {
         let wake = eventfd()?;
         let wake_thread = wake.try_clone()?;
-        let ring_fd = bpf.skel.maps.events.as_fd().as_raw_fd();
+        let ring_fd = bpf.maps().events.as_fd().as_raw_fd();
         let ring = Ring::new(ring_fd, ring_bytes as usize)?;
         let epoll = epoll_with(&wake_thread, ring_fd)?;
         std::thread::Builder::new()
@@ -159,9 +159,9 @@ fn drain_all(ring: &mut Ring, pool: &Arc<Pool>, max_batch: usize, counters: &Cou
 }
 
 fn read_losses(counters: &Counters, bpf: &Bpf) {
-    counters.drops.store(read_percpu_sum(&bpf.skel.maps.drops, 0), Ordering::Relaxed);
+    counters.drops.store(read_percpu_sum(&bpf.maps().drops, 0), Ordering::Relaxed);
     for (kind, n) in counters.drops_by_kind.iter().enumerate() {
-        n.store(read_percpu_sum(&bpf.skel.maps.drops, kind as u32 + 1), Ordering::Relaxed);
+        n.store(read_percpu_sum(&bpf.maps().drops, kind as u32 + 1), Ordering::Relaxed);
     }
     let runs = read_hook_runs(bpf.object());
     counters.missed.store(runs.missed, Ordering::Relaxed);
@@ -171,7 +171,7 @@ fn read_losses(counters: &Counters, bpf: &Bpf) {
 
 /// Evictions need a walk of the socket map once it is near full: at most once a second.
 fn read_evictions_now(counters: &Counters, bpf: &Bpf, max_sockets: u32) {
-    if let Some(n) = read_evictions(&bpf.skel.maps, max_sockets) {
+    if let Some(n) = read_evictions(bpf.maps(), max_sockets) {
         counters.evictions.store(n, Ordering::Relaxed);
     }
 }

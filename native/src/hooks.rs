@@ -168,3 +168,29 @@ impl Choice {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use libbpf_rs::skel::OpenSkel;
+
+    use super::HOOKS;
+    use crate::bpf::OpenBpf;
+
+    /// The object's programs as they are named in it; opening reads the ELF only, without root.
+    fn programs() -> Vec<String> {
+        let mut open = OpenBpf::open().expect("the embedded object opens");
+        let mut names: Vec<String> = open.configure(|skel| skel.open_object().progs().map(|p| p.name().to_string_lossy().into_owned()).collect());
+        names.sort();
+        names
+    }
+
+    /// A program no hook names would never load; a name no program has would fail every load.
+    #[test]
+    fn the_hooks_name_every_program_of_the_object_and_no_other() {
+        let mut listed: Vec<String> = HOOKS.iter().flat_map(|h| h.ways).flat_map(|w| w.programs).map(|p| p.to_string()).collect();
+        listed.sort();
+        // a program may serve several ways (udp_sent and udp_received are in both of the udp hook's)
+        listed.dedup();
+        assert_eq!(listed, programs());
+    }
+}

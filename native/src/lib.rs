@@ -218,11 +218,11 @@ impl NativeTracer {
         let load::Loaded { bpf, links, mut hooks, snapshot, udp_snapshot, udp_peers, kernel_ids, map_ids, steering } = load_thread::load(&opts)?;
         compat::annotate(&mut hooks);
         let state_counts = match count_states {
-            true => Some(maps::map_handle(&bpf.skel.maps.state_counts)?),
+            true => Some(maps::map_handle(&bpf.maps().state_counts)?),
             false => None,
         };
         let dns_counts = match hooks.iter().any(|h| h.name == "dns" && h.status == "attached") {
-            true => Some(maps::map_handle(&bpf.skel.maps.dns_counts)?),
+            true => Some(maps::map_handle(&bpf.maps().dns_counts)?),
             false => None,
         };
         let hooks = hooks

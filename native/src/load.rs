@@ -75,14 +75,14 @@ pub fn load(opts: &Options) -> Result<Loaded, NtError> {
                 let kernel_ids = links.iter().chain(&snapshots.0).chain(&snapshots.1).filter_map(|l| l.info().ok()).map(|i| (i.id, i.prog_id)).collect();
                 let steering_on = HOOKS.iter().zip(&choices).any(|(def, c)| def.name == "steering" && c.way.is_some());
                 let steering = match steering_on {
-                    true => Some(crate::steering::SteeringMaps::from_maps(&bpf.skel.maps)
+                    true => Some(crate::steering::SteeringMaps::from_maps(bpf.maps())
                         .map_err(|e| NtError::new(Code::Kernel, format!("cannot open the steering maps: {e}")))?),
                     false => None,
                 };
                 let map_ids = bpf.object().maps().filter_map(|m| m.info().ok()).map(|i| i.info.id).collect();
                 let udp_peers = match HOOKS.iter().zip(&choices).any(|(def, c)| def.name == "udp" && c.way.is_some()) {
                     true => {
-                        Some(MapHandle::try_from(&bpf.skel.maps.udp_peers)
+                        Some(MapHandle::try_from(&bpf.maps().udp_peers)
                             .map_err(|e| NtError::new(Code::Kernel, format!("cannot keep the udp_peers map: {e}")))?)
                     }
                     false => None,
@@ -118,7 +118,7 @@ fn try_load(opts: &Options, programs: &[&str]) -> Result<(Bpf, Vec<Link>, Snapsh
     let log = LogCapture::start();
     let mut open = OpenBpf::open()
         .map_err(|e| Failure::new(None, NtError::new(Code::Kernel, format!("cannot open nettrace's BPF object: {e}"))))?;
-    configure(&mut open.skel, opts, programs).map_err(|error| Failure::new(None, error))?;
+    open.configure(|skel| configure(skel, opts, programs)).map_err(|error| Failure::new(None, error))?;
     let mut bpf = match open.load() {
         Ok(o) => o,
         Err(e) => {
@@ -127,7 +127,7 @@ fn try_load(opts: &Options, programs: &[&str]) -> Result<(Bpf, Vec<Link>, Snapsh
         }
     };
     drop(log);
-    set_kernel_filter(&bpf.skel.maps, &opts.kernel_filter).map_err(|error| Failure::new(None, error))?;
+    set_kernel_filter(bpf.maps(), &opts.kernel_filter).map_err(|error| Failure::new(None, error))?;
     let mut links = Vec::new();
     let mut snapshots: Snapshots = (None, None);
     for prog in bpf.object_mut().progs_mut().filter(|p| p.autoload()) {
