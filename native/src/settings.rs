@@ -1,5 +1,5 @@
 //! The record kinds a caller can ask for, as the load-time setting `nt_events`
-//! takes them (bpf.rs writes it, with the others, through the skeleton's
+//! takes them (load.rs writes it, with the others, through the skeleton's
 //! `types::rodata` before load; after load the kernel holds them read-only and
 //! the verifier prunes what they turn off).
 
