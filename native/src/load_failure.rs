@@ -141,7 +141,7 @@ mod tests {
             "libbpf: prog 'on_state': BPF program load failed: -EACCES\n".into(),
             "libbpf: prog 'on_state': -- BEGIN PROG LOAD LOG --\n\
              0: R1=ctx() R10=fp0\n\
-             ; int BPF_PROG(on_state, const struct sock *sk, int oldstate, int newstate) @ nettrace.bpf.c:180\n\
+             ; int BPF_PROG(on_state, const struct sock *sk, int oldstate, int newstate) @ tcp_state.bpf.c:254\n\
              0: (79) r6 = *(u64 *)(r1 +0)          ; R1=ctx() R6_w=ptr_sock()\n\
              1: (61) r2 = *(u32 *)(r6 +4096)\n\
              R6 invalid mem access 'scalar'\n\

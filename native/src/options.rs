@@ -20,7 +20,7 @@ pub struct Options {
     pub max_sockets: u32,
     /// Hooks ("state", "accept", "snapshot") or kernel features ("fexit") the caller turned off.
     pub disabled: Vec<String>,
-    /// Attach the per-packet receive-steering hooks (steering.bpf.h).
+    /// Attach the per-packet receive-steering hooks (steering.bpf.c).
     pub steering: bool,
     /// `1 << kind` of each record kind that goes to the ring (settings::EVENT_KINDS).
     pub events: u32,

@@ -1,4 +1,4 @@
-//! Reads the receive-steering maps (bpf/steering.bpf.h) on demand, through
+//! Reads the receive-steering maps (bpf/steering.bpf.c) on demand, through
 //! duplicates of their fds, so JavaScript's thread can read them while the
 //! drain thread owns the BPF object.
 
@@ -69,10 +69,10 @@ pub struct SteeringMaps {
     evictions: AtomicU64,
 }
 
-// the anonymous enum of steer_counts' entries in steering.bpf.h, which BTF does not keep
+// the anonymous enum of steer_counts' entries in steering.bpf.c, which BTF does not keep
 const INSERT_COUNTERS: u32 = 4;
 const UNHASHED: u32 = 4;
-/// NT_STEER_NO_CPU, a #define of steering.bpf.h: the socket was not read yet.
+/// NT_STEER_NO_CPU, a #define of steering.bpf.c: the socket was not read yet.
 const NO_CPU: u16 = 0xffff;
 
 /// A key or value of a steering map as the skeleton's type of it (from_maps checked the sizes).
