@@ -1,5 +1,7 @@
-//! Opens the embedded BPF object, loads it and attaches its hooks, turning
-//! every way that can fail into one sentence the user can act on.
+//! Opens the embedded BPF object through its skeleton, loads it with the
+//! programs of each hook's best way the kernel has (falling back to the next
+//! way when the kernel refuses one) and attaches them, turning every way that
+//! can fail into one sentence the user can act on.
 
 use std::os::fd::AsRawFd;
 
@@ -7,7 +9,6 @@ use libbpf_rs::skel::OpenSkel;
 use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, OpenMapMut};
 
 use crate::bpf::{Bpf, OpenBpf};
-
 use crate::errors::{Code, NtError};
 use crate::hooks::{Choice, Hook, FEATURES, HOOKS};
 use crate::kernel::{cgroup_root, check_privileges, ensure_tracefs, Kernel};
@@ -17,6 +18,7 @@ use crate::options::{KernelFilter, Options};
 use crate::skel::types::{nt_filter, nt_filter_flag};
 use crate::skel::{NettraceMaps, OpenNettraceSkel};
 
+/// A loaded and attached object, and what the tracer keeps of it.
 pub struct Loaded {
     pub bpf: Bpf,
     pub links: Vec<Link>,
