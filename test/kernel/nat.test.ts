@@ -10,8 +10,6 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn, ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { Flow } from '../../src';
-import { ConntrackAnswer } from '../../src/native';
-import { natOf } from '../../src/flows/nat';
 import { CLI, FIXTURES, waitFor } from '../support/helpers';
 
 const TAG = `ntnat${process.pid % 100000}`;
@@ -121,19 +119,6 @@ function conntrackList(): { proto: string; orig: Tuple; reply: Tuple; status: st
 
 const key = (t: Tuple): string => `${t.saddr}|${t.sport}|${t.daddr}|${t.dport}`;
 const turned = (t: Tuple): Tuple => ({ saddr: t.daddr, sport: t.dport, daddr: t.saddr, dport: t.sport });
-
-test('natOf: the far end\'s view of the socket from either of the entry\'s tuples, none when they mirror each other', () => {
-  const orig = { saddr: '10.0.1.2', sport: 40000, daddr: '10.0.1.1', dport: 8080 };
-  const reply = { saddr: '10.0.2.2', sport: 80, daddr: '10.0.1.2', dport: 40000 };
-  const a: ConntrackAnswer = { found: true, orig, reply, status: 1 << 5 };
-  assert.deepEqual(natOf(orig, a), { saddr: '10.0.1.2', sport: 40000, daddr: '10.0.2.2', dport: 80, kind: 'dnat' });
-  assert.deepEqual(natOf(reply, a), { saddr: '10.0.1.1', sport: 8080, daddr: '10.0.1.2', dport: 40000, kind: 'dnat' });
-  // a v4-mapped socket, written as nettrace writes its addresses
-  const v4mapped = { saddr: '::ffff:a00:102', sport: 40000, daddr: '::ffff:a00:101', dport: 8080 };
-  assert.deepEqual(natOf(v4mapped, a), { saddr: '::ffff:a00:102', sport: 40000, daddr: '::ffff:a00:202', dport: 80, kind: 'dnat' });
-  assert.equal(natOf(orig, { found: true, orig, reply: turned(orig), status: 0 }), null);
-  assert.equal(natOf(orig, { found: false, status: 0 }), null);
-});
 
 test('nettrace in the router: every TCP and UDP flow through it carries the tuple conntrack -L shows, untranslated ones none', async () => {
   // nettrace first, so it sees every socket open: the client's and server's namespaces are not its own

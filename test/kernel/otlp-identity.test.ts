@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import path from 'node:path';
-import { agentResource, toMetricData } from '../../src';
+import { agentResource } from '../../src';
 import { closedPort, FIXTURES, waitFor } from '../support/helpers';
 import { closeReceivers, logRecords, points, receiver } from '../support/otlp-receiver';
 import { scrape, startServe, valueOf } from '../support/serve';
@@ -20,24 +20,6 @@ after(() => {
 });
 const VERSION: string = require('../../../package.json').version;
 const env = { ...process.env, OTEL_METRIC_EXPORT_INTERVAL: '300', K8S_NODE_NAME: 'ntfl-k8s-node', K8S_POD_NAME: 'nettrace-ntfl-x1' };
-
-test('ratios and seconds are doubles, counts integers; a family with no series is not sent', () => {
-  const data = toMetricData(
-    [
-      { name: 'r', help: '', unit: '1', kind: 'gauge', series: [{ labels: {}, value: 0.57 }] },
-      { name: 'c', help: '', unit: '{connection}', kind: 'counter', series: [{ labels: {}, value: 3 }] },
-      { name: 'b', help: '', unit: 'By', kind: 'counter', series: [{ labels: {}, value: 300 }] },
-      { name: 's', help: '', unit: 's', kind: 'gauge', series: [{ labels: {}, value: 0.25 }] },
-      { name: 'empty', help: '', unit: '{segment}', kind: 'counter', series: [] },
-    ],
-    0,
-    1000,
-  );
-  assert.deepEqual(
-    data.map((d) => [d.descriptor.name, d.descriptor.valueType]),
-    [['r', 1], ['c', 0], ['b', 0], ['s', 1]], // ValueType.INT = 0, DOUBLE = 1
-  );
-});
 
 test('serve --otlp: the resource names the agent (stable instance id, host.name, version, k8s.* from the downward API), and two agents differ', async () => {
   const rx = await receiver();
