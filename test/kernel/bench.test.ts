@@ -10,7 +10,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { captured, CLI, waitFor } from '../support/helpers';
+import { captured } from '../support/cli';
+import { CLI } from '../support/paths';
+import { waitFor } from '../support/wait';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'nettrace-bench-test-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));

@@ -3,12 +3,15 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync, ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
-import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { CLI, close, listen, remaining, runClient, spawnCli, waitFor } from '../support/helpers';
+import { stillThere } from '../support/bpf-objects';
+import { startAttached } from '../support/cli';
+import { CLI } from '../support/paths';
+import { close, listen, runClient } from '../support/sockets';
+import { waitFor } from '../support/wait';
 import { isRepeat } from '../support/expect';
 
 const run = promisify(execFile);
@@ -23,30 +26,17 @@ interface Finished {
 const children: ChildProcess[] = [];
 after(() => children.forEach((c) => c.exitCode === null && c.kill('SIGKILL')));
 
-let runs = 0;
 const idsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'nettrace-cli-'));
 after(() => fs.rmSync(idsDir, { recursive: true, force: true }));
 
-function start(args: string[]): { child: ChildProcess; done: Promise<Finished>; out: () => string; ids: string } {
-  const ids = path.join(idsDir, String(++runs));
-  const child = spawnCli(args, { env: { ...process.env, NETTRACE_KERNEL_IDS: ids } });
-  children.push(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d) => (stdout += d));
-  child.stderr!.on('data', (d) => (stderr += d));
-  const done = once(child, 'exit').then(([code, signal]) => ({ code, signal, stdout, stderr }) as Finished);
-  return { child, done, out: () => stdout, ids };
-}
-
 /**
- * Waits until the CLI has attached (it writes its kernel ids to NETTRACE_KERNEL_IDS
- * then) and returns its program ids: its own, whatever other tracers run meanwhile.
+ * Starts the CLI and waits until it has attached; `progs` are its program ids: its own, whatever other
+ * tracers run meanwhile. `done` once it has ended, with all it wrote.
  */
-async function attached(cli: { ids: string }): Promise<number[]> {
-  const written = () => fs.existsSync(cli.ids) && fs.readFileSync(cli.ids, 'utf8').endsWith('\n');
-  await waitFor(written, 20000, "the CLI's BPF programs");
-  return (JSON.parse(fs.readFileSync(cli.ids, 'utf8')) as { programs: number[] }).programs;
+async function start(args: string[]): Promise<{ child: ChildProcess; done: Promise<Finished>; out: () => string; progs: number[] }> {
+  const cli = await startAttached(args, 'nettrace-cli', { children });
+  const done = cli.exited.then(() => ({ code: cli.child.exitCode, signal: cli.child.signalCode, stdout: cli.io.out(), stderr: cli.io.err() }));
+  return { child: cli.child, done, out: cli.io.out, progs: cli.ids().programs };
 }
 
 async function fails(args: string[], opts: { uid?: number; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; stderr: string; stdout: string }> {
@@ -102,8 +92,7 @@ test('unprivileged: one line naming what is missing, exit 1', async () => {
 
 test('--json streams every record of a connection with the documented keys; SIGINT stops cleanly', async () => {
   const server = await listen('::1', 100, 200);
-  const cli = start(['--json', '--port', String(server.port)]);
-  const progs = await attached(cli);
+  const { progs, ...cli } = await start(['--json', '--port', String(server.port)]);
   const client = await runClient('::1', server.port, 3, 100, 200);
   await waitFor(() => (cli.out().match(/"type":"close"/g) ?? []).length === 6, 5000, 'six close lines');
   cli.child.kill('SIGINT');
@@ -133,25 +122,23 @@ test('--json streams every record of a connection with the documented keys; SIGI
   }
   const summary = JSON.parse(r.stderr);
   assert.deepEqual([summary.type, summary.events, summary.by_kind.connect, summary.drops], ['summary', 42, 3, 0]);
-  assert.deepEqual(remaining({ programs: progs, links: [] }).programs, [], 'no program is left after SIGINT');
+  assert.deepEqual(stillThere({ programs: progs, links: [] }).programs, [], 'no program is left after SIGINT');
 });
 
 test('SIGTERM stops cleanly and removes every program', async () => {
-  const cli = start([]);
-  const progs = await attached(cli);
+  const { progs, ...cli } = await start([]);
   cli.child.kill('SIGTERM');
   const r = await cli.done;
   assert.equal(r.code, 0);
   assert.match(r.stdout, /^TIME +PID +COMM +EVENT +LOCAL +REMOTE +DETAIL +DUR +BYTES\n/);
   assert.match(r.stderr, /events.*, \d+ dropped\n$/);
-  assert.deepEqual(remaining({ programs: progs, links: [] }).programs, []);
+  assert.deepEqual(stillThere({ programs: progs, links: [] }).programs, []);
 });
 
 test('text lines; --count ends the run by itself; filters by pid and family', async () => {
   const server = await listen('127.0.0.1', 10, 10);
   // the test process listens and accepts: its pid owns exactly the accept side
-  const cli = start(['--pid', String(process.pid), '-4', '--port', String(server.port), '--count', '4']);
-  const progs = await attached(cli);
+  const { progs, ...cli } = await start(['--pid', String(process.pid), '-4', '--port', String(server.port), '--count', '4']);
   await runClient('127.0.0.1', server.port, 2, 10, 10);
   const r = await cli.done;
   await close(server);
@@ -165,5 +152,5 @@ test('text lines; --count ends the run by itself; filters by pid and family', as
     assert.match(cols[3], /^(accept|state|close)$/);
   }
   assert.match(lines[1], /accept +127\.0\.0\.1:\d+ +127\.0\.0\.1:\d+ +queued/);
-  assert.deepEqual(remaining({ programs: progs, links: [] }).programs, []);
+  assert.deepEqual(stillThere({ programs: progs, links: [] }).programs, []);
 });

@@ -8,14 +8,15 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { Flow, FlowMonitor, NettraceMetrics, Tracer } from '../../src';
 import { classifyCgroup } from '../../src/flows/cgroup-names';
 import { cgroup2Root, CgroupResolver } from '../../src/flows/cgroups';
 import { Kind } from '../../src/layout';
 import { hex, Place, PLACES, POD } from '../support/cgroup-places';
-import { CLI, FIXTURES, waitFor } from '../support/helpers';
+import { startAttached } from '../support/cli';
+import { CLI, FIXTURES } from '../support/paths';
+import { waitFor } from '../support/wait';
 
 const ROOT = cgroup2Root()!;
 const TOP = `ntnat${process.pid % 100000}`;
@@ -172,32 +173,19 @@ test('--container and --unit that name nothing are one-line usage errors', () =>
 test('the event stream with --container: only that container\'s records, and its close records name the container', async () => {
   const inside = cgroupDir('podman');
   const outside = cgroupDir('dockerfs');
-  // the CLI writes its kernel objects' ids here once attached: the traffic starts after that
-  const ids = path.join(os.tmpdir(), `${TOP}-ids.json`);
-  fs.rmSync(ids, { force: true });
-  const stream = spawn(process.execPath, [CLI, '--json', '--container', 'dddddddd'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NETTRACE_KERNEL_IDS: ids } });
-  children.push(stream);
-  const lines: string[] = [];
-  let rest = '';
-  stream.stdout!.on('data', (d) => {
-    const parts = (rest + d).split('\n');
-    rest = parts.pop()!;
-    lines.push(...parts);
-  });
-  let err = '';
-  stream.stderr!.on('data', (d) => (err += d));
-  await waitFor(() => fs.existsSync(ids) || stream.exitCode !== null, 20000, 'the stream attached');
-  fs.rmSync(ids, { force: true });
-  assert.equal(stream.exitCode, null, err);
+  // the CLI writes its kernel objects' ids once attached: the traffic starts after that
+  const { child: stream, io } = await startAttached(['--json', '--container', 'dddddddd'], TOP, { children });
+  const lines = (): string[] => io.out().split('\n').slice(0, -1);
+  assert.equal(stream.exitCode, null, io.err());
   const hIn = await holderIn(inside);
   const hOut = await holderIn(outside);
   const inPid = children.at(-2)!;
-  await waitFor(() => lines.some((l) => l.includes('"connect"')), 20000, 'the connect record of the holder inside');
+  await waitFor(() => lines().some((l) => l.includes('"connect"')), 20000, 'the connect record of the holder inside');
   inPid.kill('SIGKILL');
   children.at(-1)!.kill('SIGKILL');
-  await waitFor(() => lines.filter((l) => JSON.parse(l).type === 'close').length === 2, 20000, 'the close records of its two connected sockets');
+  await waitFor(() => lines().filter((l) => JSON.parse(l).type === 'close').length === 2, 20000, 'the close records of its two connected sockets');
   stream.kill('SIGINT');
-  const events = lines.map((l) => JSON.parse(l) as { type: string; pid: number | null; container?: { id: string | null; runtime: string | null } });
+  const events = lines().map((l) => JSON.parse(l) as { type: string; pid: number | null; container?: { id: string | null; runtime: string | null } });
   assert.ok(events.every((e) => e.pid === hIn.pid), `only the container's records (not pid ${hOut.pid})`);
   const closes = events.filter((e) => e.type === 'close');
   assert.deepEqual(closes.map((e) => [e.container?.runtime, e.container?.id]), [['podman', hex('d')], ['podman', hex('d')]]);

@@ -7,19 +7,18 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { once } from 'node:events';
-import { NettraceError, TraceOptions, Tracer } from '../../src';
+import { NettraceError, Tracer } from '../../src';
 import { expectConnections, expectRefused, isRepeat, isRepeatRecord } from '../support/expect';
-import { close, listen, nettracePrograms, remaining, runClient, waitFor } from '../support/helpers';
+import { nettracePrograms, stillThere } from '../support/bpf-objects';
+import { close, listen, runClient } from '../support/sockets';
+import { waitFor } from '../support/wait';
 import { collect, onPort, traceConnections, traceRefused } from '../support/scenarios';
+import { Tracers } from '../support/tracers';
 
 // A tracer keeps the process alive until stopped: stop any a failed assertion left behind.
-const started: Tracer[] = [];
-after(() => Promise.all(started.map((t) => t.stop())));
-function start(options: TraceOptions = {}): Tracer {
-  const t = Tracer.start(options);
-  started.push(t);
-  return t;
-}
+const tracers = new Tracers();
+after(() => tracers.stopAll());
+const start = tracers.start;
 
 
 
@@ -70,12 +69,12 @@ test('stop() detaches every program and link, and is safe to call twice', async 
   const { programs, links } = tracer.kernelIds;
   const ids = { programs, links };
   assert.ok(ids.programs.length >= 2 && ids.links.length === ids.programs.length, 'state and accept hooks');
-  assert.deepEqual(remaining(ids), ids, 'the kernel lists every program and link');
+  assert.deepEqual(stillThere(ids), ids, 'the kernel lists every program and link');
   const first = tracer.stop();
   assert.equal(tracer.stop(), first);
   await first;
   await tracer.stop();
-  assert.deepEqual(remaining(ids), { programs: [], links: [] });
+  assert.deepEqual(stillThere(ids), { programs: [], links: [] });
 });
 
 test('the async iterator yields typed events and ends after stop()', async () => {

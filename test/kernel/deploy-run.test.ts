@@ -13,9 +13,10 @@ import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { ROOT } from '../support/helpers';
+import { parseExposition, valueOf } from '../support/exposition';
+import { ROOT } from '../support/paths';
+import { Exchange, peerClient, peerServer } from '../support/peer';
 import { makeNetns, removeNetns } from '../support/netns';
-import { Exchange, parseExposition, peerClient, peerServer, valueOf } from '../support/serve';
 
 const NS = 'ntfl-deploy';
 const children: ChildProcess[] = [];

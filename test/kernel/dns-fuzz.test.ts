@@ -12,7 +12,8 @@ import { Clock, DnsLookups, Tracer } from '../../src';
 import { parsePayload } from '../../src/dns/message';
 import { DnsCopy, Kind } from '../../src/layout';
 import { payloads } from '../support/dns-payloads';
-import { FIXTURES, waitFor } from '../support/helpers';
+import { FIXTURES } from '../support/paths';
+import { waitFor } from '../support/wait';
 
 const DNS_MAX = DnsCopy.Max;
 

@@ -9,7 +9,9 @@ import assert from 'node:assert/strict';
 import { ChildProcess, execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { Flow, NettraceEvent, NettraceMetrics, Tracer } from '../../src';
-import { captured, startAttached, FIXTURES, waitFor } from '../support/helpers';
+import { captured, startAttached } from '../support/cli';
+import { FIXTURES } from '../support/paths';
+import { waitFor } from '../support/wait';
 import { startZone, Zone } from '../support/dns-zone';
 
 let zone: Zone;

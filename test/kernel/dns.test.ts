@@ -14,7 +14,9 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import protobuf from 'protobufjs';
 import { decodeAll, FORMAT_VERSION, DnsEvent, encodeItems, NettraceMetrics, OtlpSink, Tracer } from '../../src';
-import { CLI, startAttached, waitFor } from '../support/helpers';
+import { startAttached } from '../support/cli';
+import { CLI } from '../support/paths';
+import { waitFor } from '../support/wait';
 import { startZone, Zone } from '../support/dns-zone';
 
 let zone: Zone;

@@ -8,14 +8,15 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, ChildProcess } from 'node:child_process';
 import { EventEmitter, once } from 'node:events';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Tracer } from '../../src';
 import { parseCommand } from '../../src/cli/options';
 import { TOP_OPTIONS, topCommand, TopIo, topOptions } from '../../src/cli/top';
-import { CLI, close, FIXTURES, listen, waitFor } from '../support/helpers';
+import { startAttached } from '../support/cli';
+import { CLI, FIXTURES } from '../support/paths';
+import { close, listen } from '../support/sockets';
+import { waitFor } from '../support/wait';
 
 const run = promisify(execFile);
 // ESC[2J (clear the screen), a newline, DEL, bytes that are not UTF-8 (0xff, 0xfe) and C1 CSI (0x9b)
@@ -24,29 +25,20 @@ const AS_JSON = NAME.toString('latin1');
 const AS_TEXT = '\\x1b[2J\\x0a\\x7f\\xff\\x9b\\xfeA';
 
 const children: ChildProcess[] = [];
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nettrace-escape-'));
 after(() => {
   children.forEach((c) => c.exitCode === null && c.signalCode === null && c.kill('SIGKILL'));
-  fs.rmSync(dir, { recursive: true, force: true });
 });
 
-function startCli(name: string, args: string[]): { out: () => Buffer; stop: () => Promise<number> } {
-  const ids = path.join(dir, name);
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NETTRACE_KERNEL_IDS: ids } });
-  children.push(child);
-  const chunks: Buffer[] = [];
-  child.stdout!.on('data', (d: Buffer) => chunks.push(d));
-  const exited = once(child, 'exit');
-  return Object.assign(
-    waitFor(() => fs.existsSync(ids) && fs.readFileSync(ids, 'utf8').endsWith('\n'), 20000, `${name} to attach`),
-    {
-      out: () => Buffer.concat(chunks),
-      stop: async () => {
-        child.kill('SIGINT');
-        return (await exited)[0] as number;
-      },
+/** The CLI, once attached: its stdout byte for byte, and a stop by SIGINT that resolves with its exit code. */
+async function startCli(name: string, args: string[]): Promise<{ out: () => Buffer; stop: () => Promise<number> }> {
+  const cli = await startAttached(args, `nettrace-escape-${name}`, { stderr: 'inherit', children });
+  return {
+    out: cli.io.outBytes,
+    stop: async () => {
+      cli.child.kill('SIGINT');
+      return (await cli.exited) as number;
     },
-  );
+  };
 }
 
 async function weirdProcess(port: number, count: number): Promise<{ pid: number; localPort: number; child: ChildProcess }> {
@@ -74,9 +66,7 @@ function assertInert(out: Buffer, what: string): void {
 
 test('stream and flows: the name is escaped in text and exact in JSON', async () => {
   const server = await listen('127.0.0.1', 10, 10);
-  const text = startCli('text', ['--port', String(server.port)]);
-  const json = startCli('json', ['--json', '--port', String(server.port)]);
-  await Promise.all([text, json]);
+  const [text, json] = await Promise.all([startCli('text', ['--port', String(server.port)]), startCli('json', ['--json', '--port', String(server.port)])]);
   const weird = await weirdProcess(server.port, 2);
   const lines = () => json.out().toString('utf8').split('\n').filter(Boolean);
   // two whole connections of 14 records, and the held one's 3 client-side records so far

@@ -13,7 +13,10 @@ import { Tracer, TraceOptions } from '../../src';
 import { NettraceMetrics } from '../../src/metrics';
 import { MetricFamily } from '../../src/metrics/model';
 import { Close, Kind } from '../../src/layout';
-import { CLI, captured, close, closedPort, listen, runClient, waitFor } from '../support/helpers';
+import { captured } from '../support/cli';
+import { CLI } from '../support/paths';
+import { close, closedPort, listen, runClient } from '../support/sockets';
+import { waitFor } from '../support/wait';
 import { isRepeat } from '../support/expect';
 import { NettraceEvent } from '../../src/events';
 

@@ -7,18 +7,17 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { Tracer } from '../../src';
-import { captured, CLI, close, FIXTURES, listen, runClient, waitFor } from '../support/helpers';
 import { BpfIds, gone, heldBpf, normalized, stillThere } from '../support/bpf-objects';
+import { captured, startAttached } from '../support/cli';
+import { FIXTURES } from '../support/paths';
+import { close, listen, runClient } from '../support/sockets';
+import { waitFor } from '../support/wait';
 
 const NONE: BpfIds = { programs: [], links: [], maps: [] };
 const children: ChildProcess[] = [];
 after(() => children.forEach((c) => c.exitCode === null && c.signalCode === null && c.kill('SIGKILL')));
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nettrace-faults-'));
-after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 test('an error thrown in a for-await loop ends the trace: nothing of it stays in the kernel', async () => {
   const server = await listen('127.0.0.1', 10, 10);
@@ -62,18 +61,13 @@ interface Instance {
   child: ChildProcess;
   ids: () => BpfIds;
   lines: () => Record<string, unknown>[];
-  exited: Promise<unknown[]>;
+  exited: Promise<number | null>;
 }
 
 async function instance(name: string, port: number): Promise<Instance> {
-  const idsFile = path.join(dir, name);
-  const child = spawn(process.execPath, [CLI, '--json', '--port', String(port)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NETTRACE_KERNEL_IDS: idsFile } });
-  children.push(child);
-  const { out } = captured(child);
-  const exited = once(child, 'exit');
-  await waitFor(() => fs.existsSync(idsFile) && fs.readFileSync(idsFile, 'utf8').endsWith('\n'), 20000, `${name} to attach`);
-  const ids = normalized(JSON.parse(fs.readFileSync(idsFile, 'utf8')) as BpfIds);
-  return { child, ids: () => ids, lines: () => out().split('\n').filter(Boolean).map((l) => JSON.parse(l)), exited };
+  const cli = await startAttached(['--json', '--port', String(port)], `nettrace-faults-${name}`, { children });
+  const ids = cli.ids();
+  return { child: cli.child, ids: () => ids, lines: () => cli.io.out().split('\n').filter(Boolean).map((l) => JSON.parse(l)), exited: cli.exited };
 }
 
 /** A record without what each instance measures with its own clock. */
@@ -99,13 +93,13 @@ test('two instances at once see the same records, and stopping one leaves the ot
   assert.deepEqual(sortedOf(a), sortedOf(b), 'the same records, field for field');
 
   a.child.kill('SIGINT');
-  assert.deepEqual((await a.exited)[0], 0);
+  assert.deepEqual(await a.exited, 0);
   assert.deepEqual(await gone(a.ids()), NONE, "the stopped one's objects are gone");
   assert.deepEqual(stillThere(b.ids()), b.ids(), "the other's are all there");
   await runClient('127.0.0.1', server.port, N, 10, 10);
   await waitFor(() => b.lines().length >= 2 * 14 * N, 10000, 'the survivor to see the new connections');
   b.child.kill('SIGINT');
-  assert.deepEqual((await b.exited)[0], 0);
+  assert.deepEqual(await b.exited, 0);
   assert.equal(b.lines().length, 2 * 14 * N);
   assert.deepEqual(await gone(b.ids()), NONE);
   await close(server);

@@ -15,10 +15,12 @@ import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { closedPort, FIXTURES, ROOT } from '../support/helpers';
+import { FIXTURES, ROOT } from '../support/paths';
+import { Exchange, expectedCounts, peerClient, peerServer } from '../support/peer';
+import { get, startServe } from '../support/serve';
+import { closedPort } from '../support/sockets';
 import { makeNetns, removeNetns } from '../support/netns';
 import { closeReceivers, logRecords, points, receiver } from '../support/otlp-receiver';
-import { Exchange, expectedCounts, get, peerClient, peerServer, startServe } from '../support/serve';
 
 const PROMETHEUS = '/usr/bin/prometheus';
 const NODES: Record<string, Exchange> = {

@@ -5,23 +5,22 @@ import { execFileSync, spawn, ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
 import path from 'node:path';
-import { Flow, FlowMonitor, FlowTable, Clock, rollup, TraceOptions, Tracer } from '../../src';
-import { CLI, close, FIXTURES, listen, runClient, waitFor } from '../support/helpers';
+import { Flow, FlowMonitor, FlowTable, Clock, rollup } from '../../src';
+import { CLI, FIXTURES } from '../support/paths';
+import { close, listen, runClient } from '../support/sockets';
+import { waitFor } from '../support/wait';
 import fs from 'node:fs';
+import { Tracers } from '../support/tracers';
 
 const MY_COMM = fs.readFileSync('/proc/self/comm', 'utf8').trim();
 
-const started: Tracer[] = [];
+const tracers = new Tracers();
 const children: ChildProcess[] = [];
 after(async () => {
-  await Promise.all(started.map((t) => t.stop()));
+  await tracers.stopAll();
   children.forEach((c) => c.kill('SIGKILL'));
 });
-function start(options: TraceOptions = {}): Tracer {
-  const t = Tracer.start(options);
-  started.push(t);
-  return t;
-}
+const start = tracers.start;
 
 async function pair(port: number): Promise<{ client: net.Socket; server: net.Socket }> {
   const client = net.connect(port, '127.0.0.1');

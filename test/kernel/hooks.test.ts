@@ -8,22 +8,22 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { NettraceError, NettraceEvent, TraceOptions, Tracer } from '../../src';
+import { NettraceError, NettraceEvent, Tracer } from '../../src';
 import { expectConnections } from '../support/expect';
-import { close, listen, nettracePrograms, runClient, spawnCli, waitFor } from '../support/helpers';
+import { nettracePrograms } from '../support/bpf-objects';
+import { spawnCli } from '../support/cli';
+import { close, listen, runClient } from '../support/sockets';
+import { waitFor } from '../support/wait';
 import { traceConnections } from '../support/scenarios';
+import { Tracers } from '../support/tracers';
 
-const started: Tracer[] = [];
+const tracers = new Tracers();
 const children: ChildProcess[] = [];
 after(async () => {
   children.forEach((c) => c.exitCode === null && c.kill('SIGKILL'));
-  await Promise.all(started.map((t) => t.stop()));
+  await tracers.stopAll();
 });
-function start(options: TraceOptions): Tracer {
-  const t = Tracer.start(options);
-  started.push(t);
-  return t;
-}
+const start = tracers.start;
 
 const COUNTS = { count: 5, send: 300, reply: 4000 };
 const statuses = (t: Tracer) => t.hooks.map((h) => [h.name, h.status]);

@@ -19,7 +19,9 @@ import { Tracer } from '../../src';
 import { NativeHook } from '../../src/native';
 import { expectConnections } from '../support/expect';
 import type { InterruptedReport } from './fixtures/interrupted';
-import { captured, CLI, close, listen, ROOT } from '../support/helpers';
+import { captured } from '../support/cli';
+import { CLI, ROOT } from '../support/paths';
+import { close, listen } from '../support/sockets';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ntk-interrupted-'));
 const FIXTURE = path.join(ROOT, 'dist', 'test', 'kernel', 'fixtures', 'interrupted.js');

@@ -13,7 +13,9 @@ import path from 'node:path';
 import { once } from 'node:events';
 import { promisify } from 'node:util';
 import { FlowSnapshot, NettraceError, NettraceEvent, Tracer } from '../../src';
-import { close, listen, ROOT, runClient, waitFor } from '../support/helpers';
+import { ROOT } from '../support/paths';
+import { close, listen, runClient } from '../support/sockets';
+import { waitFor } from '../support/wait';
 
 const run = promisify(execFile);
 const MY_COMM = fs.readFileSync('/proc/self/comm', 'utf8').trim();

@@ -13,7 +13,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { Kind } from '../../src/layout';
 import { Tracer } from '../../src';
-import { captured, CLI, ROOT, waitFor } from '../support/helpers';
+import { startAttached } from '../support/cli';
+import { ROOT } from '../support/paths';
+import { waitFor } from '../support/wait';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nettrace-load-'));
 const children: ChildProcess[] = [];
@@ -91,14 +93,10 @@ interface Summary {
 
 async function cliBurst(json: boolean): Promise<{ lines: string[]; stderr: string; code: number; before: number; conns: number }> {
   const server = await echoServer();
-  const idsFile = path.join(dir, `ids-${json}`);
   const args = ['--ring-kb', '4', '--port', String(server.port), ...(json ? ['--json'] : [])];
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NETTRACE_KERNEL_IDS: idsFile } });
-  children.push(child);
-  const { out, err } = captured(child);
-  const exited = once(child, 'exit');
+  const { child, io, exited } = await startAttached(args, `nettrace-load-${json}`, { children });
+  const { out, err } = io;
   const lines = () => out().split('\n').filter((l) => l && !l.startsWith('TIME '));
-  await waitFor(() => fs.existsSync(idsFile) && fs.readFileSync(idsFile, 'utf8').endsWith('\n'), 20000, 'nettrace to attach');
   await burst(server.port, 300);
   await new Promise((r) => setTimeout(r, 300));
   const before = lines().length;
@@ -109,7 +107,7 @@ async function cliBurst(json: boolean): Promise<{ lines: string[]; stderr: strin
   }
   await waitFor(() => lines().length >= before + 5 * 14, 10000, 'the records after the burst').catch(() => {});
   child.kill('SIGINT');
-  const [code] = await exited;
+  const code = await exited;
   server.close();
   return { lines: lines(), stderr: err(), code: code as number, before, conns: 305 };
 }

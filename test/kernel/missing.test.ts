@@ -11,7 +11,9 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
-import { captured, CLI, close, listen, ROOT } from '../support/helpers';
+import { captured } from '../support/cli';
+import { CLI, ROOT } from '../support/paths';
+import { close, listen } from '../support/sockets';
 
 const CGROUP2 = fs
   .readFileSync('/proc/self/mounts', 'utf8')

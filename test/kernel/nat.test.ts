@@ -10,7 +10,8 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn, ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { Flow } from '../../src';
-import { CLI, FIXTURES, waitFor } from '../support/helpers';
+import { CLI, FIXTURES } from '../support/paths';
+import { waitFor } from '../support/wait';
 
 const TAG = `ntnat${process.pid % 100000}`;
 const C = `${TAG}-c`;

@@ -9,9 +9,11 @@ import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import { decodeSnapshot, NettraceError, Tracer } from '../../src';
-import { CLI } from '../support/helpers';
+import { valueOf } from '../support/exposition';
+import { CLI } from '../support/paths';
+import { Exchange, expectedCounts, peerClient, peerServer } from '../support/peer';
+import { scrape, startServe } from '../support/serve';
 import { makeNetns, removeNetns } from '../support/netns';
-import { Exchange, expectedCounts, peerClient, peerServer, scrape, startServe, valueOf } from '../support/serve';
 
 const NS = ['ntfl-n1', 'ntfl-n2', 'ntfl-n3'];
 const children: ChildProcess[] = [];

@@ -9,9 +9,12 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import path from 'node:path';
 import { agentResource } from '../../src';
-import { closedPort, FIXTURES, waitFor } from '../support/helpers';
+import { valueOf } from '../support/exposition';
+import { FIXTURES } from '../support/paths';
+import { scrape, startServe } from '../support/serve';
+import { closedPort } from '../support/sockets';
+import { waitFor } from '../support/wait';
 import { closeReceivers, logRecords, points, receiver } from '../support/otlp-receiver';
-import { scrape, startServe, valueOf } from '../support/serve';
 
 const children: ChildProcess[] = [];
 after(() => {

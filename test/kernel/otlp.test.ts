@@ -8,9 +8,12 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ChildProcess } from 'node:child_process';
 import { NettraceMetrics, OtlpSink, Tracer } from '../../src';
-import { closedPort, remaining, waitFor } from '../support/helpers';
+import { heldBpf, stillThere } from '../support/bpf-objects';
+import { Exchange, expectedCounts, peerClient, peerServer } from '../support/peer';
+import { startServe } from '../support/serve';
+import { closedPort } from '../support/sockets';
+import { waitFor } from '../support/wait';
 import { Attrs, closeReceivers, latest, logRecords, points, receiver, Received } from '../support/otlp-receiver';
-import { expectedCounts, Exchange, peerClient, peerServer, programsOf, startServe } from '../support/serve';
 
 const children: ChildProcess[] = [];
 after(() => {
@@ -50,7 +53,7 @@ test('serve --otlp: metrics and event logs over OTLP/HTTP protobuf, decoded with
   };
   const filter = `sport = :${peer.port} or dport = :${peer.port} or dport = :${refusedPort}`;
   const served = await startServe(['--listen', '127.0.0.1:0', '--otlp', `http://127.0.0.1:${rx.port}`, '--otlp-logs', filter], env, children);
-  const progs = programsOf(served.child.pid!);
+  const progs = heldBpf(served.child.pid!).programs;
   await peerClient('127.0.0.1', peer.port, refusedPort, x);
   await waitForMetrics(rx.got, metricChecks(x));
 
@@ -78,7 +81,7 @@ test('serve --otlp: metrics and event logs over OTLP/HTTP protobuf, decoded with
   const r = await served.done;
   peer.child.kill('SIGTERM');
   assert.equal(r.code, 0, r.stderr);
-  assert.deepEqual(remaining({ programs: progs, links: [] }).programs, []);
+  assert.deepEqual(stillThere({ programs: progs, links: [] }).programs, []);
 });
 
 test('OtlpSink as a library sink: a Tracer, its metrics and an explicit endpoint; shutdown sends the last export', async () => {

@@ -10,8 +10,10 @@ import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { closedPort, remaining } from '../support/helpers';
-import { expectedCounts, Exchange, get, peerClient, peerServer, programsOf, startServe } from '../support/serve';
+import { heldBpf, stillThere } from '../support/bpf-objects';
+import { Exchange, expectedCounts, peerClient, peerServer } from '../support/peer';
+import { get, startServe } from '../support/serve';
+import { closedPort } from '../support/sockets';
 
 const PROMETHEUS = '/usr/bin/prometheus';
 const children: ChildProcess[] = [];
@@ -46,7 +48,7 @@ test('Prometheus scrapes nettrace serve and its query API returns the connection
     process.env,
     children,
   );
-  const progs = programsOf(served.child.pid!);
+  const progs = heldBpf(served.child.pid!).programs;
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nettrace-prom-'));
   dirs.push(dir);
@@ -114,5 +116,5 @@ test('Prometheus scrapes nettrace serve and its query API returns the connection
   const r = await served.done;
   peer.child.kill('SIGTERM');
   assert.equal(r.code, 0, r.stderr);
-  assert.deepEqual(remaining({ programs: progs, links: [] }).programs, []);
+  assert.deepEqual(stillThere({ programs: progs, links: [] }).programs, []);
 });

@@ -13,7 +13,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
 import { Clock, decodeAll, encodeItems, FlowSnapshot, NettraceEvent, StreamDecoder, StreamItem, toEvent, Tracer } from '../../src';
-import { CLI, close, listen, runClient, waitFor } from '../support/helpers';
+import { CLI } from '../support/paths';
+import { close, listen, runClient } from '../support/sockets';
+import { waitFor } from '../support/wait';
 
 const started: Tracer[] = [];
 const children: ChildProcess[] = [];

@@ -10,7 +10,7 @@
  */
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ROOT } from '../support/helpers';
+import { ROOT } from '../support/paths';
 import { expectConnections, expectRefused } from '../support/expect';
 import type { GuestReport } from './qemu/guest';
 import { GuestResult, KernelSeries, runInGuest } from './qemu/vm';

@@ -10,7 +10,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Flow, FlowMonitor, Tracer } from '../../src';
 import { RouteResolver, routeEach } from '../../src/flows/routes';
-import { CLI, FIXTURES, waitFor } from '../support/helpers';
+import { CLI, FIXTURES } from '../support/paths';
+import { waitFor } from '../support/wait';
 
 const TAG = `ntr${process.pid % 100000}`;
 const A = `${TAG}-a`; // the clients' namespace

@@ -6,8 +6,12 @@ import { once } from 'node:events';
 import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { CLI, closedPort, FIXTURES, remaining } from '../support/helpers';
-import { expectedCounts, Exchange, get, peerClient, peerServer, programsOf, Sample, scrape, startServe, valueOf } from '../support/serve';
+import { heldBpf, stillThere } from '../support/bpf-objects';
+import { Sample, valueOf } from '../support/exposition';
+import { CLI, FIXTURES } from '../support/paths';
+import { Exchange, expectedCounts, peerClient, peerServer } from '../support/peer';
+import { get, scrape, startServe } from '../support/serve';
+import { closedPort } from '../support/sockets';
 
 const run = promisify(execFile);
 const children: ChildProcess[] = [];
@@ -62,7 +66,7 @@ test('serve: /metrics counts opens, accepts, closes, refusals, resets and bytes 
   const refusedPort = await closedPort('127.0.0.1');
   const filter = `sport = :${peer.port} or dport = :${peer.port} or dport = :${refusedPort}`;
   const served = await startServe(['--listen', '127.0.0.1:0', filter], process.env, children);
-  const progs = programsOf(served.child.pid!);
+  const progs = heldBpf(served.child.pid!).programs;
   assert.ok(progs.length >= 2, 'programs attached');
 
   const health = await get(served.port, '/healthz');
@@ -104,7 +108,7 @@ test('serve: /metrics counts opens, accepts, closes, refusals, resets and bytes 
   peer.child.kill('SIGTERM');
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /nettrace: \d+ events, 0 dropped\n$/);
-  assert.deepEqual(remaining({ programs: progs, links: [] }).programs, [], 'no program is left after SIGTERM');
+  assert.deepEqual(stillThere({ programs: progs, links: [] }).programs, [], 'no program is left after SIGTERM');
 });
 
 /** Starts test/fixtures/udp-peer.js (comm nt-udp) and resolves with its {pid, port} once its socket is ready. */
@@ -291,12 +295,12 @@ test('serve: listens on loopback by default and stops cleanly on SIGINT, SIGTERM
       assert.equal(served.port, 9559);
       assert.match(served.stderr(), /serving http:\/\/127\.0\.0\.1:9559\/metrics/);
     }
-    const mine = programsOf(served.child.pid!);
+    const mine = heldBpf(served.child.pid!).programs;
     assert.ok(mine.length >= 2, 'programs attached');
     served.child.kill(signal);
     const r = await served.done;
     assert.equal(r.code, 0, `${signal}: ${r.stderr}`);
-    assert.deepEqual(remaining({ programs: mine, links: [] }).programs, [], `no program is left after ${signal}`);
+    assert.deepEqual(stillThere({ programs: mine, links: [] }).programs, [], `no program is left after ${signal}`);
     await assert.rejects(get(served.port, '/healthz'), /ECONNREFUSED/);
   }
 });

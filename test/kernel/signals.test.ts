@@ -18,8 +18,13 @@ import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { captured, CLI, close, listen, waitFor } from '../support/helpers';
-import { BpfIds, bpffsEntries, churn, Churner, gone, heldAtFifo, heldBpf, normalized, pinsOf, readFifo } from '../support/bpf-objects';
+import { bpffsEntries, BpfIds, gone, heldBpf, normalized, pinsOf } from '../support/bpf-objects';
+import { churn, Churner } from '../support/churn';
+import { captured } from '../support/cli';
+import { heldAtFifo, readFifo } from '../support/fifo';
+import { CLI } from '../support/paths';
+import { close, listen } from '../support/sockets';
+import { waitFor } from '../support/wait';
 
 interface CommandCase {
   name: string;

@@ -7,24 +7,20 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { CLI, close, listen, waitFor } from '../support/helpers';
-import { churn } from '../support/bpf-objects';
+import { churn } from '../support/churn';
+import { startAttached } from '../support/cli';
+import { close, listen } from '../support/sockets';
 
 const MINUTES = Number(process.env.NETTRACE_SOAK_MINUTES ?? 1);
 /** Connections a second nettrace is rated for on a loaded 2-CPU machine with the default ring, about 14 records each. */
 const RATE = 200;
 const MiB = 1 << 20;
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nettrace-soak-'));
 const children: ChildProcess[] = [];
 after(() => {
   children.forEach((c) => c.exitCode === null && c.signalCode === null && c.kill('SIGKILL'));
-  fs.rmSync(dir, { recursive: true, force: true });
 });
 
 function rss(pid: number): number {
@@ -47,17 +43,8 @@ function slope(points: [number, number][]): number {
 test(`soak: ${MINUTES} min of churn at ${RATE} conns/s: no drops, every record, flat memory`, { timeout: (MINUTES + 3) * 60000 }, async () => {
   assert.ok(MINUTES > 0, 'NETTRACE_SOAK_MINUTES must be positive');
   const server = await listen('127.0.0.1', 10, 10);
-  const ids = path.join(dir, 'ids');
   const devnull = fs.openSync('/dev/null', 'w');
-  const nettrace = spawn(process.execPath, [CLI, '--json', '--port', String(server.port)], {
-    stdio: ['ignore', devnull, 'pipe'],
-    env: { ...process.env, NETTRACE_KERNEL_IDS: ids },
-  });
-  children.push(nettrace);
-  let stderr = '';
-  nettrace.stderr!.on('data', (d) => (stderr += d));
-  const exited = once(nettrace, 'exit');
-  await waitFor(() => fs.existsSync(ids) && fs.readFileSync(ids, 'utf8').endsWith('\n'), 20000, 'nettrace to attach');
+  const { child: nettrace, io, exited } = await startAttached(['--json', '--port', String(server.port)], 'nettrace-soak', { stdout: devnull, children });
 
   const churner = await churn('127.0.0.1', server.port, RATE);
   children.push(churner.child);
@@ -71,7 +58,8 @@ test(`soak: ${MINUTES} min of churn at ${RATE} conns/s: no drops, every record, 
   const made = await churner.stop();
   await new Promise((r) => setTimeout(r, 500));
   nettrace.kill('SIGINT');
-  assert.equal((await exited)[0], 0, stderr);
+  assert.equal(await exited, 0, io.err());
+  const stderr = io.err();
   fs.closeSync(devnull);
   await close(server);
 

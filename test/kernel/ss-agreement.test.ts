@@ -13,7 +13,8 @@ import assert from 'node:assert/strict';
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import path from 'node:path';
 import readline from 'node:readline';
-import { CLI, FIXTURES, waitFor } from '../support/helpers';
+import { CLI, FIXTURES } from '../support/paths';
+import { waitFor } from '../support/wait';
 
 const A = 'ntk-ss-a';
 const B = 'ntk-ss-b';

@@ -13,7 +13,8 @@ import path from 'node:path';
 import { FlowMonitor, Tracer } from '../../src';
 import { SteeringMonitor, SteeringFlow, SteeringReport } from '../../src/steering';
 import { SteeringEvent } from '../../src/steering/types';
-import { CLI, FIXTURES, remaining } from '../support/helpers';
+import { stillThere } from '../support/bpf-objects';
+import { CLI, FIXTURES } from '../support/paths';
 
 const ID = process.pid;
 const SEND_NS = `nts-${ID}-s`;
@@ -253,11 +254,12 @@ test('the steering hooks attach only on request, and are reported', async () => 
 });
 
 test('stop() detaches every steering program, the cgroup attachment included', async () => {
-  const ids = tracer!.kernelIds;
+  const { programs, links } = tracer!.kernelIds;
+  const ids = { programs, links };
   await tracer!.stop();
   assert.throws(() => tracer!.steering(), { code: 'EINVAL', message: 'the tracer is stopped' });
-  for (let i = 0; i < 50 && remaining(ids).programs.length > 0; i++) await new Promise((r) => setTimeout(r, 100));
-  assert.deepEqual(remaining(ids), { programs: [], links: [] });
+  for (let i = 0; i < 50 && stillThere(ids).programs.length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(stillThere(ids), { programs: [], links: [] });
   const cgroupLinks = JSON.parse(sh(['bpftool', '-j', 'cgroup', 'show', '/sys/fs/cgroup/unified']).trim() || '[]') as { id: number }[];
   assert.ok(!cgroupLinks.some((p) => ids.programs.includes(p.id)), 'nothing of ours left on the cgroup root');
 });

@@ -13,7 +13,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Flow } from '../../src/flows/table';
-import { CLI, close, FIXTURES, waitFor } from '../support/helpers';
+import { CLI, FIXTURES } from '../support/paths';
+import { close } from '../support/sockets';
+import { waitFor } from '../support/wait';
 
 const run = promisify(execFile);
 const MY_COMM = fs.readFileSync('/proc/self/comm', 'utf8').trim().replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

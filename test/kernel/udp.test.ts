@@ -7,14 +7,17 @@ import { once } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { Clock, Flow, FlowMonitor, NettraceEvent, rollup, toEvent, TraceOptions, Tracer } from '../../src';
+import { Clock, Flow, FlowMonitor, NettraceEvent, rollup, toEvent, Tracer } from '../../src';
 import { Kind } from '../../src/layout';
-import { CLI, FIXTURES, remaining, waitFor } from '../support/helpers';
+import { stillThere } from '../support/bpf-objects';
+import { CLI, FIXTURES } from '../support/paths';
+import { waitFor } from '../support/wait';
+import { Tracers } from '../support/tracers';
 
 const MY_COMM = fs.readFileSync('/proc/self/comm', 'utf8').trim();
 const NETNS = `ntudp${process.pid}`;
 
-const started: Tracer[] = [];
+const tracers = new Tracers();
 const children: ChildProcess[] = [];
 const sockets: dgram.Socket[] = [];
 function dropNetns(): void {
@@ -25,17 +28,13 @@ function dropNetns(): void {
   }
 }
 after(async () => {
-  await Promise.all(started.map((t) => t.stop()));
+  await tracers.stopAll();
   children.forEach((c) => c.kill('SIGKILL'));
   sockets.forEach((s) => s.close());
   dropNetns();
 });
 
-function start(options: TraceOptions = {}): Tracer {
-  const t = Tracer.start(options);
-  started.push(t);
-  return t;
-}
+const start = tracers.start;
 
 /** Every UDP record as an event. */
 function udpEvents(tracer: Tracer): NettraceEvent[] {
@@ -234,7 +233,8 @@ test('a UDP socket opened before nettrace starts is listed with its owner, as ss
   assert.deepEqual([f.pid, f.state, f.saddr, f.opened], [held.pid, 'CLOSE', '127.0.0.1', null]);
   monitor.close();
   await tracer.stop();
-  assert.deepEqual(remaining(tracer.kernelIds), { programs: [], links: [] }, 'every program and link is gone');
+  const { programs, links } = tracer.kernelIds;
+  assert.deepEqual(stillThere({ programs, links }), { programs: [], links: [] }, 'every program and link is gone');
 
   const rows = execFileSync(process.execPath, [CLI, 'flows', '-ul', '--json', '--port', String(held.port)], { encoding: 'utf8' })
     .trim()

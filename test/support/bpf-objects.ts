@@ -1,9 +1,8 @@
-/** What the kernel holds for a process, and whether it still exists: BPF objects by id, pins, a churning peer. */
-import { execFileSync, spawn, ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+/** BPF objects in the kernel: which a process holds, which of some ids still exist, where they are pinned. */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { FIXTURES, waitFor } from './helpers';
+import { waitFor } from './wait';
 
 export interface BpfIds {
   programs: number[];
@@ -52,11 +51,20 @@ function exists(kind: 'prog' | 'link' | 'map', id: number): boolean {
   }
 }
 
-/** Which of these objects the kernel still has, asked by id (`bpftool prog/link/map show id N`). */
-export function stillThere(ids: BpfIds): BpfIds {
-  const left: BpfIds = { programs: [], links: [], maps: [] };
-  for (const [key, kind] of KINDS) left[key] = ids[key].filter((id) => exists(kind, id));
+/**
+ * Which of these objects the kernel still has, asked by id (`bpftool prog/link/map show id N`): the same
+ * kinds as given, each filtered.
+ */
+export function stillThere<T extends Partial<BpfIds>>(ids: T): T {
+  const left = { ...ids };
+  for (const [key, kind] of KINDS) if (ids[key]) left[key] = ids[key]!.filter((id) => exists(kind, id)) as T[typeof key];
   return left;
+}
+
+/** Ids of loaded programs named like nettrace's. */
+export function nettracePrograms(): number[] {
+  const list = JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'show'], { encoding: 'utf8' }) || '[]') as { id: number; name?: string }[];
+  return list.filter((p) => p.name && /^on_(state|accept)/.test(p.name)).map((p) => p.id);
 }
 
 const NONE: BpfIds = { programs: [], links: [], maps: [] };
@@ -84,71 +92,4 @@ export function bpffsEntries(dir = '/sys/fs/bpf'): string[] {
     const p = path.join(dir, e.name);
     return e.isDirectory() ? [p, ...bpffsEntries(p)] : [p];
   });
-}
-
-/** Reads a FIFO a writer is blocked on (or will open soon) without ever blocking this thread. */
-export async function readFifo(fifo: string, timeoutMs = 10000): Promise<string> {
-  const fd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
-  const chunks: Buffer[] = [];
-  const buf = Buffer.alloc(4096);
-  const end = Date.now() + timeoutMs;
-  try {
-    for (;;) {
-      let n: number;
-      try {
-        n = fs.readSync(fd, buf);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
-        if (Date.now() > end) throw new Error(`nothing came through ${fifo}`);
-        await new Promise((r) => setTimeout(r, 10));
-        continue;
-      }
-      if (n === 0 && chunks.length > 0) return Buffer.concat(chunks).toString();
-      if (n === 0) {
-        if (Date.now() > end) return '';
-        await new Promise((r) => setTimeout(r, 10)); // the writer has not opened yet
-        continue;
-      }
-      chunks.push(Buffer.from(buf.subarray(0, n)));
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-/** Whether the process's main thread sleeps in open() of a FIFO, waiting for a reader. */
-export function heldAtFifo(pid: number): boolean {
-  try {
-    return fs.readFileSync(`/proc/${pid}/wchan`, 'utf8') === 'wait_for_partner';
-  } catch {
-    return false;
-  }
-}
-
-export interface Churner {
-  child: ChildProcess;
-  pid: number;
-  /** Stops starting connections, lets the open ones finish; resolves with how many completed. */
-  stop(): Promise<{ conns: number; errors: number }>;
-}
-
-/** test/fixtures/churner.js: `rate` connections a second to host:port until stopped. */
-export async function churn(host: string, port: number, rate: number, bytes = 10): Promise<Churner> {
-  const child = spawn(process.execPath, [path.join(FIXTURES, 'churner.js'), host, String(port), String(rate), String(bytes)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  await waitFor(() => out.includes('\n'), 10000, 'the churner to start');
-  const { pid } = JSON.parse(out.split('\n')[0]) as { pid: number };
-  return {
-    child,
-    pid,
-    async stop() {
-      const exited = once(child, 'exit');
-      child.kill('SIGTERM');
-      await exited;
-      return JSON.parse(out.trim().split('\n').pop()!) as { conns: number; errors: number };
-    },
-  };
 }

@@ -9,7 +9,9 @@ import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { DnsEvent, NettraceEvent, Tracer } from '../../src';
-import { captured, FIXTURES, waitFor } from './helpers';
+import { captured } from './cli';
+import { FIXTURES } from './paths';
+import { waitFor } from './wait';
 
 const ZONE = [
   '--host-record=www.ntdns.test,10.77.0.1,fd77::1',

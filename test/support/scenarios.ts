@@ -8,7 +8,8 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { Clock, NettraceEvent, toEvent, TraceOptions, Tracer } from '../../src';
 import { ConnectionRun, Owner } from './expect';
-import { close, closedPort, listen, runClient, waitFor } from './helpers';
+import { close, closedPort, listen, runClient } from './sockets';
+import { waitFor } from './wait';
 
 export type StartTracer = (options: TraceOptions) => Tracer;
 

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ROOT } from '../support/helpers';
+import { ROOT } from '../support/paths';
 
 const PROMTOOL = '/usr/bin/promtool';
 const DIR = path.join(ROOT, 'deploy', 'prometheus');

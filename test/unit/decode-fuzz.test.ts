@@ -13,7 +13,7 @@ import { decodeAll, DecodeError, encodeItems, NettraceEvent, StreamItem, TCP_STA
 import { formatAddr } from '../../src/decode';
 import { EventBase } from '../../src/events';
 import { connectResult } from '../../src/tcp';
-import { CLI } from '../support/helpers';
+import { CLI } from '../support/paths';
 
 const header: StreamItem = { type: 'header', version: 1, producer: 'nettrace fuzz', hostname: 'fuzz', started: 1700000000000, command: 'stream' };
 const HEADER_BYTES = encodeItems([header]);

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { parseCommand } from '../../src/cli/options';
 import { SERVE_OPTIONS, serveOptions } from '../../src/cli/serve';
-import { ROOT } from '../support/helpers';
+import { ROOT } from '../support/paths';
 
 const DEPLOY = path.join(ROOT, 'deploy');
 

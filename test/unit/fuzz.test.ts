@@ -17,7 +17,7 @@ import { TOP_OPTIONS, topOptions } from '../../src/cli/top';
 import { SERVE_OPTIONS, serveOptions } from '../../src/cli/serve';
 import { STEERING_OPTIONS, steeringOptions } from '../../src/cli/steering';
 import { parseBench } from '../../src/cli/bench';
-import { CLI } from '../support/helpers';
+import { CLI } from '../support/paths';
 
 const WORDS = [
   'state', 'established', 'syn-sent', 'listening', 'connected', 'all', 'src', 'dst', 'sport', 'dport', 'and', 'or',

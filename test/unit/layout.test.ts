@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { ROOT } from '../support/helpers';
+import { ROOT } from '../support/paths';
 import { Close, Dns, DnsCopy, DnsDir, Head, Kind } from '../../src/layout';
 
 test('src/layout.ts is what the BPF object says', () => {

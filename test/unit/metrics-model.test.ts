@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CounterVec, escapeLabelValue, Histogram, LabelBudget, renderExposition } from '../../src/metrics';
-import { parseExposition } from '../support/serve';
+import { parseExposition } from '../support/exposition';
 
 test('label values escape backslash, double quote and line feed, and nothing else', () => {
   assert.equal(escapeLabelValue('plain'), 'plain');

@@ -8,11 +8,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { decodeSnapshot, NettraceEvent, TraceOptions, Tracer } from '../../../src';
+import { decodeSnapshot, NettraceEvent } from '../../../src';
 import { NativeHook } from '../../../src/native';
 import { ConnectionRun, Owner } from '../../support/expect';
-import { close, listen } from '../../support/helpers';
+import { close, listen } from '../../support/sockets';
 import { traceConnections, traceRefused } from '../../support/scenarios';
+import { Tracers } from '../../support/tracers';
 
 export interface GuestReport {
   kernel: string;
@@ -26,12 +27,8 @@ export interface GuestReport {
   fallback: { hooks: NativeHook[]; events: NettraceEvent[]; run: ConnectionRun };
 }
 
-const started: Tracer[] = [];
-function start(options: TraceOptions): Tracer {
-  const t = Tracer.start(options);
-  started.push(t);
-  return t;
-}
+const tracers = new Tracers();
+const start = tracers.start;
 
 const FAMILIES = [
   [4, '127.0.0.1'],
@@ -70,7 +67,7 @@ main(process.argv[2]).then(
   () => process.exit(0),
   async (e) => {
     process.stderr.write(`guest: ${e instanceof Error ? e.stack : String(e)}\n`);
-    await Promise.all(started.map((t) => t.stop()));
+    await tracers.stopAll();
     process.exit(1);
   },
 );
