@@ -48,7 +48,7 @@ function cgroupDir(place: Place): string {
   return dir;
 }
 
-/** test/fixtures/holder.js started inside the cgroup (the shell moves itself there, then becomes the holder). */
+/** test/kernel/fixtures/holder.js started inside the cgroup (the shell moves itself there, then becomes the holder). */
 function holderIn(dir: string): Promise<{ pid: number; port: number; clientPort: number }> {
   return fixtureIn<{ pid: number; port: number; clientPort: number }>(dir, 'holder.js');
 }

@@ -1,6 +1,6 @@
 /**
  * Names on flows and where UDP datagrams went, against the zone of
- * test/dns-zone: a flow to an answered address carries the name its process
+ * test/support/dns-zone: a flow to an answered address carries the name its process
  * looked up (snapshots, host rollups, close records, the stream, metrics), and
  * an unconnected UDP socket's close record names its peers.
  */

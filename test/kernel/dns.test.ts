@@ -1,5 +1,5 @@
 /**
- * DNS lookups against real DNS software (test/dns-zone: dnsmasq serving a local
+ * DNS lookups against real DNS software (test/support/dns-zone: dnsmasq serving a local
  * zone in a network namespace of the test's own, a broken upstream, a silent
  * one), asked by dig (UDP and TCP), glibc (getent) and Node's resolver. Every
  * event is checked exactly: the asking process, server, name, type, rcode,

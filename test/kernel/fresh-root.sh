@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A fresh Debian system for test/package.test.ts: a minimal bookworm root (debootstrap --variant=minbase: no Node,
+# A fresh Debian system for test/kernel/package.test.ts: a minimal bookworm root (debootstrap --variant=minbase: no Node,
 # no Rust, no clang, no libelf), cached as a tarball under /var/cache/nettrace-debootstrap and unpacked anew each run.
 # It installs one artefact the way a user would, then, chrooted with /proc, /sys, tracefs and the cgroup v2 mount
 # bound in, traces a connection a bash inside it makes to PORT on loopback, and lists it while it is open.

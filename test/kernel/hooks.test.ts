@@ -2,7 +2,7 @@
  * Going without a hook, as on a kernel that lacks it (simulated with
  * `disable`): nettrace starts, says which feature is unavailable, and the rest
  * traces exactly as before. The probe that switches hooks off on a real kernel
- * takes the same path; test/kernel.test.ts runs it on a second kernel.
+ * takes the same path; test/kernel/qemu.test.ts runs it on a second kernel.
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';

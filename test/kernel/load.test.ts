@@ -24,7 +24,7 @@ after(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-/** Holds a BPF_ENABLE_STATS descriptor (test/fixtures/bpf-stats.c) until the returned function is called. */
+/** Holds a BPF_ENABLE_STATS descriptor (test/kernel/fixtures/bpf-stats.c) until the returned function is called. */
 async function kernelRunStats(): Promise<() => Promise<void>> {
   const exe = path.join(dir, 'bpf-stats');
   execFileSync('cc', ['-O2', '-o', exe, path.join(ROOT, 'test', 'kernel', 'fixtures', 'bpf-stats.c')]);

@@ -1,7 +1,7 @@
 /**
  * What installs with no toolchain (npm run package → release/), checked as a user gets it: the portable addon's
  * dynamic needs and glibc floor, the .deb's contents, and each of the .deb and the npm tarball installed into a
- * fresh minimal Debian root (test/fresh-root.sh) tracing exactly the connection a process inside it makes.
+ * fresh minimal Debian root (test/kernel/fresh-root.sh) tracing exactly the connection a process inside it makes.
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,7 +1,7 @@
 /**
  * Other kernels: Debian's bullseye 5.10, bookworm 6.1 and bookworm-backports
  * 6.12 under qemu each run the real addon and the committed BPF object
- * (test/qemu/guest.ts), make loopback connections inside the guest, and the
+ * (test/kernel/qemu/guest.ts), make loopback connections inside the guest, and the
  * records that come back must be exactly what the core tests expect on this
  * machine. All have trampolines, so accepts come from fexit/inet_csk_accept:
  * with its pre-6.10 signature on 5.10 and 6.1 and its post-6.10 one (struct

@@ -86,7 +86,7 @@ after(async () => {
   }
 });
 
-/** Runs test/fixtures/route-peer.js in a namespace and returns its first line of output. */
+/** Runs test/kernel/fixtures/route-peer.js in a namespace and returns its first line of output. */
 async function peer<T>(ns: string, ...args: string[]): Promise<T> {
   const child = spawn('ip', ['netns', 'exec', ns, process.execPath, path.join(FIXTURES, 'route-peer.js'), ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],

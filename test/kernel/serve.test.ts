@@ -111,7 +111,7 @@ test('serve: /metrics counts opens, accepts, closes, refusals, resets and bytes 
   assert.deepEqual(stillThere({ programs: progs, links: [] }).programs, [], 'no program is left after SIGTERM');
 });
 
-/** Starts test/fixtures/udp-peer.js (comm nt-udp) and resolves with its {pid, port} once its socket is ready. */
+/** Starts test/kernel/fixtures/udp-peer.js (comm nt-udp) and resolves with its {pid, port} once its socket is ready. */
 async function udpPeer(args: string[]): Promise<{ child: ChildProcess; pid: number; port: number }> {
   const child = spawn(process.execPath, [path.join(FIXTURES, 'udp-peer.js'), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(child);

@@ -101,7 +101,7 @@ function jsonLines(child: ChildProcess): () => Promise<Line> {
   return () => new Promise<Line>((r) => (queue.length ? r(queue.shift()!) : waiting.push(r)));
 }
 
-/** test/fixtures/bulk.js pinned to `cpu` in `ns`. */
+/** test/kernel/fixtures/bulk.js pinned to `cpu` in `ns`. */
 function pinned(ns: string, cpu: number, args: string[]): () => Promise<Line> {
   const child = spawn('ip', ['netns', 'exec', ns, 'taskset', '-c', String(cpu), process.execPath, path.join(FIXTURES, 'bulk.js'), ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],

@@ -59,7 +59,7 @@ async function echoServer(): Promise<number> {
   return (server.address() as net.AddressInfo).port;
 }
 
-/** test/fixtures/streamer.js, named nt-streamer: one connection sending 16 KiB every 50 ms for `seconds`. */
+/** test/kernel/fixtures/streamer.js, named nt-streamer: one connection sending 16 KiB every 50 ms for `seconds`. */
 async function streamer(port: number, seconds: number): Promise<{ pid: number; localPort: number; child: ChildProcess }> {
   const child = spawn(process.execPath, [path.join(FIXTURES, 'streamer.js'), '127.0.0.1', String(port), String(seconds), '16384'], {
     stdio: ['ignore', 'pipe', 'inherit'],

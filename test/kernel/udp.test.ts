@@ -52,7 +52,7 @@ interface Peer {
   port: number;
 }
 
-/** Starts test/fixtures/udp-peer.js (comm nt-udp) and waits for its {pid, port}. */
+/** Starts test/kernel/fixtures/udp-peer.js (comm nt-udp) and waits for its {pid, port}. */
 async function peer(args: string[], prefix: string[] = []): Promise<Peer> {
   const [cmd, ...rest] = [...prefix, process.execPath, path.join(FIXTURES, 'udp-peer.js'), ...args];
   const child = spawn(cmd, rest, { stdio: ['ignore', 'pipe', 'inherit'] });

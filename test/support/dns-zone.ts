@@ -2,7 +2,7 @@
  * A DNS zone for the DNS tests, in a network namespace of the test's own:
  * dnsmasq serving ntdns.test on 127.0.0.1 and ::1 (glibc there asks it, through
  * /etc/netns/NAME/resolv.conf), forwarding broken.test to a broken upstream
- * (test/fixtures/dns-upstream: SERVFAIL) and silent.test to an address where
+ * (test/kernel/fixtures/dns-upstream: SERVFAIL) and silent.test to an address where
  * nothing answers; and a tracer of the lookups it sees.
  */
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';

@@ -1,8 +1,8 @@
 /**
- * Runs inside the qemu guest that test/kernel.test.ts boots: the real addon and
+ * Runs inside the qemu guest that test/kernel/qemu.test.ts boots: the real addon and
  * the committed BPF object against the guest's kernel. It makes the same
  * traffic as the core tests and writes what nettrace recorded to
- * <out>/result.json; the host checks it with ../expect.
+ * <out>/result.json; the host checks it with test/support/expect.
  *   usage: node guest.js OUT_DIR
  */
 import fs from 'node:fs';
