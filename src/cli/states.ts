@@ -8,7 +8,7 @@
  * expression) makes it take a state record per transition and count them here.
  */
 import { Kind } from '../layout';
-import { FlowMonitor } from '../flows/monitor';
+import { FlowMonitor } from '../flows/flow-monitor';
 import { decodeSnapshot } from '../flows/snapshot';
 import { stateName, TcpState } from '../tcp';
 import { TraceOptions, Tracer } from '../tracer';

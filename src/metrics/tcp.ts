@@ -7,11 +7,11 @@
  */
 import { RecordCursor } from '../decode';
 import { CommNames } from '../flows/comm-names';
-import { FlowMonitor } from '../flows/monitor';
+import { FlowMonitor } from '../flows/flow-monitor';
 import { CgroupResolver } from '../flows/cgroups';
 import { RouteResolver } from '../flows/routes';
 import { SocketIdent, SocketOwner, SocketRow } from '../flows/snapshot';
-import { Flow } from '../flows/table';
+import { Flow } from '../flows/flow-table';
 import { Kind } from '../layout';
 import { connectResult, stateName, TCP_STATES, TcpState } from '../tcp';
 import { Tracer } from '../tracer';

@@ -2,11 +2,11 @@
  * The full-screen form of `nettrace top`: redraws every interval, on each key
  * and on resize, and gives the terminal back on every way out.
  */
-import { FlowMonitor } from '../../flows/monitor';
+import { FlowMonitor } from '../../flows/flow-monitor';
 import { CgroupResolver } from '../../flows/cgroups';
 import { NatResolver } from '../../flows/nat';
 import { RouteResolver } from '../../flows/routes';
-import { Flow } from '../../flows/table';
+import { Flow } from '../../flows/flow-table';
 import { Tracer } from '../../tracer';
 import { Key } from './input';
 import { buildModel } from './model';

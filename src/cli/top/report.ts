@@ -1,5 +1,5 @@
 /** `nettrace top` when stdout is not a terminal: one plain snapshot per interval, no escape sequences. */
-import { FlowMonitor } from '../../flows/monitor';
+import { FlowMonitor } from '../../flows/flow-monitor';
 import { CgroupResolver } from '../../flows/cgroups';
 import { NatResolver, NatStats } from '../../flows/nat';
 import { flowSnapshot } from '../../flows/rollup';

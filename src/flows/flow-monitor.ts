@@ -7,7 +7,7 @@ import { CgroupResolver } from './cgroups';
 import { NatResolver } from './nat';
 import { RouteResolver } from './routes';
 import { decodePeers, decodeSnapshot, decodeUdpSnapshot, SocketRow } from './snapshot';
-import { Flow, FlowTable, FlowTableOptions } from './table';
+import { Flow, FlowTable, FlowTableOptions } from './flow-table';
 import { foldSteering } from '../steering/fold';
 import { SteeringSample } from '../steering/types';
 import { DnsLookups } from '../dns/lookups';

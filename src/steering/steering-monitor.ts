@@ -3,8 +3,8 @@
  * from a FlowMonitor over a tracer that runs the steering hooks; and the
  * `steering` event for flows whose locality stays low.
  */
-import { FlowMonitor } from '../flows/monitor';
-import { Flow } from '../flows/table';
+import { FlowMonitor } from '../flows/flow-monitor';
+import { Flow } from '../flows/flow-table';
 import { readSteeringConfig } from './config';
 import { delta, group, ratio } from './fold';
 import { FlowSteering, SteeringEvent, SteeringFlow, SteeringGroup, SteeringOptions, SteeringReport } from './types';
