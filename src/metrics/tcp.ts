@@ -12,7 +12,7 @@ import { CgroupResolver } from '../flows/cgroups';
 import { RouteResolver } from '../flows/routes';
 import { SocketIdent, SocketOwner, SocketRow } from '../flows/snapshot';
 import { Flow } from '../flows/flow-table';
-import { Kind } from '../layout';
+import { Kind, TcpStateCode } from '../layout';
 import { connectResult, stateName, TCP_STATES, TcpState } from '../tcp';
 import { Tracer } from '../tracer';
 import { LabelBudget } from './labels';
@@ -40,12 +40,8 @@ export interface TcpMetricsOptions {
 /** Seconds: 50 us to 10 s, as loopback, LAN and WAN round trips spread. */
 export const RTT_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10];
 
-const ESTABLISHED = 1;
-const SYN_RECV = 3;
-const FIN_WAIT1 = 4;
-const CLOSE_WAIT = 8;
 /** A socket that reaches CLOSE from one of these ended without the FIN handshake: a reset, sent or received. */
-const ABORTIVE = new Set([ESTABLISHED, SYN_RECV, FIN_WAIT1, CLOSE_WAIT]);
+const ABORTIVE = new Set<number>([TcpStateCode.ESTABLISHED, TcpStateCode.SYN_RECV, TcpStateCode.FIN_WAIT1, TcpStateCode.CLOSE_WAIT]);
 
 /** What one batch's records add to a process's counters. */
 interface BatchCounts {
