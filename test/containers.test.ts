@@ -14,7 +14,7 @@ import { Flow, FlowMonitor, NettraceMetrics, Tracer } from '../src';
 import { classifyCgroup } from '../src/flows/cgroup-names';
 import { cgroup2Root, CgroupResolver } from '../src/flows/cgroups';
 import { Kind } from '../src/layout';
-import { newFlow } from '../src/flows/flow-table';
+import { newFlow } from '../src/flows/flow';
 import { flowSnapshot } from '../src/flows/rollup';
 import { decodeAll, encodeItems } from '../src/proto/stream';
 import { buildModel } from '../src/cli/top/model';

@@ -12,7 +12,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { Flow } from '../src/flows/flow-table';
+import { Flow } from '../src/flows/flow';
 import { Tracer } from '../src/tracer';
 import { parseCommand } from '../src/cli/options';
 import { topCommand, TopIo, topOptions } from '../src/cli/top';

@@ -4,7 +4,7 @@ import { encodeItems } from '../proto/stream';
 import { Output } from './output';
 import { statsRecord, streamHeader } from './protobuf';
 import { routedFlows } from '../flows/flow-monitor';
-import { Flow } from '../flows/flow-table';
+import { Flow } from '../flows/flow';
 import { Tracer } from '../tracer';
 import { printable } from './render';
 import { bytes, endpoint, ssState, table } from './table';

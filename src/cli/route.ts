@@ -7,7 +7,7 @@ import net from 'node:net';
 import { routedFlows } from '../flows/flow-monitor';
 import { prefixText, protocolName, routeKey, scopeName, tableName, typeName } from '../flows/route-names';
 import { RouteResolver } from '../flows/routes';
-import { Flow } from '../flows/flow-table';
+import { Flow } from '../flows/flow';
 import { NativeRoute } from '../native';
 import { Tracer } from '../tracer';
 import { renderFlows } from './flows';

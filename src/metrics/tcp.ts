@@ -11,7 +11,7 @@ import { FlowMonitor } from '../flows/flow-monitor';
 import { CgroupResolver } from '../flows/cgroups';
 import { RouteResolver } from '../flows/routes';
 import { SocketIdent, SocketOwner, SocketRow } from '../flows/snapshot';
-import { Flow } from '../flows/flow-table';
+import { Flow } from '../flows/flow';
 import { Kind, TcpStateCode } from '../layout';
 import { connectResult, stateName, TCP_STATES, TcpState } from '../tcp';
 import { Tracer } from '../tracer';

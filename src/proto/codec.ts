@@ -10,7 +10,7 @@ import { Container, QosClass, Runtime } from '../flows/cgroup-names';
 import { Nat } from '../flows/nat';
 import { FlowSnapshot, Rollup } from '../flows/rollup';
 import { SocketIdent, SocketOwner } from '../flows/snapshot';
-import { Flow } from '../flows/flow-table';
+import { Flow } from '../flows/flow';
 import { connectErrno, connectResult, TCP_STATES, TcpState } from '../tcp';
 import { TracerStats } from '../tracer';
 import { nettrace } from './nettrace.pb';

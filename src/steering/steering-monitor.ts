@@ -4,7 +4,7 @@
  * `steering` event for flows whose locality stays low.
  */
 import { FlowMonitor } from '../flows/flow-monitor';
-import { Flow } from '../flows/flow-table';
+import { Flow } from '../flows/flow';
 import { readSteeringConfig } from './config';
 import { delta, group, ratio } from './fold';
 import { FlowSteering, SteeringEvent, SteeringFlow, SteeringGroup, SteeringOptions, SteeringReport } from './types';

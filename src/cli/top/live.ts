@@ -6,7 +6,7 @@ import { FlowMonitor } from '../../flows/flow-monitor';
 import { CgroupResolver } from '../../flows/cgroups';
 import { NatResolver } from '../../flows/nat';
 import { RouteResolver } from '../../flows/routes';
-import { Flow } from '../../flows/flow-table';
+import { Flow } from '../../flows/flow';
 import { Tracer } from '../../tracer';
 import { Key } from './input';
 import { buildModel } from './model';

@@ -1,6 +1,6 @@
 /** What the person at `nettrace top` has chosen, and how each key changes it. No I/O: the screen follows from it. */
 import { compile, FilterSyntaxError, parseFilter, subjectOf } from '../../filter';
-import { Flow } from '../../flows/flow-table';
+import { Flow } from '../../flows/flow';
 import { TCP_STATES } from '../../tcp';
 import { Key } from './input';
 import { Grouping, SORT_KEYS, SortKey } from './model';
