@@ -1,5 +1,6 @@
 export { trace, Tracer } from './tracer';
-export type { TraceOptions, TracerStats, HookName, SnapshotOptions } from './tracer';
+export type { TraceOptions, TracerStats, HookName } from './trace-options';
+export type { SnapshotOptions } from './flows/flow-snapshots';
 export { RecordCursor } from './decode';
 export { toEvent, Clock } from './events';
 export type { NettraceEvent, StateEvent, ConnectEvent, AcceptEvent, CloseEvent, DnsEvent, DnsAnswer, EventType } from './events';

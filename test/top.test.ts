@@ -13,9 +13,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Flow } from '../src/flows/flow';
-import { Tracer } from '../src/tracer';
+import { TracerStats } from '../src/trace-options';
 import { parseCommand } from '../src/cli/options';
 import { topCommand, TopIo, topOptions } from '../src/cli/top';
+import { TopSource } from '../src/cli/top/session';
 import { Column, fit, placeColumns } from '../src/cli/top/columns';
 import { decodeKeys, Key } from '../src/cli/top/input';
 import { buildModel, SortKey } from '../src/cli/top/model';
@@ -311,9 +312,13 @@ function fakeTerminal(width = 80, height = 24): FakeTerminal {
   };
 }
 
-function fakeTracer(snapshot: () => Buffer): Tracer {
-  const stats = { records: 0, bytes: 0, batches: 0, drops: 3, missed: 1, evictions: 0, queueDrops: 0 };
-  return { onBatch: () => () => {}, snapshot, snapshotUdp: () => Buffer.alloc(0), udpPeers: () => Buffer.alloc(0), stats: () => stats } as unknown as Tracer;
+/** A tracer with no records and no sockets but what `snapshot` returns, 3 drops and 1 missed run. */
+function fakeTracer(snapshot: () => Buffer): TopSource {
+  const dropsByKind = { state: 0, connect: 0, accept: 0, close: 0, udp: 0, dns: 0 };
+  const native = { records: 0, bytes: 0, ringProduced: 0, batches: 0, drops: 3, dropsByKind, missed: 1, evictions: 0, hookRuns: { state: 0, accept: 0 } };
+  const stats: TracerStats = { ...native, queueDrops: 0, snapshotDrops: 0, flowEvictions: 0, nameEvictions: 0 };
+  const none = () => Buffer.alloc(0);
+  return { onBatch: () => () => {}, snapshot, snapshotUdp: none, udpPeers: none, dnsEnabled: false, flowEnrichers: () => [], stats: () => stats };
 }
 
 const ENTER_SCREEN = '\x1b[?1049h\x1b[?25l\x1b[?7l';

@@ -11,7 +11,8 @@ import { Kind } from '../layout';
 import { FlowMonitor } from '../flows/flow-monitor';
 import { decodeSnapshot } from '../flows/snapshot';
 import { stateName, TcpState } from '../tcp';
-import { TraceOptions, Tracer } from '../tracer';
+import { Tracer } from '../tracer';
+import { TraceOptions } from '../trace-options';
 import { CommonOptions, traceOptions } from './options';
 
 export interface StatesOptions extends CommonOptions {

@@ -4,11 +4,10 @@
  * stdout is not a terminal (or with --json).
  */
 import { ParseArgsConfig } from 'node:util';
-import { Tracer } from '../tracer';
 import { CommonOptions, integer, UsageError } from './options';
 import { runScreen } from './top/live';
 import { runReports } from './top/report';
-import { TopIo, TopOptions, TopSession } from './top/session';
+import { TopIo, TopOptions, TopSession, TopSource } from './top/session';
 
 export type { TopIo, TopOptions, TopSession } from './top/session';
 
@@ -26,6 +25,6 @@ export function topOptions(common: CommonOptions, values: Record<string, unknown
 const processIo = (): TopIo => ({ output: process.stdout, input: process.stdin, errors: process.stderr });
 
 /** Starts the view; `done(code)` is called once, after the terminal is given back. */
-export function topCommand(o: TopOptions, tracer: Tracer, done: (code: number) => void, io: TopIo = processIo()): TopSession {
+export function topCommand(o: TopOptions, tracer: TopSource, done: (code: number) => void, io: TopIo = processIo()): TopSession {
   return io.output.isTTY && o.format === 'text' ? runScreen(o, tracer, done, io) : runReports(o, tracer, done, io);
 }

@@ -9,7 +9,7 @@ import { RecordCursor } from '../decode';
 import { Clock } from '../events';
 import { Kind, TcpStateCode, UdpEvent } from '../layout';
 import { PeerRow, SocketRow, UdpRow } from './snapshot';
-import { FlowSteering } from '../steering/types';
+import { FlowSteering } from './flow-steering';
 import { Nat, NatTargets, NatWant } from './nat';
 import { CommNames } from './comm-names';
 import { destinationKey, RouteInfo, RouteTargets, RouteWant } from './routes';

@@ -4,7 +4,7 @@
  */
 import { TcpState } from '../tcp';
 import { PeerRow, SocketIdent, SocketOwner } from './snapshot';
-import { FlowSteering } from '../steering/types';
+import { FlowSteering } from './flow-steering';
 import { Container } from './cgroup-names';
 import { Nat } from './nat';
 

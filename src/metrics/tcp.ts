@@ -114,7 +114,7 @@ export class TcpMetrics implements MetricSource {
   private readonly timer: NodeJS.Timeout;
 
   constructor(
-    tracer: Tracer,
+    private readonly tracer: Tracer,
     private readonly options: TcpMetricsOptions = {},
   ) {
     const top = options.top ?? 25;
@@ -181,7 +181,7 @@ export class TcpMetrics implements MetricSource {
         local += f.steering.local_segs;
       }
     });
-    const steering: MetricFamily[] = this.monitor.tracer.steeringEnabled
+    const steering: MetricFamily[] = this.tracer.steeringEnabled
       ? [
           {
             name: 'nettrace_steering_locality_ratio',

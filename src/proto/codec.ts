@@ -12,7 +12,7 @@ import { FlowSnapshot, Rollup } from '../flows/rollup';
 import { SocketIdent, SocketOwner } from '../flows/snapshot';
 import { Flow } from '../flows/flow';
 import { connectErrno, connectResult, TCP_STATES, TcpState } from '../tcp';
-import { TracerStats } from '../tracer';
+import { TracerStats } from '../trace-options';
 import { nettrace } from './nettrace.pb';
 import pb = nettrace.v1;
 

@@ -7,11 +7,10 @@ import { CgroupResolver } from '../../flows/cgroups';
 import { NatResolver } from '../../flows/nat';
 import { RouteResolver } from '../../flows/routes';
 import { Flow } from '../../flows/flow';
-import { Tracer } from '../../tracer';
 import { Key } from './input';
 import { buildModel } from './model';
 import { renderScreen } from './screen';
-import { messageOf, TopIo, TopOptions, TopSession } from './session';
+import { messageOf, TopIo, TopOptions, TopSession, TopSource } from './session';
 import { AnsiTerminal } from './terminal';
 import { applyKey, initialUi, TopUi } from './ui';
 
@@ -21,7 +20,7 @@ interface Frame {
   stats: { drops: number; missed: number };
 }
 
-export function runScreen(o: TopOptions, tracer: Tracer, done: (code: number) => void, io: TopIo): TopSession {
+export function runScreen(o: TopOptions, tracer: TopSource, done: (code: number) => void, io: TopIo): TopSession {
   // routes arrive after the refresh that asked for them, and show from the next frame on
   const routes = new RouteResolver();
   const monitor = new FlowMonitor(tracer, {}, routes, { containers: new CgroupResolver(), nat: new NatResolver() });

@@ -6,13 +6,12 @@ import { flowSnapshot } from '../../flows/rollup';
 import { RouteResolver } from '../../flows/routes';
 import { encodeItems } from '../../proto/stream';
 import { statsRecord, streamHeader } from '../protobuf';
-import { Tracer } from '../../tracer';
 import { printable } from '../render';
 import { table } from '../table';
 import { Column } from './columns';
 import { buildModel, TopModel } from './model';
 import { CONNECTION_COLUMNS, CONTAINER_COLUMNS, GATEWAY_COLUMNS, HOST_COLUMNS, INTERFACE_COLUMNS, PANE_TITLES, PROCESS_COLUMNS, rate } from './panes';
-import { messageOf, TopIo, TopOptions, TopSession } from './session';
+import { messageOf, TopIo, TopOptions, TopSession, TopSource } from './session';
 
 export interface TopReport {
   ts: number;
@@ -53,7 +52,7 @@ export function reportText(ts: number, model: TopModel, stats: { drops: number; 
   ].join('\n\n');
 }
 
-export function runReports(o: TopOptions, tracer: Tracer, done: (code: number) => void, io: TopIo): TopSession {
+export function runReports(o: TopOptions, tracer: TopSource, done: (code: number) => void, io: TopIo): TopSession {
   const routes = new RouteResolver();
   const nat = new NatResolver();
   const monitor = new FlowMonitor(tracer, {}, routes, { containers: new CgroupResolver(), nat });

@@ -1,4 +1,6 @@
 /** What every form of `nettrace top` shares: its options, its streams, and how it ends. */
+import { FlowSource } from '../../flows/flow-source';
+import { TracerStats } from '../../trace-options';
 import { CommonOptions } from '../options';
 
 export interface TopOptions extends CommonOptions {
@@ -12,6 +14,11 @@ export interface TopIo {
   output: NodeJS.WriteStream;
   input: NodeJS.ReadStream;
   errors: NodeJS.WritableStream;
+}
+
+/** What top reads of a tracer: its flows and its counters (a Tracer, or a test's fake). */
+export interface TopSource extends FlowSource {
+  stats(): TracerStats;
 }
 
 /** A running view; quit() ends it (restoring the terminal first, if it took it) and then calls the command's `done`. */
