@@ -1,7 +1,8 @@
 /**
  * What a tracer can be asked for (TraceOptions, the hooks and record kinds by
  * name) and what it counts (TracerStats): apart from the Tracer, so that what
- * only names them (the CLI's option parsing) does not load the addon.
+ * only names them (the CLI's option parsing, the protobuf codec, top's fakes)
+ * need not import the Tracer itself.
  */
 import { RecordCursor } from './decode';
 import { KernelFilter, NativeStats } from './native';

@@ -1,7 +1,9 @@
 /**
  * The library's entry point: starts the kernel side, receives batches from
- * the addon, and offers them as a cursor (fast, no objects) or as an async
- * iterable of typed events.
+ * the addon, and offers them as a cursor (fast, no objects), as an async
+ * iterable of typed events, or as flow snapshots (flows/flow-snapshots.ts,
+ * which reads the tracer as a FlowSource). Its options and counters are
+ * declared in trace-options.ts.
  */
 import { RecordCursor } from './decode';
 import { fromNative, NettraceError } from './errors';
