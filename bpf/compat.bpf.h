@@ -10,6 +10,8 @@
  *   nettrace's own, kept per socket address from first sight to CLOSE.
  * - bpf_sk_storage_get in tracing programs (5.11): the UDP snapshot lists
  *   sockets without nettrace's counters (the udp hook needs 6.3 anyway).
+ *
+ * Included by nettrace.bpf.h; its maps are defined in shared.bpf.c.
  */
 #ifndef NETTRACE_COMPAT_BPF_H
 #define NETTRACE_COMPAT_BPF_H
@@ -35,7 +37,7 @@ static __always_inline int has_tracing_sk_storage(void)
 }
 
 /* socket address -> id, without the cookie helper */
-struct {
+NT_SHARED struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, __u64);
@@ -43,7 +45,7 @@ struct {
 } own_cookies SEC(".maps");
 
 /* ids handed out per CPU: no fetch-and-add before 5.12 either */
-struct {
+NT_SHARED struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);

@@ -214,11 +214,13 @@ struct nt_dns {
  * sockets never reach the ring. Necessary conditions only: user space still
  * applies the whole filter. Ports and pids are sets in their own maps.
  */
-#define NT_FILTER_FAMILY 1 /* family must equal nt_filter.family */
-#define NT_FILTER_PID 2    /* the owner's pid must be in filter_pids */
-#define NT_FILTER_PORT 4   /* the local or the remote port must be in filter_ports */
-#define NT_FILTER_NETNS 8  /* the socket's network namespace inode must equal nt_filter.netns */
-#define NT_FILTER_CGROUP 16 /* the owner's cgroup must be in filter_cgroups */
+enum nt_filter_flag {
+	NT_FILTER_FAMILY = 1,  /* family must equal nt_filter.family */
+	NT_FILTER_PID = 2,     /* the owner's pid must be in filter_pids */
+	NT_FILTER_PORT = 4,    /* the local or the remote port must be in filter_ports */
+	NT_FILTER_NETNS = 8,   /* the socket's network namespace inode must equal nt_filter.netns */
+	NT_FILTER_CGROUP = 16, /* the owner's cgroup must be in filter_cgroups */
+};
 
 struct nt_filter {
 	__u32 flags;       /* NT_FILTER_* */
@@ -229,7 +231,7 @@ struct nt_filter {
 
 /*
  * Every type user space reads, as one struct that nothing uses but the
- * pointer below: it keeps them all in the object's BTF, where the generator
+ * pointer nt_records in shared.bpf.c: it keeps them all in the object's BTF, where the generator
  * finds them (records are otherwise only locals, which BTF leaves out).
  */
 struct nt_records {
@@ -248,6 +250,7 @@ struct nt_records {
 	enum nt_dns_dir dns_dir;
 	enum nt_dns_copy dns_copy;
 	struct nt_dns dns;
+	enum nt_filter_flag filter_flag;
 };
 
 #endif /* NETTRACE_H */

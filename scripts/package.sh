@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # npm run package: what installs with no toolchain, into release/ (gitignored):
-#   nettrace-V.tgz            the npm package: the portable addon (scripts/build-portable.sh) and its dependencies
+#   nettrace-V.tgz            the npm package: the portable addons (scripts/build-portable.sh) and its dependencies
 #                             inside, so `npm install -g` needs no compiler and no registry
-#   nettrace                  one executable: Node's own binary carrying the bundled JavaScript and the addon
+#   nettrace                  one executable: Node's own binary carrying the bundled JavaScript and the addons
 #                             (a Node single executable application)
 #   nettrace_V_amd64.deb      that executable in /usr/bin, the systemd unit, a man page made from --help
 set -euo pipefail
@@ -26,7 +26,10 @@ cat >"$stage/sea-config.json" <<JSON
   "output": "$stage/sea.blob",
   "disableExperimentalSEAWarning": true,
   "useCodeCache": true,
-  "assets": { "nettrace.node": "native/nettrace.linux-x64-gnu.node" }
+  "assets": {
+    "nettrace.node": "native/nettrace.linux-x64-gnu.node",
+    "nettrace-churn.node": "native/churn/nettrace-churn.linux-x64-gnu.node"
+  }
 }
 JSON
 node --experimental-sea-config "$stage/sea-config.json" >"$stage/sea.log" 2>&1 || { cat "$stage/sea.log" >&2; exit 1; }

@@ -1,7 +1,8 @@
 // Entry of the single executable (release/nettrace, built by scripts/package.sh): esbuild bundles this file
-// with dist/ into one script that Node runs from inside its own binary. The addon travels as a SEA asset;
-// Node can only dlopen a file, so when first needed it is written to a private temporary directory, loaded,
-// and removed at once (the mapping outlives the file), leaving nothing behind on any exit path.
+// with dist/ into one script that Node runs from inside its own binary. The addons travel as SEA assets (the
+// tracer's, and bench's load generator, each named by its napi-rs binary name); Node can only dlopen a file, so
+// when one is first needed it is written to a private temporary directory, loaded, and removed at once (the
+// mapping outlives the file), leaving nothing behind on any exit path.
 'use strict';
 const fs = require('node:fs');
 const os = require('node:os');
@@ -10,12 +11,12 @@ const sea = require('node:sea');
 const { NettraceError } = require('../dist/src/errors.js');
 const { useNativeLoader } = require('../dist/src/native.js');
 
-function loadAddon() {
+function loadAddon(name) {
   let dir;
   try {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nettrace-')); // mode 0700: no one else can swap the file
-    const file = path.join(dir, 'nettrace.node');
-    fs.writeFileSync(file, new Uint8Array(sea.getAsset('nettrace.node')), { mode: 0o500 });
+    const file = path.join(dir, `${name}.node`);
+    fs.writeFileSync(file, new Uint8Array(sea.getAsset(`${name}.node`)), { mode: 0o500 });
     const module = { exports: {} };
     process.dlopen(module, file, os.constants.dlopen.RTLD_NOW);
     return module.exports;

@@ -5,7 +5,7 @@
  * each event's remote address was looked up by (src/dns/names). What the
  * library's iterator and the CLI's stream both make.
  */
-import { RecordCursor } from './decode';
+import { RecordCursor } from './record-cursor';
 import { DnsLookups } from './dns/lookups';
 import { DnsNames } from './dns/names';
 import { Clock, DnsEvent, NettraceEvent, toEvent, UdpEvent } from './events';

@@ -2,7 +2,7 @@
  * Typed events: the object form of a record, for consumers that want objects
  * rather than the cursor. Keys are the JSON keys the CLI prints.
  */
-import { RecordCursor } from './decode';
+import { RecordCursor } from './record-cursor';
 import { Kind, UdpEvent as UdpEventCode } from './layout';
 import { connectResult, stateName, TcpState } from './tcp';
 

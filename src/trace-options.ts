@@ -4,7 +4,7 @@
  * only names them (the CLI's option parsing, the protobuf codec, top's fakes)
  * need not import the Tracer itself.
  */
-import { RecordCursor } from './decode';
+import { RecordCursor } from './record-cursor';
 import { KernelFilter, NativeStats } from './native';
 
 /**

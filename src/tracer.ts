@@ -5,7 +5,7 @@
  * which reads the tracer as a FlowSource). Its options and counters are
  * declared in trace-options.ts.
  */
-import { RecordCursor } from './decode';
+import { RecordCursor } from './record-cursor';
 import { fromNative, NettraceError } from './errors';
 import { Clock, NettraceEvent } from './events';
 import { EventMaker } from './enrich';
@@ -13,7 +13,7 @@ import { DnsLookups, DnsStats } from './dns/lookups';
 import { FlowEnricher } from './flows/flow-source';
 import { FlowSnapshotStreams, SnapshotOptions } from './flows/flow-snapshots';
 import { FlowSnapshot } from './flows/rollup';
-import { ResolvedNetns, resolveNetns } from './netns';
+import { ResolvedNetns, resolveNetns } from './netns-target';
 import { KernelIds, native, NativeHook, NativeTracer } from './native';
 import { SteeringEnricher } from './steering/steering-enricher';
 import { RawSteering } from './steering/types';

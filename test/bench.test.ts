@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { captured, CLI, waitFor } from './helpers';
+import { captured, CLI, ROOT, waitFor } from './helpers';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'nettrace-bench-test-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -183,4 +183,29 @@ test('bad options are one line on stderr and exit 2', () => {
   const r = spawnSync(process.execPath, [CLI, 'bench', 'nope'], { encoding: 'utf8' });
   assert.equal(r.status, 2);
   assert.equal(r.stderr, "nettrace: unknown benchmark 'nope' (there is: churn) (see nettrace --help)\n");
+});
+
+test('the load generator is an addon of its own: the tracer runs without it, bench says in one line that it is missing', () => {
+  // an empty directory over native/churn/, in a private mount namespace: the host's copy stays as it is
+  const empty = mkdtempSync(path.join(tmp, 'no-churn-'));
+  const without = (...argv: string[]) =>
+    spawnSync(
+      'unshare',
+      ['-m', '--propagation', 'private', 'sh', '-ec', 'mount --bind "$1" "$2"; shift 2; exec "$@"', 'sh', empty, path.join(ROOT, 'native', 'churn'), ...argv],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
+  const traced = without(
+    process.execPath,
+    '-e',
+    `const t = require(${JSON.stringify(path.join(ROOT, 'dist', 'src', 'index.js'))}).Tracer.start({});
+    const maps = require('node:fs').readFileSync('/proc/self/maps', 'utf8');
+    process.stdout.write(JSON.stringify({ tracer: maps.includes('nettrace.linux-x64-gnu.node'), churn: maps.includes('nettrace-churn') }));
+    t.stop();`,
+  );
+  assert.equal(traced.status, 0, traced.stderr);
+  assert.deepEqual(JSON.parse(traced.stdout), { tracer: true, churn: false });
+  const r = without(process.execPath, CLI, 'bench', 'churn', '-d', '1');
+  assert.equal(r.status, 1, r.stderr);
+  assert.equal(r.stdout, '');
+  assert.match(r.stderr, /^nettrace: the load generator addon is not built \(run: npm run build\): [^\n]+\n$/);
 });

@@ -17,9 +17,9 @@ import { Kind } from '../src/layout';
 import { newFlow } from '../src/flows/flow';
 import { flowSnapshot } from '../src/flows/rollup';
 import { decodeAll, encodeItems } from '../src/proto/stream';
-import { buildModel } from '../src/cli/top/model';
-import { applyKey, initialUi } from '../src/cli/top/ui';
-import { paneData, paneTitleOf } from '../src/cli/top/panes';
+import { buildModel } from '../src/cli/commands/top/view-model';
+import { applyKey, initialUi } from '../src/cli/commands/top/ui';
+import { paneData, paneTitleOf } from '../src/cli/commands/top/panes';
 import { CLI, FIXTURES, waitFor } from './helpers';
 
 const ROOT = cgroup2Root()!;

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fc from 'fast-check';
 import { decodeAll, DecodeError, encodeItems, NettraceEvent, StreamItem, TCP_STATES } from '../src';
-import { formatAddr } from '../src/decode';
+import { formatAddr } from '../src/record-cursor';
 import { EventBase } from '../src/events';
 import { connectResult } from '../src/tcp';
 import { CLI } from './helpers';

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { parseCommand } from '../src/cli/options';
-import { SERVE_OPTIONS, serveOptions } from '../src/cli/serve';
+import { SERVE_OPTIONS, serveOptions } from '../src/cli/commands/serve';
 import { ROOT } from './helpers';
 
 const DEPLOY = path.join(ROOT, 'deploy');

@@ -14,7 +14,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { Tracer } from '../src';
 import { parseCommand } from '../src/cli/options';
-import { TOP_OPTIONS, topCommand, TopIo, topOptions } from '../src/cli/top';
+import { topCommand, TopIo } from '../src/cli/commands/top/top';
+import { TOP_OPTIONS, topOptions } from '../src/cli/view-options';
 import { CLI, close, FIXTURES, listen, waitFor } from './helpers';
 
 const run = promisify(execFile);

@@ -10,7 +10,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import { Tracer, TraceOptions } from '../src';
-import { NettraceMetrics } from '../src/metrics';
+import { NettraceMetrics } from '../src/metrics/registry';
 import { MetricFamily } from '../src/metrics/model';
 import { Close, Kind } from '../src/layout';
 import { CLI, captured, close, closedPort, listen, runClient, waitFor } from './helpers';

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { NettraceEvent } from '../src';
-import { RecordCursor } from '../src/decode';
+import { RecordCursor } from '../src/record-cursor';
 import { Kind } from '../src/layout';
 import { stateName } from '../src/tcp';
 

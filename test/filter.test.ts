@@ -5,18 +5,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  compile,
-  cursorFilter,
-  FilterNode,
-  FilterSubject,
-  FilterSyntaxError,
-  kernelHints,
-  KernelHints,
-  parseFilter,
-  subjectOf,
-} from '../src/filter';
-import { RecordCursor } from '../src/decode';
+import { FilterNode } from '../src/filter/ast';
+import { compile } from '../src/filter/compile';
+import { cursorFilter } from '../src/filter/cursor';
+import { FilterSyntaxError } from '../src/filter/error';
+import { kernelHints, KernelHints } from '../src/filter/hints';
+import { parseFilter } from '../src/filter/parse';
+import { FilterSubject, subjectOf } from '../src/filter/subject';
+import { RecordCursor } from '../src/record-cursor';
 import { Accept, Close, Connect, Head, Kind, State } from '../src/layout';
 
 const SUBJECTS: Record<string, FilterSubject> = {

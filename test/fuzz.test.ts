@@ -11,12 +11,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
-import { parseFilter, FilterSyntaxError } from '../src/filter';
+import { FilterSyntaxError } from '../src/filter/error';
+import { parseFilter } from '../src/filter/parse';
 import { parseCommand, UsageError } from '../src/cli/options';
-import { TOP_OPTIONS, topOptions } from '../src/cli/top';
-import { SERVE_OPTIONS, serveOptions } from '../src/cli/serve';
-import { STEERING_OPTIONS, steeringOptions } from '../src/cli/steering';
-import { parseBench } from '../src/cli/bench';
+import { TOP_OPTIONS, topOptions } from '../src/cli/view-options';
+import { SERVE_OPTIONS, serveOptions } from '../src/cli/commands/serve';
+import { STEERING_OPTIONS, steeringOptions } from '../src/cli/commands/steering';
+import { parseBench } from '../src/cli/commands/bench';
 import { CLI } from './helpers';
 
 const WORDS = [

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { RecordCursor } from '../src/decode';
+import { RecordCursor } from '../src/record-cursor';
 import { Clock, toEvent } from '../src/events';
 import { JsonLines } from '../src/cli/json-line';
 import { Accept, Close, Connect, Head, Kind, State, Udp } from '../src/layout';

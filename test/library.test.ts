@@ -159,9 +159,9 @@ test('snapshots: a slow consumer gets the newest, skipped ones and evicted flows
   assert.throws(() => Tracer.start({ batchBytes: 100 }), (e: unknown) => e instanceof NettraceError && e.code === 'EINVAL' && /batch size 100 bytes/.test(e.message));
 });
 
-/** The README's JavaScript examples, by the file name their first line gives. */
+/** The JavaScript examples of docs/library.md (once the README's), by the file name their first line gives. */
 function readmeExamples(): Map<string, string> {
-  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  const readme = fs.readFileSync(path.join(ROOT, 'docs', 'library.md'), 'utf8');
   const out = new Map<string, string>();
   for (const m of readme.matchAll(/```js\n\/\/ (\S+)\n([\s\S]*?)```/g)) out.set(m[1], m[2]);
   return out;

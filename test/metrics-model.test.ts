@@ -1,7 +1,9 @@
 /** The metrics model without a kernel: exposition text, escaping, label budgets. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CounterVec, escapeLabelValue, Histogram, LabelBudget, renderExposition } from '../src/metrics';
+import { escapeLabelValue, renderExposition } from '../src/metrics/exposition';
+import { LabelBudget } from '../src/metrics/labels';
+import { CounterVec, Histogram } from '../src/metrics/model';
 import { parseExposition } from './serve-helpers';
 
 test('label values escape backslash, double quote and line feed, and nothing else', () => {

@@ -38,27 +38,30 @@ function tmpdir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'ntpkg-test-'));
 }
 
-test('the shipped addon links only libc and friends, needs at most GLIBC_2.17, and is stripped', async () => {
-  const dir = tmpdir();
-  try {
-    await run('tar', ['-xzf', TGZ, '-C', dir, 'package/native/nettrace.linux-x64-gnu.node']);
-    const addon = path.join(dir, 'package', 'native', 'nettrace.linux-x64-gnu.node');
-    const dynamic = (await run('readelf', ['-d', '-W', addon])).stdout;
-    const needed = [...dynamic.matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1]);
-    assert.ok(needed.includes('libc.so.6'), dynamic);
-    // libbpf, libelf and zlib are linked in: no libelf.so.1 or libz.so.1 here
-    assert.deepEqual(needed.filter((n) => !ALLOWED_NEEDED.includes(n)), [], `unexpected NEEDED: ${needed.join(' ')}`);
-    const symbols = (await run('readelf', ['--dyn-syms', '-W', addon], { maxBuffer: 64 << 20 })).stdout;
-    const versions = [...symbols.matchAll(/@GLIBC_(\d+)\.(\d+)/g)].map((m) => [Number(m[1]), Number(m[2])]);
-    assert.ok(versions.length > 0, 'no GLIBC symbol versions found');
-    const [major, minor] = versions.reduce((a, b) => (a[0] * 1000 + a[1] >= b[0] * 1000 + b[1] ? a : b));
-    assert.ok(major * 1000 + minor <= 2017, `needs GLIBC_${major}.${minor}`);
-    const sections = (await run('readelf', ['-S', '-W', addon])).stdout;
-    assert.doesNotMatch(sections, /\.symtab|\.debug_info/);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-});
+// the tracer's addon and bench's load generator alike
+for (const addon of ['native/nettrace.linux-x64-gnu.node', 'native/churn/nettrace-churn.linux-x64-gnu.node']) {
+  test(`the shipped ${addon} links only libc and friends, needs at most GLIBC_2.17, and is stripped`, async () => {
+    const dir = tmpdir();
+    try {
+      await run('tar', ['-xzf', TGZ, '-C', dir, `package/${addon}`]);
+      const file = path.join(dir, 'package', addon);
+      const dynamic = (await run('readelf', ['-d', '-W', file])).stdout;
+      const needed = [...dynamic.matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1]);
+      assert.ok(needed.includes('libc.so.6'), dynamic);
+      // libbpf, libelf and zlib are linked in: no libelf.so.1 or libz.so.1 here
+      assert.deepEqual(needed.filter((n) => !ALLOWED_NEEDED.includes(n)), [], `unexpected NEEDED: ${needed.join(' ')}`);
+      const symbols = (await run('readelf', ['--dyn-syms', '-W', file], { maxBuffer: 64 << 20 })).stdout;
+      const versions = [...symbols.matchAll(/@GLIBC_(\d+)\.(\d+)/g)].map((m) => [Number(m[1]), Number(m[2])]);
+      assert.ok(versions.length > 0, 'no GLIBC symbol versions found');
+      const [major, minor] = versions.reduce((a, b) => (a[0] * 1000 + a[1] >= b[0] * 1000 + b[1] ? a : b));
+      assert.ok(major * 1000 + minor <= 2017, `needs GLIBC_${major}.${minor}`);
+      const sections = (await run('readelf', ['-S', '-W', file])).stdout;
+      assert.doesNotMatch(sections, /\.symtab|\.debug_info/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
 
 test('the .deb holds the executable, the unit and the man page, and depends on the C runtime only', async () => {
   const contents = (await run('dpkg-deb', ['-c', DEB])).stdout;

@@ -64,6 +64,14 @@ impl Batch {
         self.len
     }
 
+    #[cfg(test)]
+    pub fn as_slice(&self) -> &[u8] {
+        if self.ptr.is_null() {
+            return &[];
+        }
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

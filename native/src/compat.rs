@@ -6,7 +6,7 @@ use std::ffi::CString;
 
 use libbpf_rs::libbpf_sys::{self, BTF_KIND_TYPEDEF};
 
-use crate::loader::Hook;
+use crate::hooks::Hook;
 
 /// BPF_CALL_x leaves `btf_<helper>` typedefs in the kernel's BTF: (typedef, what nettrace does without it).
 const SUBSTITUTES: &[(&str, &str)] = &[

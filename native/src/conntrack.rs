@@ -32,7 +32,7 @@ pub struct ConntrackQuery {
     pub netns: u32,
     /// Where to enter it: /proc/PID/ns/net of its owners or /run/netns names, tried in turn (unused for our own).
     pub ns_paths: Vec<String>,
-    /// "tcp" or "udp".
+    #[napi(ts_type = "'tcp' | 'udp'")]
     pub proto: String,
     pub saddr: String,
     pub sport: u32,

@@ -9,16 +9,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use libbpf_rs::MapCore;
-
-use libbpf_rs::{Link, Object};
+use libbpf_rs::Link;
 
 use crate::batch::{Batch, Pool};
-use crate::loader::{prog_ids, read_evictions, read_hook_runs, read_percpu_sum};
+use crate::bpf::Bpf;
+use crate::maps::{prog_ids, read_evictions, read_hook_runs, read_percpu_sum};
 use crate::ring::Ring;
+use crate::skel::types::dns_buf;
 
-/// More than any record takes (struct nt_udp, the largest, is 168 bytes).
+/// More than any record takes. The largest is a DNS record, struct nt_dns and
+/// up to NT_DNS_MAX payload bytes: struct dns_buf, which the kernel builds it in.
 const MAX_RECORD: usize = 4096;
+const _: () = assert!(std::mem::size_of::<dns_buf>() <= MAX_RECORD);
 
 /// By default a batch goes out once it holds this much, even before the timer.
 pub const DEFAULT_BATCH_BYTES: u32 = 4 << 20;
@@ -53,20 +55,16 @@ pub struct Drain {
 
 impl Drain {
     #[allow(clippy::too_many_arguments)]
-    pub fn spawn(object: Object, links: Vec<Link>, ring_bytes: u32, max_sockets: u32, flush: Duration, batch_bytes: u32,
+    pub fn spawn(bpf: Bpf, links: Vec<Link>, ring_bytes: u32, max_sockets: u32, flush: Duration, batch_bytes: u32,
                  counters: Arc<Counters>, sink: impl Sink) -> std::io::Result<Drain> {
         let wake = eventfd()?;
         let wake_thread = wake.try_clone()?;
-        let ring_fd = object
-            .maps()
-            .find(|m| m.name() == "events")
-            .map(|m| m.as_fd().as_raw_fd())
-            .ok_or_else(|| std::io::Error::other("the BPF object has no events map"))?;
+        let ring_fd = bpf.maps().events.as_fd().as_raw_fd();
         let ring = Ring::new(ring_fd, ring_bytes as usize)?;
         let epoll = epoll_with(&wake_thread, ring_fd)?;
         std::thread::Builder::new()
             .name("nettrace-drain".into())
-            .spawn(move || run(object, links, ring, epoll, wake_thread, max_sockets, flush, batch_bytes as usize, counters, sink))?;
+            .spawn(move || run(bpf, links, ring, epoll, wake_thread, max_sockets, flush, batch_bytes as usize, counters, sink))?;
         Ok(Drain { wake })
     }
 
@@ -84,7 +82,7 @@ impl Drop for Drain {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn run(object: Object, links: Vec<Link>, mut ring: Ring, epoll: OwnedFd, wake: OwnedFd, max_sockets: u32, flush: Duration,
+fn run(bpf: Bpf, links: Vec<Link>, mut ring: Ring, epoll: OwnedFd, wake: OwnedFd, max_sockets: u32, flush: Duration,
        max_batch: usize, counters: Arc<Counters>, sink: impl Sink) {
     let pool = Arc::new(Pool::default());
     let mut deadline = Instant::now() + flush;
@@ -105,10 +103,10 @@ fn run(object: Object, links: Vec<Link>, mut ring: Ring, epoll: OwnedFd, wake: O
         }
         deadline = Instant::now() + flush;
         if alive {
-            alive = drain_all(&mut ring, &pool, max_batch, &counters, &sink, &object);
+            alive = drain_all(&mut ring, &pool, max_batch, &counters, &sink, &bpf);
         }
         if last_evictions.elapsed() >= Duration::from_secs(1) {
-            read_evictions_now(&counters, &object, max_sockets);
+            read_evictions_now(&counters, &bpf, max_sockets);
             last_evictions = Instant::now();
         }
         if !alive {
@@ -120,16 +118,16 @@ fn run(object: Object, links: Vec<Link>, mut ring: Ring, epoll: OwnedFd, wake: O
     drop(links);
     let mut last = Batch::with_capacity(0);
     if alive {
-        drain_all(&mut ring, &pool, max_batch, &counters, &sink, &object);
+        drain_all(&mut ring, &pool, max_batch, &counters, &sink, &bpf);
         let n = ring.drain(&mut last, usize::MAX);
         counters.produced.store(ring.produced(), Ordering::Relaxed);
         count(&counters, n, last.len());
     }
-    read_losses(&counters, &object);
-    read_evictions_now(&counters, &object, max_sockets);
-    let programs = prog_ids(&object);
+    read_losses(&counters, &bpf);
+    read_evictions_now(&counters, &bpf, max_sockets);
+    let programs = prog_ids(bpf.object());
     drop(ring);
-    drop(object);
+    drop(bpf);
     wait_gone(&programs);
     if alive {
         counters.batches.fetch_add(1, Ordering::Relaxed);
@@ -138,13 +136,13 @@ fn run(object: Object, links: Vec<Link>, mut ring: Ring, epoll: OwnedFd, wake: O
 }
 
 /// Sends full batches while the ring has more than one batch's worth.
-fn drain_all(ring: &mut Ring, pool: &Arc<Pool>, max_batch: usize, counters: &Counters, sink: &impl Sink, object: &libbpf_rs::Object) -> bool {
+fn drain_all(ring: &mut Ring, pool: &Arc<Pool>, max_batch: usize, counters: &Counters, sink: &impl Sink, bpf: &Bpf) -> bool {
     loop {
         // address space for a full batch and the record that crosses max_batch: only pages written are backed
         let mut batch = pool.take(max_batch + MAX_RECORD);
         let n = ring.drain(&mut batch, max_batch);
         counters.produced.store(ring.produced(), Ordering::Relaxed);
-        read_losses(counters, object);
+        read_losses(counters, bpf);
         if n == 0 {
             return true;
         }
@@ -160,20 +158,20 @@ fn drain_all(ring: &mut Ring, pool: &Arc<Pool>, max_batch: usize, counters: &Cou
     }
 }
 
-fn read_losses(counters: &Counters, object: &libbpf_rs::Object) {
-    counters.drops.store(read_percpu_sum(object, "drops", 0), Ordering::Relaxed);
+fn read_losses(counters: &Counters, bpf: &Bpf) {
+    counters.drops.store(read_percpu_sum(&bpf.maps().drops, 0), Ordering::Relaxed);
     for (kind, n) in counters.drops_by_kind.iter().enumerate() {
-        n.store(read_percpu_sum(object, "drops", kind as u32 + 1), Ordering::Relaxed);
+        n.store(read_percpu_sum(&bpf.maps().drops, kind as u32 + 1), Ordering::Relaxed);
     }
-    let runs = read_hook_runs(object);
+    let runs = read_hook_runs(bpf.object());
     counters.missed.store(runs.missed, Ordering::Relaxed);
     counters.state_runs.store(runs.state, Ordering::Relaxed);
     counters.accept_runs.store(runs.accept, Ordering::Relaxed);
 }
 
 /// Evictions need a walk of the socket map once it is near full: at most once a second.
-fn read_evictions_now(counters: &Counters, object: &libbpf_rs::Object, max_sockets: u32) {
-    if let Some(n) = read_evictions(object, max_sockets) {
+fn read_evictions_now(counters: &Counters, bpf: &Bpf, max_sockets: u32) {
+    if let Some(n) = read_evictions(bpf.maps(), max_sockets) {
         counters.evictions.store(n, Ordering::Relaxed);
     }
 }

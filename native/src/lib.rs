@@ -2,20 +2,27 @@
 //! on its own thread and hands JavaScript whole batches of raw records.
 
 mod batch;
+mod bpf;
 mod bpfstats;
-mod churn;
 mod compat;
 mod conntrack;
 mod credits;
 mod drain;
 mod errors;
+mod hooks;
+mod kernel;
+mod libbpf_log;
+mod load;
 mod load_failure;
 mod load_thread;
-mod loader;
+mod maps;
 mod netns;
+mod options;
 mod ring;
 mod route;
 mod settings;
+mod skel;
+mod sink;
 mod steering;
 
 use std::sync::atomic::Ordering;
@@ -23,17 +30,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use napi::bindgen_prelude::*;
-use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
 use crate::batch::Batch;
-use crate::drain::{Counters, Drain, Sink};
+use crate::drain::{Counters, Drain};
 use crate::errors::{Code, NtError};
+use crate::sink::{BatchFn, JsSink};
+use crate::skel::types::nt_kind;
 
 /// What the kernel checks before sending a record: each given field must hold.
 #[napi(object)]
 pub struct NativeKernelFilter {
     /// 4 or 6.
+    #[napi(ts_type = "4 | 6")]
     pub family: Option<u32>,
     /// The owner's pid is one of these (records with no known owner fail).
     pub pids: Option<Vec<u32>>,
@@ -110,6 +119,8 @@ pub struct HookRuns {
 #[napi(object)]
 pub struct NativeHook {
     pub name: String,
+    /// `unneeded`: nothing the tracer was asked for needs it, so it was not attached.
+    #[napi(ts_type = "'attached' | 'fallback' | 'disabled' | 'unavailable' | 'unneeded'")]
     pub status: String,
     pub detail: String,
 }
@@ -120,50 +131,6 @@ pub struct KernelIds {
     pub programs: Vec<u32>,
     pub links: Vec<u32>,
     pub maps: Vec<u32>,
-}
-
-type BatchFn = ThreadsafeFunction<(Batch, bool), (), (BufferSlice<'static>, bool), Status, false, false, 4>;
-
-/**
- * Hands batches to JavaScript from a thread of its own, so that the drain
- * thread goes on emptying the ring while JavaScript holds its two batches
- * (a `top` report or a scrape can take it hundreds of milliseconds): the ring
- * holds half a second of max-rate churn, this queue up to QUEUED batches more.
- * Past that the drain waits, the ring fills and the kernel counts the drops.
- */
-struct JsSink {
-    queue: std::sync::mpsc::SyncSender<(Batch, bool)>,
-    gone: Arc<std::sync::atomic::AtomicBool>,
-}
-
-/// Batches drained and waiting for JavaScript to take them.
-const QUEUED: usize = 64;
-
-impl JsSink {
-    fn start(call: BatchFn, credits: Arc<credits::Credits>) -> std::io::Result<JsSink> {
-        let (queue, waiting) = std::sync::mpsc::sync_channel::<(Batch, bool)>(QUEUED);
-        let gone = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = gone.clone();
-        std::thread::Builder::new().name("nettrace-send".into()).spawn(move || {
-            for (batch, last) in waiting {
-                // the last batch goes whatever is out: nothing follows it to wait for
-                if !last {
-                    credits.take();
-                }
-                // blocking on a 4-deep queue, which holds at most two batches and the last
-                if call.call((batch, last), ThreadsafeFunctionCallMode::Blocking) != Status::Ok {
-                    flag.store(true, Ordering::Relaxed);
-                }
-            }
-        })?;
-        Ok(JsSink { queue, gone })
-    }
-}
-
-impl Sink for JsSink {
-    fn send(&self, batch: Batch, last: bool) -> bool {
-        !self.gone.load(Ordering::Relaxed) && self.queue.send((batch, last)).is_ok()
-    }
 }
 
 #[napi]
@@ -221,16 +188,16 @@ impl NativeTracer {
             })?,
         };
         let track = options.track_sockets.unwrap_or(true);
-        if !track && events & !(settings::event_bit(5) | settings::event_bit(6)) != 0 {
+        if !track && events & !(settings::event_bit(nt_kind::NT_UDP) | settings::event_bit(nt_kind::NT_DNS)) != 0 {
             return Err(NtError::new(Code::Invalid, "state, connect, accept and close records need the socket table (trackSockets)").into());
         }
         let count_states = options.count_states.unwrap_or(false);
         if count_states && (kf.pids.is_some() || kf.cgroups.is_some()) {
             return Err(NtError::new(Code::Invalid, "transitions are counted in the kernel without owners: a pid or cgroup condition cannot apply to them").into());
         }
-        let opts = loader::Options {
+        let opts = options::Options {
             // cgroup ids are inode numbers: JavaScript numbers hold them exactly
-            kernel_filter: loader::KernelFilter {
+            kernel_filter: options::KernelFilter {
                 family: kf.family,
                 pids: kf.pids,
                 ports,
@@ -250,14 +217,14 @@ impl NativeTracer {
             .callee_handled::<false>()
             .max_queue_size::<4>()
             .build_callback(|ctx| Ok((batch::to_js(&ctx.env, ctx.value.0)?, ctx.value.1)))?;
-        let loader::Loaded { object, links, mut hooks, snapshot, udp_snapshot, udp_peers, kernel_ids, map_ids, steering } = load_thread::load(&opts)?;
+        let load::Loaded { bpf, links, mut hooks, snapshot, udp_snapshot, udp_peers, kernel_ids, map_ids, steering } = load_thread::load(&opts)?;
         compat::annotate(&mut hooks);
         let state_counts = match count_states {
-            true => Some(loader::map_handle(&object, "state_counts")?),
+            true => Some(maps::map_handle(&bpf.maps().state_counts)?),
             false => None,
         };
         let dns_counts = match hooks.iter().any(|h| h.name == "dns" && h.status == "attached") {
-            true => Some(loader::map_handle(&object, "dns_counts")?),
+            true => Some(maps::map_handle(&bpf.maps().dns_counts)?),
             false => None,
         };
         let hooks = hooks
@@ -268,7 +235,7 @@ impl NativeTracer {
         let credits = Arc::new(credits::Credits::default());
         let sink = JsSink::start(tsfn, credits.clone())
             .map_err(|e| NtError::new(Code::Kernel, format!("cannot start handing batches over: {e}")))?;
-        let drain = Drain::spawn(object, links, ring_bytes, opts.max_sockets, Duration::from_millis(flush_ms as u64), batch_bytes, counters.clone(), sink)
+        let drain = Drain::spawn(bpf, links, ring_bytes, opts.max_sockets, Duration::from_millis(flush_ms as u64), batch_bytes, counters.clone(), sink)
             .map_err(|e| NtError::new(Code::Kernel, format!("cannot start draining the ring buffer: {e}")))?;
         Ok(NativeTracer { drain: Some(drain), counters, hooks, kernel_ids, map_ids, snapshot, steering, udp_snapshot, udp_peers, state_counts, dns_counts, credits, netns })
     }
@@ -337,7 +304,7 @@ impl NativeTracer {
             (_, None) => return Err(NtError::new(Code::Invalid, "transitions are counted only with countStates").into()),
             (_, Some(map)) => map,
         };
-        Ok(loader::percpu_sums(map).into_iter().map(|n| n as f64).collect())
+        Ok(maps::percpu_sums(map).into_iter().map(|n| n as f64).collect())
     }
 
     /// What the dns hook counted since tracing began: [messages copied to the ring,
@@ -347,7 +314,7 @@ impl NativeTracer {
         match (&self.drain, &self.dns_counts) {
             (None, _) => Err(NtError::new(Code::Invalid, "the tracer is stopped").into()),
             (_, None) => Ok(vec![0.0, 0.0]),
-            (_, Some(map)) => Ok(loader::percpu_sums(map).into_iter().map(|n| n as f64).collect()),
+            (_, Some(map)) => Ok(maps::percpu_sums(map).into_iter().map(|n| n as f64).collect()),
         }
     }
 

@@ -134,4 +134,81 @@ mod tests {
         assert_eq!(f.error.code, Code::Kernel);
         assert_eq!(f.error.message, "the kernel refused to load nettrace's program on_state: ENOMEM (Cannot allocate memory)");
     }
+
+    /// libbpf's messages as its print callback gets them, when the verifier refused on_state.
+    fn rejected_on_state() -> Vec<String> {
+        vec![
+            "libbpf: prog 'on_state': BPF program load failed: -EACCES\n".into(),
+            "libbpf: prog 'on_state': -- BEGIN PROG LOAD LOG --\n\
+             0: R1=ctx() R10=fp0\n\
+             ; int BPF_PROG(on_state, const struct sock *sk, int oldstate, int newstate) @ tcp_state.bpf.c:254\n\
+             0: (79) r6 = *(u64 *)(r1 +0)          ; R1=ctx() R6_w=ptr_sock()\n\
+             1: (61) r2 = *(u32 *)(r6 +4096)\n\
+             R6 invalid mem access 'scalar'\n\
+             processed 2 insns (limit 1000000) max_states_per_insn 0 total_states 0 peak_states 0 mark_read 0\n\
+             -- END PROG LOAD LOG --\n".into(),
+            "libbpf: prog 'on_state': failed to load: -EACCES\n".into(),
+            "libbpf: failed to load object 'nettrace_bpf'\n".into(),
+        ]
+    }
+
+    #[test]
+    fn the_verifiers_last_word_is_the_reason() {
+        let f = classify(&rejected_on_state(), "Permission denied (os error 13)");
+        assert_eq!(f.program.as_deref(), Some("on_state"));
+        assert!(!f.interrupted);
+        assert_eq!(f.error.code, Code::Verifier);
+        assert_eq!(f.error.message, "the kernel's verifier rejected nettrace's program on_state: R6 invalid mem access 'scalar'");
+    }
+
+    #[test]
+    fn a_map_the_kernel_refuses_fails_the_whole_object() {
+        let log = vec![
+            "libbpf: map 'events': failed to create: -EPERM\n".to_string(),
+            "libbpf: failed to load object 'nettrace_bpf'\n".to_string(),
+        ];
+        let f = classify(&log, "Operation not permitted (os error 1)");
+        assert_eq!(f.program, None);
+        assert_eq!(f.error.code, Code::Kernel);
+        assert_eq!(f.error.message, "the kernel refused nettrace's BPF object: EPERM (Operation not permitted)");
+    }
+
+    #[test]
+    fn a_program_refused_without_a_verifier_log_is_no_rejection() {
+        // fexit on a kernel without trampolines: the program is refused before the verifier says anything
+        let log = vec![
+            "libbpf: prog 'on_accept_fexit': BPF program load failed: -ENOTSUPP\n".to_string(),
+            "libbpf: prog 'on_accept_fexit': failed to load: -ENOTSUPP\n".to_string(),
+            "libbpf: failed to load object 'nettrace_bpf'\n".to_string(),
+        ];
+        let f = classify(&log, "Unknown error 524 (os error 524)");
+        assert_eq!(f.program.as_deref(), Some("on_accept_fexit"));
+        assert_eq!(f.error.code, Code::Kernel);
+        assert_eq!(f.error.message, "the kernel refused to load nettrace's program on_accept_fexit: ENOTSUPP (not supported by this kernel)");
+    }
+
+    #[test]
+    fn an_interrupted_load_may_be_tried_again() {
+        let f = classify(&log("EINTR", "0: (79) r9 = *(u64 *)(r1 +16)"), "Interrupted system call (os error 4)");
+        assert!(f.interrupted);
+        assert_eq!(f.error.code, Code::Kernel);
+        assert!(f.error.message.starts_with("the kernel stopped verifying nettrace's program on_state before it finished: EINTR (Interrupted system call)"),
+            "{}", f.error.message);
+    }
+
+    #[test]
+    fn without_an_errno_the_log_says_why() {
+        let log = vec!["libbpf: prog 'on_state': BPF program load failed: Operation not permitted\n".to_string()];
+        let f = classify(&log, "failed to load BPF object");
+        assert_eq!(f.error.code, Code::Kernel);
+        assert_eq!(f.error.message, "the kernel refused to load nettrace's program on_state: Operation not permitted");
+    }
+
+    #[test]
+    fn errnos_are_named_with_their_meaning() {
+        assert_eq!(describe_errno(libc::E2BIG), "E2BIG (Argument list too long)");
+        assert_eq!(describe_errno(524), "ENOTSUPP (not supported by this kernel)");
+        assert_eq!(errno_of("Resource temporarily unavailable (os error 11)"), Some(libc::EAGAIN));
+        assert_eq!(errno_of("failed to load BPF object"), None);
+    }
 }

@@ -11,7 +11,8 @@
 //! its signals and handles them as usual.
 
 use crate::errors::{Code, NtError};
-use crate::loader::{self, Loaded, Options};
+use crate::load::{self, Loaded};
+use crate::options::Options;
 
 pub fn load(opts: &Options) -> Result<Loaded, NtError> {
     std::thread::scope(|scope| {
@@ -19,7 +20,7 @@ pub fn load(opts: &Options) -> Result<Loaded, NtError> {
             .name("nettrace-load".into())
             .spawn_scoped(scope, || {
                 block_all_signals()?;
-                loader::load(opts)
+                load::load(opts)
             })
             .map_err(|e| NtError::new(Code::Kernel, format!("cannot start the thread that loads nettrace's programs: {e}")))?;
         loading

@@ -1,12 +1,15 @@
-//! Reads the receive-steering maps (bpf/steering.bpf.h) on demand, through
+//! Reads the receive-steering maps (bpf/steering.bpf.c) on demand, through
 //! duplicates of their fds, so JavaScript's thread can read them while the
 //! drain thread owns the BPF object.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use libbpf_rs::{MapCore, MapFlags, MapHandle, Object};
+use libbpf_rs::{MapCore, MapFlags, MapHandle, MapMut};
 use napi_derive::napi;
+
+use crate::skel::types::{nt_steer_cell, nt_steer_cell_key, nt_steer_reader, nt_steer_reads};
+use crate::skel::NettraceMaps;
 
 /// Segments of one socket processed on `cpu` while its reader last ran on `reader_cpu`.
 #[napi(object)]
@@ -66,40 +69,37 @@ pub struct SteeringMaps {
     evictions: AtomicU64,
 }
 
-// enum in steering.bpf.h
+// the anonymous enum of steer_counts' entries in steering.bpf.c, which BTF does not keep
 const INSERT_COUNTERS: u32 = 4;
 const UNHASHED: u32 = 4;
+/// NT_STEER_NO_CPU, a #define of steering.bpf.c: the socket was not read yet.
+const NO_CPU: u16 = 0xffff;
 
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    u64::from_ne_bytes(b[at..at + 8].try_into().unwrap())
-}
-
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_ne_bytes(b[at..at + 4].try_into().unwrap())
-}
-
-fn u16_at(b: &[u8], at: usize) -> u16 {
-    u16::from_ne_bytes(b[at..at + 2].try_into().unwrap())
+/// A key or value of a steering map as the skeleton's type of it (from_maps checked the sizes).
+fn decode<T: Copy>(bytes: &[u8]) -> T {
+    assert!(bytes.len() >= size_of::<T>(), "a steering map entry is shorter than its type");
+    // SAFETY: long enough, and the skeleton's types of these keys and values are integers, valid for any bytes
+    unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) }
 }
 
 impl SteeringMaps {
-    pub fn from_object(object: &Object) -> libbpf_rs::Result<SteeringMaps> {
-        // read() decodes these by offset: a layout that drifted from steering.bpf.h must not be misread
-        let handle = |name: &str, key: u32, value: u32| {
-            let map = object.maps().find(|m| m.name() == name).expect("the object defines the steering maps");
+    pub fn from_maps(maps: &NettraceMaps) -> libbpf_rs::Result<SteeringMaps> {
+        // read() decodes these as the skeleton's types: a map whose layout is not theirs must not be misread
+        fn handle<K, V>(map: &MapMut) -> libbpf_rs::Result<MapHandle> {
+            let (key, value) = (size_of::<K>() as u32, size_of::<V>() as u32);
             if (map.key_size(), map.value_size()) != (key, value) {
                 return Err(libbpf_rs::Error::from(std::io::Error::other(format!(
-                    "map {name} has {}-byte keys and {}-byte values, not the {key} and {value} this addon reads",
-                    map.key_size(), map.value_size()))));
+                    "map {} has {}-byte keys and {}-byte values, not the {key} and {value} this addon reads",
+                    map.name().to_string_lossy(), map.key_size(), map.value_size()))));
             }
-            MapHandle::try_from(&map)
-        };
+            MapHandle::try_from(map)
+        }
         Ok(SteeringMaps {
-            cells: handle("steer_cells", 16, 24)?,
-            readers: handle("steer_readers", 8, 8)?,
-            reads: handle("steer_reads", 8, 16)?,
-            entry: handle("steer_entry", 4, 8)?,
-            counts: handle("steer_counts", 4, 8)?,
+            cells: handle::<nt_steer_cell_key, nt_steer_cell>(&maps.steer_cells)?,
+            readers: handle::<u64, nt_steer_reader>(&maps.steer_readers)?,
+            reads: handle::<u64, nt_steer_reads>(&maps.steer_reads)?,
+            entry: handle::<u32, u64>(&maps.steer_entry)?,
+            counts: handle::<u32, u64>(&maps.steer_counts)?,
             cpus: libbpf_rs::num_possible_cpus().unwrap_or(1),
             forgotten: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
@@ -108,7 +108,7 @@ impl SteeringMaps {
 
     fn counter(&self, which: u32) -> u64 {
         match self.counts.lookup_percpu(&which.to_ne_bytes(), MapFlags::ANY) {
-            Ok(Some(values)) => values.iter().map(|v| u64_at(v, 0)).sum(),
+            Ok(Some(values)) => values.iter().map(|v| decode::<u64>(v)).sum(),
             _ => 0,
         }
     }
@@ -126,15 +126,15 @@ impl SteeringMaps {
         for key in self.cells.keys() {
             live += 1;
             let Ok(Some(v)) = self.cells.lookup(&key, MapFlags::ANY) else { continue };
-            let reader = u16_at(&key, 14);
+            let (k, v): (nt_steer_cell_key, nt_steer_cell) = (decode(&key), decode(&v));
             cells.push(SteerCell {
-                cookie: u64_at(&key, 0) as f64,
-                ifindex: u32_at(&key, 8),
-                cpu: u16_at(&key, 12) as u32,
-                reader_cpu: if reader == 0xffff { -1 } else { reader as i32 },
-                segs: u64_at(&v, 0) as f64,
-                packets: u64_at(&v, 8) as f64,
-                hash: u32_at(&v, 16),
+                cookie: k.cookie as f64,
+                ifindex: k.ifindex,
+                cpu: k.cpu as u32,
+                reader_cpu: if k.reader_cpu == NO_CPU { -1 } else { k.reader_cpu as i32 },
+                segs: v.segs as f64,
+                packets: v.packets as f64,
+                hash: v.hash,
             });
         }
         let mut readers: HashMap<u64, SteerReader> = HashMap::new();
@@ -142,26 +142,27 @@ impl SteeringMaps {
         for key in self.readers.keys() {
             live += 1;
             let Ok(Some(v)) = self.readers.lookup(&key, MapFlags::ANY) else { continue };
-            let cookie = u64_at(&key, 0);
+            let (cookie, v): (u64, nt_steer_reader) = (decode(&key), decode(&v));
             let r = readers.entry(cookie).or_insert_with(|| blank(cookie, self.cpus));
-            r.cpu = u32_at(&v, 0) as i32;
-            r.pid = u32_at(&v, 4);
+            r.cpu = v.cpu as i32;
+            r.pid = v.pid;
         }
         for key in self.reads.keys() {
             live += 1;
-            let cookie = u64_at(&key, 0);
+            let cookie: u64 = decode(&key);
             let per_cpu = self.percpu(&self.reads, &key);
             let r = readers.entry(cookie).or_insert_with(|| blank(cookie, self.cpus));
             for (cpu, v) in per_cpu.iter().enumerate().take(self.cpus) {
-                r.reads[cpu] = u64_at(v, 0) as f64;
-                r.bytes += u64_at(v, 8) as f64;
+                let v: nt_steer_reads = decode(v);
+                r.reads[cpu] = v.reads as f64;
+                r.bytes += v.bytes as f64;
             }
         }
         let mut entries = Vec::new();
         for key in self.entry.keys() {
             live += 1;
             let per_cpu = self.percpu(&self.entry, &key);
-            entries.push(SteerEntry { hash: u32_at(&key, 0), segs: per_cpu.iter().map(|v| u64_at(v, 0) as f64).collect() });
+            entries.push(SteerEntry { hash: decode(&key), segs: per_cpu.iter().map(|v| decode::<u64>(v) as f64).collect() });
         }
         let now = inserted.saturating_sub(self.forgotten.load(Ordering::Relaxed)).saturating_sub(live);
         let evictions = self.evictions.fetch_max(now, Ordering::Relaxed).max(now);
@@ -179,10 +180,10 @@ impl SteeringMaps {
     pub fn forget(&self, cookies: &[u64]) {
         let mut deleted = 0u64;
         let mut hashes = Vec::new();
-        let cell_keys: Vec<Vec<u8>> = self.cells.keys().filter(|k| cookies.contains(&u64_at(k, 0))).collect();
+        let cell_keys: Vec<Vec<u8>> = self.cells.keys().filter(|k| cookies.contains(&decode::<nt_steer_cell_key>(k).cookie)).collect();
         for key in cell_keys {
             if let Ok(Some(v)) = self.cells.lookup(&key, MapFlags::ANY) {
-                hashes.push(u32_at(&v, 16));
+                hashes.push(decode::<nt_steer_cell>(&v).hash);
             }
             deleted += self.cells.delete(&key).is_ok() as u64;
         }

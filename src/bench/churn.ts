@@ -3,13 +3,14 @@
  * this same process, with what the tracer captured of it, what it cost in BPF
  * run time, CPU and memory, and a time series of rate and connect latency.
  */
-import { RecordCursor } from '../decode';
+import { RecordCursor } from '../record-cursor';
 import { fromNative } from '../errors';
 import { Clock, toEvent } from '../events';
 import { FlowTable } from '../flows/flow-table';
 import { Kind } from '../layout';
-import { ChurnOptions, ChurnRun, native, ProgStats } from '../native';
+import { native, ProgStats } from '../native';
 import { Tracer } from '../tracer';
+import { ChurnOptions, ChurnRun, churnGenerator } from './generator';
 
 /** off: untraced; aggregate: every record into the flow table only; stream: an event object and its JSON per record. */
 export type TraceMode = 'off' | 'aggregate' | 'stream';
@@ -115,10 +116,9 @@ function sum(stats: ProgStats[], key: 'runCnt' | 'runTimeNs' | 'recursionMisses'
 }
 
 export async function churnRound(load: ChurnOptions, mode: TraceMode, hooks: RoundHooks = {}): Promise<RoundResult> {
-  const addon = native();
   let run: ChurnRun;
   try {
-    run = addon.ChurnRun.open(load);
+    run = churnGenerator().ChurnRun.open(load);
   } catch (e) {
     throw fromNative(e);
   }
@@ -135,7 +135,7 @@ export async function churnRound(load: ChurnOptions, mode: TraceMode, hooks: Rou
       await sleep(100);
     }
     const ids = tracer?.kernelIds.programs ?? [];
-    const bpf0 = addon.bpfProgStats(ids);
+    const bpf0 = native().bpfProgStats(ids);
     const rec0 = tracer?.stats();
     const cpu0 = process.cpuUsage();
     const series: Point[] = [];
@@ -171,7 +171,7 @@ export async function churnRound(load: ChurnOptions, mode: TraceMode, hooks: Rou
     }
     const end = run.finish();
     const cpu = process.cpuUsage(cpu0);
-    const bpf1 = addon.bpfProgStats(ids);
+    const bpf1 = native().bpfProgStats(ids);
     if (tracer) await tracer.stop(); // resolves after the last batch: the counts are final
     const rec1 = tracer?.stats();
     const seconds = end.elapsedMs / 1000;

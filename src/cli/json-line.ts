@@ -5,7 +5,7 @@
  * line, which at churn were most of `nettrace --json`'s cost per record (and
  * most of that was V8 collecting them).
  */
-import { RecordCursor } from '../decode';
+import { RecordCursor } from '../record-cursor';
 import { Clock } from '../events';
 import { CommNames } from '../flows/comm-names';
 import { CgroupResolver } from '../flows/cgroups';

@@ -1,7 +1,13 @@
 /** Options every command takes, parsed once; each command adds its own. */
 import { parseArgs, ParseArgsConfig } from 'node:util';
-import { RecordCursor } from '../decode';
-import { compile, cursorFilter, FilterNode, FilterSyntaxError, kernelHints, parseFilter, subjectOf } from '../filter';
+import { RecordCursor } from '../record-cursor';
+import { FilterNode } from '../filter/ast';
+import { compile } from '../filter/compile';
+import { cursorFilter } from '../filter/cursor';
+import { FilterSyntaxError } from '../filter/error';
+import { kernelHints } from '../filter/hints';
+import { parseFilter } from '../filter/parse';
+import { subjectOf } from '../filter/subject';
 import { escapeControls } from '../errors';
 import { Kind } from '../layout';
 import { KernelFilter } from '../native';
@@ -238,6 +244,14 @@ function hookNames(values: string[] | undefined): HookName[] {
     if (!(HOOK_NAMES as readonly string[]).includes(n)) throw new UsageError(`--disable takes ${HOOK_NAMES.join(', ')}, not '${n}'`);
   }
   return names as HookName[];
+}
+
+/** For the commands that print only to stdout, and `states` only as text or JSON. */
+export function stdoutOnly(command: string, o: CommonOptions): void {
+  if (o.format === 'protobuf' && command === 'states') {
+    throw new UsageError('nettrace states prints text or JSON; --format protobuf is for the stream, flows and top');
+  }
+  if (o.output !== undefined) throw new UsageError(`nettrace ${command} prints to stdout; --output is for the stream and nettrace flows`);
 }
 
 /** What every command hands the tracer. */

@@ -1,6 +1,6 @@
 /** One aligned line per record, like tcpstates and tcplife but in one view. */
 import { dnsSummary } from '../dns/text';
-import { RecordCursor } from '../decode';
+import { RecordCursor } from '../record-cursor';
 import { Clock, NettraceEvent } from '../events';
 import { Kind, UdpEvent } from '../layout';
 import { connectResult, stateName } from '../tcp';

@@ -4,7 +4,7 @@
  * when no response came within `timeoutMs`. Fed nt_dns records in order;
  * everything it could not use is counted in `stats`.
  */
-import { RecordCursor } from '../decode';
+import { RecordCursor } from '../record-cursor';
 import { baseOf, Clock, DnsEvent, EventBase } from '../events';
 import { DnsDir } from '../layout';
 import { DnsMessage, parsePayload } from './message';

@@ -3,7 +3,7 @@
  * no lookups and no allocation: values are prepared once here.
  */
 import { FilterNode, PortNode } from './ast';
-import { stateMatches } from './states';
+import { stateMatches } from './state-masks';
 import { FilterSubject } from './subject';
 
 export type FilterPredicate = (s: FilterSubject) => boolean;

@@ -19,13 +19,21 @@
  * then adding or removing each name in turn. So `state established state
  * syn-sent` is either of the two and `exclude time-wait` all but one, while
  * an explicit `state established and state syn-sent` matches nothing.
+ *
+ * The text is parsed once, here; compile.ts makes it a predicate, cursor.ts
+ * applies that to raw records, and hints.ts says what of it the kernel can
+ * check early:
+ *
+ *   const ast = parseFilter("state established and ( dport = :443 or dport = :80 )");
+ *   cursor.filter = cursorFilter(compile(ast));
+ *   kernelHints(ast); // { dports: [80, 443] }
  */
 import { ADDRESS_EXPECTED, parseEndpoint } from './addr';
 import { FilterNode, PortOp, Side } from './ast';
 import { FilterSyntaxError } from './error';
 import { lex, Token } from './lex';
 import { Fail, parsePort, PORT_EXPECTED } from './port';
-import { ALL_STATES, STATE_NAMES, stateMask } from './states';
+import { ALL_STATES, STATE_NAMES, stateMask } from './state-masks';
 
 const TERM_EXPECTED = "a term (state, exclude, sport, dport, src, dst, pid, comm, cgroup, tcp, udp, not, '(')";
 const MORE_EXPECTED = "'and', 'or' or another term";

@@ -4,7 +4,7 @@
  * addresses), the PEERS_SHOWN with the most bytes and the rest summed. Read
  * once per batch that holds such a close: the map outlives the socket.
  */
-import { RecordCursor } from '../decode';
+import { RecordCursor } from '../record-cursor';
 import { UdpEvent } from '../events';
 import { Kind, UdpEvent as UdpEventCode } from '../layout';
 import { decodePeers, PeerRow } from './snapshot';

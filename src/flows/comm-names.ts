@@ -1,5 +1,5 @@
 /** Process names of records, decoded once per process. */
-import { RecordCursor } from '../decode';
+import { RecordCursor } from '../record-cursor';
 
 /**
  * Owners' names by pid. Decoding a comm for every new socket was a tenth of

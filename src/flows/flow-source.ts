@@ -3,7 +3,7 @@
  * flows' side of the tracer, declared here so that flows/ imports nothing
  * above it. Tracer satisfies FlowSource; tests hand a fake of their own.
  */
-import { RecordCursor } from '../decode';
+import { RecordCursor } from '../record-cursor';
 import type { FlowTable } from './flow-table';
 
 export interface FlowSource {

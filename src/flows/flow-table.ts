@@ -5,7 +5,7 @@
  * stay for a grace period; the table never holds more than `cap` flows, the
  * least recently touched leaving first, and every eviction is counted.
  */
-import { RecordCursor } from '../decode';
+import { RecordCursor } from '../record-cursor';
 import { Clock } from '../events';
 import { Kind, TcpStateCode, UdpEvent } from '../layout';
 import { PeerRow, SocketRow, UdpRow } from './snapshot';

@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import { ConntrackAnswer, ConntrackQuery, ConntrackTuple, native, NativeConntrack } from '../native';
 import { namedNamespaces } from './routes';
-import { formatAddr } from '../decode';
+import { formatAddr } from '../record-cursor';
 import { parseIp } from '../filter/addr';
 
 /** The flow's tuple as the far end sees it, past the translation. */

@@ -1,5 +1,5 @@
 /** Decodes the iter/tcp and iter/udp snapshots (one struct per socket, back to back) and the UDP peer counters. */
-import { formatAddr } from '../decode';
+import { formatAddr } from '../record-cursor';
 import { COMM_LEN, FlowRecord, UdpFlowRecord, UdpPeer, UdpPeerBytes } from '../layout';
 
 /** Which socket: its cookie, namespace and both ends. */

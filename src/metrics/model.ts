@@ -33,8 +33,9 @@ export type MetricFamily =
   | (FamilyBase & { kind: 'histogram'; series: HistogramSeries[] });
 
 /**
- * Anything that contributes metric families: the TCP collector, the tracer's
- * own stats, and later steering locality (issue 4) and UDP (issue 10).
+ * Anything that contributes metric families: the socket collector (TCP, UDP
+ * and steering locality, socket-metrics.ts), the tracer's own stats, the
+ * process's own use, and the OTLP sink's count of what it could not send.
  */
 export interface MetricSource {
   families(): MetricFamily[];

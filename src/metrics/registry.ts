@@ -3,13 +3,14 @@ import { Tracer } from '../tracer';
 import { MetricFamily, MetricSource } from './model';
 import { ProcessMetrics } from './process';
 import { TracerStatsMetrics } from './stats';
-import { TcpMetrics, TcpMetricsOptions } from './tcp';
+import { TcpMetrics, TcpMetricsOptions } from './socket-metrics';
 
 export class NettraceMetrics implements MetricSource {
   readonly tcp: TcpMetrics;
   /**
-   * Steering locality (issue 4) and UDP (issue 10) add their MetricSource here;
-   * the exposition and OTLP pick them up with no other change.
+   * The socket metrics (TCP, UDP and steering locality), the tracer's own stats
+   * and the process's; add() brings more (the OTLP sink's unsent points). The
+   * exposition and OTLP pick up every one of them with no other change.
    */
   private readonly sources: MetricSource[];
 

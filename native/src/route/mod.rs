@@ -30,6 +30,7 @@ pub struct RouteQuery {
 /// One route, with the numbers the kernel gave; names are for the caller to choose.
 #[napi(object)]
 pub struct NativeRoute {
+    #[napi(ts_type = "4 | 6")]
     pub family: u32,
     /// The prefix ("0.0.0.0" with dst_len 0 for a default route).
     pub dst: String,

@@ -13,7 +13,7 @@ const RTA_HDRLEN: usize = 4;
 const RECV_BYTES: usize = 64 * 1024;
 
 /// What the kernel says of one route: a lookup's answer or a row of the dump.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Route {
     pub family: u8,
     /// Prefix (the destination itself for a plain lookup) and its length.
@@ -129,40 +129,49 @@ impl Socket {
                 }
                 return last_error();
             }
-            let mut at = 0usize;
-            let end = n as usize;
-            while at + NLMSG_HDRLEN <= end {
-                let len = u32_at(&self.buf, at) as usize;
-                if len < NLMSG_HDRLEN || at + len > end {
-                    break;
-                }
-                let msg_type = u16_at(&self.buf, at + 4);
-                let msg_seq = u32_at(&self.buf, at + 8);
-                let payload = &self.buf[at + NLMSG_HDRLEN..at + len];
-                at += align(len);
-                if msg_seq != seq {
-                    continue; // an answer to an earlier request that was abandoned
-                }
-                match msg_type as i32 {
-                    libc::NLMSG_DONE => return Ok(routes),
-                    libc::NLMSG_ERROR => {
-                        let errno = -(u32_at(payload, 0) as i32);
-                        if errno != 0 {
-                            return Err(io::Error::from_raw_os_error(errno));
-                        }
-                        return Ok(routes);
-                    }
-                    t if t == libc::RTM_NEWROUTE as i32 => {
-                        routes.push(parse_route(payload));
-                        if !dump {
-                            return Ok(routes);
-                        }
-                    }
-                    _ => {}
-                }
+            if let Some(done) = read_answer(&self.buf[..n as usize], seq, dump, &mut routes) {
+                return done.map(|()| routes);
             }
         }
     }
+}
+
+/// Reads one datagram of the kernel's answer to request `seq` into `routes`:
+/// Some once the answer is complete (the dump's end, the first route of a
+/// look-up, or the kernel's error), None while more is to come.
+fn read_answer(buf: &[u8], seq: u32, dump: bool, routes: &mut Vec<Route>) -> Option<io::Result<()>> {
+    let mut at = 0usize;
+    while at + NLMSG_HDRLEN <= buf.len() {
+        let len = u32_at(buf, at) as usize;
+        if len < NLMSG_HDRLEN || at + len > buf.len() {
+            break;
+        }
+        let msg_type = u16_at(buf, at + 4);
+        let msg_seq = u32_at(buf, at + 8);
+        let payload = &buf[at + NLMSG_HDRLEN..at + len];
+        at += align(len);
+        if msg_seq != seq {
+            continue; // an answer to an earlier request that was abandoned
+        }
+        match msg_type as i32 {
+            libc::NLMSG_DONE => return Some(Ok(())),
+            libc::NLMSG_ERROR => {
+                let errno = -(u32_at(payload, 0) as i32);
+                if errno != 0 {
+                    return Some(Err(io::Error::from_raw_os_error(errno)));
+                }
+                return Some(Ok(()));
+            }
+            t if t == libc::RTM_NEWROUTE as i32 => {
+                routes.push(parse_route(payload));
+                if !dump {
+                    return Some(Ok(()));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 fn rtmsg(family: u8, dst_len: u8, flags: u32) -> Vec<u8> {
@@ -275,3 +284,7 @@ fn u16_at(b: &[u8], at: usize) -> u16 {
 fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
+
+#[cfg(all(test, target_endian = "little"))]
+#[path = "netlink_tests.rs"]
+mod tests;
