@@ -22,7 +22,7 @@ const dist = path.join(__dirname, '..', 'dist', 'src');
 const { Tracer } = require(path.join(dist, 'index.js'));
 const { RecordCursor } = require(path.join(dist, 'decode.js'));
 const { Clock } = require(path.join(dist, 'events.js'));
-const { FlowTable } = require(path.join(dist, 'flows', 'table.js'));
+const { FlowTable } = require(path.join(dist, 'flows', 'flow-table.js'));
 const { native } = require(path.join(dist, 'native.js'));
 
 const [mode, file, secs] = process.argv.slice(2);

@@ -1,20 +1,7 @@
-/** TCP state numbers as the kernel has them (include/net/tcp_states.h), named as ss and tcpstates print them. */
-export const TCP_STATES = [
-  'UNKNOWN',
-  'ESTABLISHED',
-  'SYN_SENT',
-  'SYN_RECV',
-  'FIN_WAIT1',
-  'FIN_WAIT2',
-  'TIME_WAIT',
-  'CLOSE',
-  'CLOSE_WAIT',
-  'LAST_ACK',
-  'LISTEN',
-  'CLOSING',
-  'NEW_SYN_RECV',
-  'BOUND_INACTIVE',
-] as const;
+import { TCP_STATES } from './layout';
+
+/** TCP state names by the kernel's numbers (generated into layout.ts from bpf/vmlinux.h). */
+export { TCP_STATES };
 export type TcpState = (typeof TCP_STATES)[number];
 
 export function stateName(n: number): TcpState {

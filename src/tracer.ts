@@ -1,112 +1,23 @@
 /**
  * The library's entry point: starts the kernel side, receives batches from
- * the addon, and offers them as a cursor (fast, no objects) or as an async
- * iterable of typed events.
+ * the addon, and offers them as a cursor (fast, no objects), as an async
+ * iterable of typed events, or as flow snapshots (flows/flow-snapshots.ts,
+ * which reads the tracer as a FlowSource). Its options and counters are
+ * declared in trace-options.ts.
  */
 import { RecordCursor } from './record-cursor';
 import { fromNative, NettraceError } from './errors';
 import { Clock, NettraceEvent } from './events';
 import { EventMaker } from './enrich';
 import { DnsLookups, DnsStats } from './dns/lookups';
-import { FlowMonitor } from './flows/monitor';
-import { CgroupResolver } from './flows/cgroups';
-import { NatResolver } from './flows/nat';
-import { FlowSnapshot, flowSnapshot } from './flows/rollup';
-import { Flow, FlowTableOptions } from './flows/table';
+import { FlowEnricher } from './flows/flow-source';
+import { FlowSnapshotStreams, SnapshotOptions } from './flows/flow-snapshots';
+import { FlowSnapshot } from './flows/rollup';
 import { ResolvedNetns, resolveNetns } from './netns-target';
-import { KernelFilter, KernelIds, native, NativeHook, NativeStats, NativeTracer } from './native';
+import { KernelIds, native, NativeHook, NativeTracer } from './native';
+import { SteeringEnricher } from './steering/steering-enricher';
 import { RawSteering } from './steering/types';
-
-/**
- * What `disable` can leave off: a hook (`state`: transitions, connects and
- * closes; `accept`; `snapshot`: the iter/tcp and iter/udp socket lists; `udp`: UDP sockets; `dns`: DNS messages), or a kernel feature
- * (`fexit`: accept then attaches through its syscall tracepoints instead).
- */
-export type HookName = 'state' | 'accept' | 'snapshot' | 'udp' | 'dns' | 'fexit';
-export const HOOK_NAMES: readonly HookName[] = ['state', 'accept', 'snapshot', 'udp', 'dns', 'fexit'];
-
-/**
- * Record kinds the kernel can send. Kinds not asked for are never put in the
- * ring: `close` alone is tcplife, `connect` tcpconnect and tcpconnlat,
- * `accept` tcpaccept, `state` tcpstates.
- */
-export type EventKind = 'connect' | 'accept' | 'state' | 'close' | 'udp' | 'dns';
-export const EVENT_KINDS: readonly EventKind[] = ['connect', 'accept', 'state', 'close', 'udp', 'dns'];
-
-export interface TraceOptions {
-  /**
-   * The record kinds to deliver (default all of them but `dns`, whose hooks run
-   * per packet: ask for it). `dns` records reach the iterator as one DnsEvent per
-   * query (src/dns/lookups), and onBatch listeners as raw nt_dns records.
-   */
-  events?: EventKind[];
-  /** A DNS query unanswered this long is a timeout event (default 5000 ms). */
-  dnsTimeoutMs?: number;
-  /**
-   * Keep the kernel's socket table (default true): owners, lifetimes and byte
-   * bases, which connect, accept, state and close records and the snapshots'
-   * owners and byte counts need. Off, only UDP records and counters remain.
-   */
-  trackSockets?: boolean;
-  /**
-   * Count every TCP state transition in the kernel, per pair of states (see
-   * stateCounts()); with `events` left without `state`, no record per transition
-   * exists. Only the kernel filter's family and port conditions apply to the counts.
-   */
-  countStates?: boolean;
-  /** Ring buffer bytes, a power of two (default 16 MiB). */
-  ringBytes?: number;
-  /** Longest a record waits before delivery, 1 to 50 ms (default 10). */
-  flushMs?: number;
-  /** A batch is delivered once it holds this many bytes, even before flushMs: 4 KiB to 64 MiB (default 4 MiB). */
-  batchBytes?: number;
-  /** Sockets the kernel side tracks at once (default 65536, LRU beyond). */
-  maxSockets?: number;
-  /** Hooks or kernel features to leave off, as if the kernel lacked them. */
-  disable?: HookName[];
-  /**
-   * Attach the per-packet receive-steering hooks (see steering()). They cost
-   * something on every received TCP segment and read, so they are off by default.
-   */
-  steering?: boolean;
-  /**
-   * Conditions every wanted record meets, checked in the kernel so that other
-   * sockets never reach the ring: family, owner pids (at most 1024), ports on
-   * either side (at most 1024). A record with no known owner fails a pid condition.
-   */
-  kernelFilter?: KernelFilter;
-  /**
-   * Only sockets of this network namespace, decided in the kernel: a name under
-   * /run/netns, a path to a namespace file, or its inode. Snapshots list its sockets.
-   */
-  netns?: string | number;
-  /** Keep only records this accepts; it sees the cursor, before any object exists. */
-  filter?: (c: RecordCursor) => boolean;
-  /**
-   * Batches the async iterator holds for a consumer that is behind. Past it,
-   * new batches are dropped and their records counted in stats().queueDrops,
-   * so memory stays bounded. Default 64 (a batch is at most batchBytes plus one record).
-   */
-  maxQueuedBatches?: number;
-}
-
-export interface SnapshotOptions extends FlowTableOptions {
-  /** Milliseconds between snapshots, at least 100 (default 1000). */
-  intervalMs?: number;
-  /** Keep only the flows this accepts (rollups are over the kept flows). */
-  filter?: (f: Flow) => boolean;
-}
-
-export interface TracerStats extends NativeStats {
-  /** Records the iterator dropped because its consumer was behind. */
-  queueDrops: number;
-  /** Snapshots replaced by a newer one before a slow consumer took them. */
-  snapshotDrops: number;
-  /** Flows the snapshots' flow tables dropped to stay within their cap. */
-  flowEvictions: number;
-  /** Addresses the snapshots' DNS name maps dropped to stay within their cap before their TTL ended. */
-  nameEvictions: number;
-}
+import { TraceOptions, TracerStats } from './trace-options';
 
 type BatchListener = (records: RecordCursor) => void;
 
@@ -120,9 +31,7 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
   private iterating = false;
   private wakeIterator: (() => void) | undefined;
   private queueDrops = 0;
-  private snapshotDrops = 0;
-  private readonly monitors = new Set<FlowMonitor>();
-  private retiredEvictions = 0;
+  private readonly flowSnapshots = new FlowSnapshotStreams();
   private finished = false;
   private failure: unknown;
   private stopping: Promise<void> | undefined;
@@ -227,13 +136,14 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
   }
 
   stats(): TracerStats {
-    let flowEvictions = this.retiredEvictions;
-    let nameEvictions = 0;
-    for (const m of this.monitors) {
-      flowEvictions += m.table.evictions;
-      nameEvictions += m.names?.evictions ?? 0;
-    }
-    return { ...this.handle.stats(), queueDrops: this.queueDrops, snapshotDrops: this.snapshotDrops, flowEvictions, nameEvictions };
+    const evictions = this.flowSnapshots.evictions();
+    const counts = { queueDrops: this.queueDrops, snapshotDrops: this.flowSnapshots.drops, flowEvictions: evictions.flows, nameEvictions: evictions.names };
+    return { ...this.handle.stats(), ...counts };
+  }
+
+  /** What each FlowMonitor over this tracer adds at a refresh besides the snapshot: steering figures when those hooks run. */
+  flowEnrichers(): FlowEnricher[] {
+    return this.steeringEnabled ? [new SteeringEnricher(this)] : [];
   }
 
   /**
@@ -242,51 +152,16 @@ export class Tracer implements AsyncIterable<NettraceEvent> {
    * A consumer that is behind gets the newest snapshot; the ones it missed count in stats().snapshotDrops.
    * Ends when the tracer stops.
    */
-  async *snapshots(options: SnapshotOptions = {}): AsyncGenerator<FlowSnapshot> {
-    const intervalMs = options.intervalMs ?? 1000;
-    if (!(intervalMs >= 100)) throw new NettraceError('EINVAL', `snapshot interval ${intervalMs} ms is below 100 ms`);
-    const monitor = new FlowMonitor(this, options, undefined, { containers: new CgroupResolver(), nat: new NatResolver() });
-    this.monitors.add(monitor);
-    let latest: FlowSnapshot | undefined;
-    let wake: (() => void) | undefined;
-    const take = (): void => {
-      if (this.stopping) return;
-      const now = Date.now();
-      monitor.refresh(now);
-      const flows = monitor.table.flows();
-      if (latest) this.snapshotDrops++;
-      latest = flowSnapshot(options.filter ? flows.filter(options.filter) : flows, now);
-      wake?.();
-    };
-    monitor.refresh(); // the baseline: every snapshot has rates over a whole interval
-    const timer = setInterval(() => {
-      try {
-        take();
-      } catch (e) {
+  snapshots(options: SnapshotOptions = {}): AsyncGenerator<FlowSnapshot> {
+    return this.flowSnapshots.stream(this, {
+      done: this.stopped,
+      ending: () => this.finished || this.stopping !== undefined,
+      failure: () => this.failure,
+      fail: (e) => {
         this.failure ??= e;
         void this.stop();
-      }
-    }, intervalMs);
-    void this.stopped.then(() => wake?.());
-    try {
-      for (;;) {
-        if (latest) {
-          const s = latest;
-          latest = undefined;
-          yield s;
-          continue;
-        }
-        if (this.failure) throw this.failure;
-        if (this.finished || this.stopping) return;
-        await new Promise<void>((resolve) => (wake = resolve));
-        wake = undefined;
-      }
-    } finally {
-      clearInterval(timer);
-      monitor.close();
-      this.monitors.delete(monitor);
-      this.retiredEvictions += monitor.table.evictions;
-    }
+      },
+    }, options);
   }
 
   /** Detaches everything and resolves once the last batch is delivered. Safe to call twice. */

@@ -6,7 +6,7 @@
 import { RecordCursor } from '../record-cursor';
 import { fromNative } from '../errors';
 import { Clock, toEvent } from '../events';
-import { FlowTable } from '../flows/table';
+import { FlowTable } from '../flows/flow-table';
 import { Kind } from '../layout';
 import { native, ProgStats } from '../native';
 import { Tracer } from '../tracer';

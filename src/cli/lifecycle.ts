@@ -6,7 +6,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { NettraceError } from '../errors';
-import { Tracer, TraceOptions } from '../tracer';
+import { Tracer } from '../tracer';
+import { TraceOptions } from '../trace-options';
 import { hookReport } from './hooks';
 import { CommonOptions, traceOptions } from './options';
 

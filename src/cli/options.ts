@@ -11,7 +11,7 @@ import { subjectOf } from '../filter/subject';
 import { escapeControls } from '../errors';
 import { Kind } from '../layout';
 import { KernelFilter } from '../native';
-import { EVENT_KINDS, EventKind, HOOK_NAMES, HookName, TraceOptions } from '../tracer';
+import { EVENT_KINDS, EventKind, HOOK_NAMES, HookName, TraceOptions } from '../trace-options';
 import { TCP_STATES, TcpState } from '../tcp';
 import { ownedCgroups } from './owned-cgroups';
 

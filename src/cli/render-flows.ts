@@ -1,5 +1,5 @@
 /** Flows as an `ss -tuanp` table, for `nettrace flows`, the flows of a route, and decoded snapshots. */
-import { Flow } from '../flows/table';
+import { Flow } from '../flows/flow';
 import { printable } from './render';
 import { bytes, endpoint, ssState, table } from './text-table';
 

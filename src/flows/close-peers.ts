@@ -8,7 +8,7 @@ import { RecordCursor } from '../record-cursor';
 import { UdpEvent } from '../events';
 import { Kind, UdpEvent as UdpEventCode } from '../layout';
 import { decodePeers, PeerRow } from './snapshot';
-import { PEERS_SHOWN } from './table';
+import { PEERS_SHOWN } from './flow';
 
 export type ClosePeer = Omit<PeerRow, 'sock'>;
 

@@ -1,5 +1,5 @@
 /** Totals per process, per remote host and per (process, remote host): nethogs, iftop and bandwhich; and per route. */
-import { Flow } from './table';
+import { Flow } from './flow';
 
 interface Traffic {
   flows: number;

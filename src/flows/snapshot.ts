@@ -1,6 +1,6 @@
 /** Decodes the iter/tcp and iter/udp snapshots (one struct per socket, back to back) and the UDP peer counters. */
 import { formatAddr } from '../record-cursor';
-import { COMM_LEN, Flow, UdpFlow, UdpPeer, UdpPeerBytes } from '../layout';
+import { COMM_LEN, FlowRecord, UdpFlowRecord, UdpPeer, UdpPeerBytes } from '../layout';
 
 /** Which socket: its cookie, namespace and both ends. */
 export interface SocketIdent {
@@ -69,8 +69,8 @@ const TWO32 = 4294967296;
 
 const u64At = (buf: Buffer, at: number): number => buf.readUInt32LE(at) + buf.readUInt32LE(at + 4) * TWO32;
 
-type SockLayout = typeof Flow.sock;
-type OwnerLayout = typeof Flow.owner;
+type SockLayout = typeof FlowRecord.sock;
+type OwnerLayout = typeof FlowRecord.owner;
 
 /** The nt_sock and nt_owner every snapshot row starts with. */
 function identAndOwner(buf: Buffer, at: number, sock: SockLayout, owner: OwnerLayout): SocketIdent & SocketOwner {
@@ -95,20 +95,20 @@ function identAndOwner(buf: Buffer, at: number, sock: SockLayout, owner: OwnerLa
 export function decodeSnapshot(buf: Buffer): SocketRow[] {
   const rows: SocketRow[] = [];
   const u64 = (at: number) => u64At(buf, at);
-  for (let at = 0; at + Flow.SIZE <= buf.length; at += Flow.SIZE) {
+  for (let at = 0; at + FlowRecord.SIZE <= buf.length; at += FlowRecord.SIZE) {
     rows.push({
-      ...identAndOwner(buf, at, Flow.sock, Flow.owner),
-      state: buf[at + Flow.state],
-      uid: buf.readUInt32LE(at + Flow.uid),
-      ino: buf.readUInt32LE(at + Flow.ino),
-      tx_bytes: u64(at + Flow.tx_bytes),
-      rx_bytes: u64(at + Flow.rx_bytes),
-      rx_queue: buf.readUInt32LE(at + Flow.rx_queue),
-      tx_queue: buf.readUInt32LE(at + Flow.tx_queue),
-      srtt_us: buf.readUInt32LE(at + Flow.srtt_us),
-      retrans: buf.readUInt32LE(at + Flow.retrans),
-      segs_out: buf.readUInt32LE(at + Flow.segs_out),
-      segs_in: buf.readUInt32LE(at + Flow.segs_in),
+      ...identAndOwner(buf, at, FlowRecord.sock, FlowRecord.owner),
+      state: buf[at + FlowRecord.state],
+      uid: buf.readUInt32LE(at + FlowRecord.uid),
+      ino: buf.readUInt32LE(at + FlowRecord.ino),
+      tx_bytes: u64(at + FlowRecord.tx_bytes),
+      rx_bytes: u64(at + FlowRecord.rx_bytes),
+      rx_queue: buf.readUInt32LE(at + FlowRecord.rx_queue),
+      tx_queue: buf.readUInt32LE(at + FlowRecord.tx_queue),
+      srtt_us: buf.readUInt32LE(at + FlowRecord.srtt_us),
+      retrans: buf.readUInt32LE(at + FlowRecord.retrans),
+      segs_out: buf.readUInt32LE(at + FlowRecord.segs_out),
+      segs_in: buf.readUInt32LE(at + FlowRecord.segs_in),
     });
   }
   return rows;
@@ -116,20 +116,20 @@ export function decodeSnapshot(buf: Buffer): SocketRow[] {
 
 export function decodeUdpSnapshot(buf: Buffer): UdpRow[] {
   const rows: UdpRow[] = [];
-  for (let at = 0; at + UdpFlow.SIZE <= buf.length; at += UdpFlow.SIZE) {
+  for (let at = 0; at + UdpFlowRecord.SIZE <= buf.length; at += UdpFlowRecord.SIZE) {
     rows.push({
-      ...identAndOwner(buf, at, UdpFlow.sock, UdpFlow.owner),
-      state: buf[at + UdpFlow.state],
-      uid: buf.readUInt32LE(at + UdpFlow.uid),
-      ino: buf.readUInt32LE(at + UdpFlow.ino),
-      tx_bytes: u64At(buf, at + UdpFlow.tx_bytes),
-      rx_bytes: u64At(buf, at + UdpFlow.rx_bytes),
-      tx_datagrams: u64At(buf, at + UdpFlow.tx_datagrams),
-      rx_datagrams: u64At(buf, at + UdpFlow.rx_datagrams),
-      rx_queue: buf.readUInt32LE(at + UdpFlow.rx_queue),
-      tx_queue: buf.readUInt32LE(at + UdpFlow.tx_queue),
-      drops: buf.readUInt32LE(at + UdpFlow.drops),
-      born_ns: u64At(buf, at + UdpFlow.born_ns),
+      ...identAndOwner(buf, at, UdpFlowRecord.sock, UdpFlowRecord.owner),
+      state: buf[at + UdpFlowRecord.state],
+      uid: buf.readUInt32LE(at + UdpFlowRecord.uid),
+      ino: buf.readUInt32LE(at + UdpFlowRecord.ino),
+      tx_bytes: u64At(buf, at + UdpFlowRecord.tx_bytes),
+      rx_bytes: u64At(buf, at + UdpFlowRecord.rx_bytes),
+      tx_datagrams: u64At(buf, at + UdpFlowRecord.tx_datagrams),
+      rx_datagrams: u64At(buf, at + UdpFlowRecord.rx_datagrams),
+      rx_queue: buf.readUInt32LE(at + UdpFlowRecord.rx_queue),
+      tx_queue: buf.readUInt32LE(at + UdpFlowRecord.tx_queue),
+      drops: buf.readUInt32LE(at + UdpFlowRecord.drops),
+      born_ns: u64At(buf, at + UdpFlowRecord.born_ns),
     });
   }
   return rows;

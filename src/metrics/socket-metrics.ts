@@ -8,12 +8,12 @@
  */
 import { RecordCursor } from '../record-cursor';
 import { CommNames } from '../flows/comm-names';
-import { FlowMonitor } from '../flows/monitor';
+import { FlowMonitor } from '../flows/flow-monitor';
 import { CgroupResolver } from '../flows/cgroups';
 import { RouteResolver } from '../flows/routes';
 import { SocketIdent, SocketOwner, SocketRow } from '../flows/snapshot';
-import { Flow } from '../flows/table';
-import { Kind } from '../layout';
+import { Flow } from '../flows/flow';
+import { Kind, TcpStateCode } from '../layout';
 import { connectResult, stateName, TCP_STATES, TcpState } from '../tcp';
 import { Tracer } from '../tracer';
 import { LabelBudget } from './labels';
@@ -41,12 +41,8 @@ export interface TcpMetricsOptions {
 /** Seconds: 50 us to 10 s, as loopback, LAN and WAN round trips spread. */
 export const RTT_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10];
 
-const ESTABLISHED = 1;
-const SYN_RECV = 3;
-const FIN_WAIT1 = 4;
-const CLOSE_WAIT = 8;
 /** A socket that reaches CLOSE from one of these ended without the FIN handshake: a reset, sent or received. */
-const ABORTIVE = new Set([ESTABLISHED, SYN_RECV, FIN_WAIT1, CLOSE_WAIT]);
+const ABORTIVE = new Set<number>([TcpStateCode.ESTABLISHED, TcpStateCode.SYN_RECV, TcpStateCode.FIN_WAIT1, TcpStateCode.CLOSE_WAIT]);
 
 /** What one batch's records add to a process's counters. */
 interface BatchCounts {
@@ -119,7 +115,7 @@ export class TcpMetrics implements MetricSource {
   private readonly timer: NodeJS.Timeout;
 
   constructor(
-    tracer: Tracer,
+    private readonly tracer: Tracer,
     private readonly options: TcpMetricsOptions = {},
   ) {
     const top = options.top ?? 25;
@@ -186,7 +182,7 @@ export class TcpMetrics implements MetricSource {
         local += f.steering.local_segs;
       }
     });
-    const steering: MetricFamily[] = this.monitor.tracer.steeringEnabled
+    const steering: MetricFamily[] = this.tracer.steeringEnabled
       ? [
           {
             name: 'nettrace_steering_locality_ratio',

@@ -7,7 +7,7 @@
 import { NettraceEvent } from '../events';
 import { FlowSnapshot } from '../flows/rollup';
 import { SocketIdent, SocketOwner } from '../flows/snapshot';
-import { TracerStats } from '../tracer';
+import { TracerStats } from '../trace-options';
 import { eventFrom, eventOf } from './event-codec';
 import { identOf, InvalidFrame, msToUs, num, ownerFields, ownerOf, socketOf, U64, usToMs } from './fields';
 import { flowFrom, flowOf, rollupFrom, rollupOf } from './flow-codec';

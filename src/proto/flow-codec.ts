@@ -6,7 +6,7 @@ import { CpuCounts, FlowSteering, MatrixCell } from '../steering/types';
 import { Container, QosClass, Runtime } from '../flows/cgroup-names';
 import { Nat } from '../flows/nat';
 import { Rollup } from '../flows/rollup';
-import { Flow } from '../flows/table';
+import { Flow } from '../flows/flow';
 import { addrBytes, addrText, identOf, msToUs, nullable, num, optional, ownerFields, ownerOf, peerFrom, port, socketOf, stateNumber, stateOf, U64, usToMs } from './fields';
 import { nettrace } from './nettrace.pb';
 import pb = nettrace.v1;

@@ -1,9 +1,13 @@
 /**
- * Receive steering, all in one place: what the kernel counts (raw), what a
- * flow carries, the rollups, the configuration and the event.
- * CPUs are numbered as the kernel numbers them; maps from CPU to a count are
- * objects keyed by the CPU number.
+ * Receive steering's types: what the kernel counts (raw), the rollups, the
+ * configuration and the event; and, named here with them, what a flow carries
+ * (flows/flow-steering.ts: the flow table's own type, so that flows/ imports
+ * nothing of steering/). CPUs are numbered as the kernel numbers them; maps
+ * from CPU to a count are objects keyed by the CPU number.
  */
+import type { CpuCounts, FlowSteering, MatrixCell } from '../flows/flow-steering';
+
+export type { CpuCounts, FlowSteering, MatrixCell };
 
 /** As the addon reads the BPF maps (bpf/steering.bpf.h). */
 export interface RawSteering {
@@ -19,38 +23,6 @@ export interface RawSteering {
   unhashed: number;
   /** Entries the kernel's LRU maps pushed out for room: counts lost. */
   evictions: number;
-}
-
-export type CpuCounts = Record<number, number>;
-
-/** One cell of a CPU × CPU matrix: segments processed on `processed` while the reader last ran on `read`. */
-export type MatrixCell = [processed: number, read: number, segs: number];
-
-/** A socket's steering since tracing began (field `steering` of a Flow). */
-export interface FlowSteering {
-  /** Segments received (a GSO/GRO packet counts its segments). */
-  segs: number;
-  /** Segments per CPU the stack processed them on (after RPS/RFS). */
-  processed_on: CpuCounts;
-  /** Segments per CPU they entered the stack on (NIC/NAPI or, for veth, the sender), before RPS; null when the same as processed_on. */
-  entered_on: CpuCounts | null;
-  /** Reads that returned data, per CPU the reader ran on. */
-  read_on: CpuCounts;
-  reads: number;
-  read_bytes: number;
-  /** The CPU and process of the last read; null before any. */
-  reader_cpu: number | null;
-  reader_pid: number | null;
-  /** Segments processed while a reader CPU was known, and of those the ones on that CPU. */
-  known_segs: number;
-  local_segs: number;
-  /** local_segs / known_segs; null before the first read. */
-  locality: number | null;
-  /** Sparse processed-on × read-on matrix. */
-  cells: MatrixCell[];
-  /** Interface the segments arrived on (index in the socket's namespace) and its name when known. */
-  ifindex: number | null;
-  interface: string | null;
 }
 
 /** Locality and the CPU matrix of a set of flows: a process, an interface, or everything. */
@@ -144,7 +116,7 @@ export interface SteeringReport {
   unhashed: number;
 }
 
-/** The steering counters as of a FlowMonitor refresh, per socket cookie. */
+/** The steering counters as of a FlowMonitor refresh (see SteeringEnricher), per socket cookie. */
 export interface SteeringSample {
   cpus: number;
   bySock: Map<number, FlowSteering>;

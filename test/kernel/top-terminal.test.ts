@@ -8,7 +8,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
-import { Tracer } from '../../src/tracer';
+import { TracerStats } from '../../src/trace-options';
+import { TopSource } from '../../src/cli/commands/top/session';
 import { parseCommand } from '../../src/cli/options';
 import { topCommand, TopIo } from '../../src/cli/commands/top/top';
 import { topOptions } from '../../src/cli/view-options';
@@ -49,9 +50,13 @@ function fakeTerminal(width = 80, height = 24): FakeTerminal {
   };
 }
 
-function fakeTracer(snapshot: () => Buffer): Tracer {
-  const stats = { records: 0, bytes: 0, batches: 0, drops: 3, missed: 1, evictions: 0, queueDrops: 0 };
-  return { onBatch: () => () => {}, snapshot, snapshotUdp: () => Buffer.alloc(0), udpPeers: () => Buffer.alloc(0), stats: () => stats } as unknown as Tracer;
+/** A tracer with no records and no sockets but what `snapshot` returns, 3 drops and 1 missed run. */
+function fakeTracer(snapshot: () => Buffer): TopSource {
+  const dropsByKind = { state: 0, connect: 0, accept: 0, close: 0, udp: 0, dns: 0 };
+  const native = { records: 0, bytes: 0, ringProduced: 0, batches: 0, drops: 3, dropsByKind, missed: 1, evictions: 0, hookRuns: { state: 0, accept: 0 } };
+  const stats: TracerStats = { ...native, queueDrops: 0, snapshotDrops: 0, flowEvictions: 0, nameEvictions: 0 };
+  const none = () => Buffer.alloc(0);
+  return { onBatch: () => () => {}, snapshot, snapshotUdp: none, udpPeers: none, dnsEnabled: false, flowEnrichers: () => [], stats: () => stats };
 }
 
 const ENTER_SCREEN = '\x1b[?1049h\x1b[?25l\x1b[?7l';

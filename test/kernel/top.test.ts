@@ -12,7 +12,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { Flow } from '../../src/flows/table';
+import { Flow } from '../../src/flows/flow';
 import { CLI, FIXTURES } from '../support/paths';
 import { close } from '../support/sockets';
 import { waitFor } from '../support/wait';

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Flow } from '../../src';
 import { classifyCgroup } from '../../src/flows/cgroup-names';
-import { newFlow } from '../../src/flows/table';
+import { newFlow } from '../../src/flows/flow';
 import { flowSnapshot } from '../../src/flows/rollup';
 import { decodeAll, encodeItems } from '../../src/proto/stream';
 import { buildModel } from '../../src/cli/commands/top/view-model';

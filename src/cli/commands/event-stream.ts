@@ -6,7 +6,7 @@ import { CgroupResolver } from '../../flows/cgroups';
 import { isUnconnectedUdpClose } from '../../flows/close-peers';
 import { Kind } from '../../layout';
 import { encodeItems } from '../../proto/stream';
-import { EventKind } from '../../tracer';
+import { EventKind } from '../../trace-options';
 import { JsonLines, LineBuffer } from '../json-line';
 import { fail, start, stopRequested, summary } from '../lifecycle';
 import { COMMON_HELP, CommonOptions, eventKinds, parseCommand, seconds, traceOptions } from '../options';

@@ -1,7 +1,7 @@
 /** `nettrace flows`: every TCP and UDP socket now, as `ss -tuanp` shows them, with bytes and RTT. */
-import { routedFlows } from '../../flows/monitor';
+import { routedFlows } from '../../flows/flow-monitor';
 import { flowSnapshot } from '../../flows/rollup';
-import { Flow } from '../../flows/table';
+import { Flow } from '../../flows/flow';
 import { encodeItems } from '../../proto/stream';
 import { Tracer } from '../../tracer';
 import { fail, start, stopRequested } from '../lifecycle';

@@ -4,10 +4,10 @@
  * both in nettrace's own network namespace (run them under `ip netns exec NS` for another).
  */
 import net from 'node:net';
-import { routedFlows } from '../../flows/monitor';
+import { routedFlows } from '../../flows/flow-monitor';
 import { prefixText, protocolName, routeKey, scopeName, tableName, typeName } from '../../flows/route-names';
 import { RouteResolver } from '../../flows/routes';
-import { Flow } from '../../flows/table';
+import { Flow } from '../../flows/flow';
 import { NativeRoute } from '../../native';
 import { Tracer } from '../../tracer';
 import { oneShot } from '../lifecycle';

@@ -8,10 +8,11 @@
  * expression) makes it take a state record per transition and count them here.
  */
 import { Kind } from '../../layout';
-import { FlowMonitor } from '../../flows/monitor';
+import { FlowMonitor } from '../../flows/flow-monitor';
 import { decodeSnapshot } from '../../flows/snapshot';
 import { stateName, TcpState } from '../../tcp';
-import { TraceOptions, Tracer } from '../../tracer';
+import { TraceOptions } from '../../trace-options';
+import { Tracer } from '../../tracer';
 import { start, stopRequested } from '../lifecycle';
 import { COMMON_HELP, CommonOptions, parseCommand, stdoutOnly, traceOptions, UsageError } from '../options';
 

@@ -5,8 +5,8 @@
  * whose locality stays low.
  */
 import { ParseArgsConfig } from 'node:util';
-import { FlowMonitor } from '../../flows/monitor';
-import { SteeringMonitor } from '../../steering/monitor';
+import { FlowMonitor } from '../../flows/flow-monitor';
+import { SteeringMonitor } from '../../steering/steering-monitor';
 import { CpuCounts, SteeringEvent, SteeringGroup, SteeringReport } from '../../steering/types';
 import { Tracer } from '../../tracer';
 import { start, stopRequested } from '../lifecycle';

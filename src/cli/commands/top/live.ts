@@ -2,17 +2,16 @@
  * The full-screen form of `nettrace top`: redraws every interval, on each key
  * and on resize, and gives the terminal back on every way out.
  */
-import { FlowMonitor } from '../../../flows/monitor';
+import { FlowMonitor } from '../../../flows/flow-monitor';
 import { CgroupResolver } from '../../../flows/cgroups';
 import { NatResolver } from '../../../flows/nat';
 import { RouteResolver } from '../../../flows/routes';
-import { Flow } from '../../../flows/table';
-import { Tracer } from '../../../tracer';
+import { Flow } from '../../../flows/flow';
 import { Key } from './input';
 import { buildModel } from './view-model';
 import { renderScreen } from './screen';
 import { TopOptions } from '../../view-options';
-import { messageOf, TopIo, TopSession } from './session';
+import { messageOf, TopIo, TopSession, TopSource } from './session';
 import { AnsiTerminal } from './terminal';
 import { applyKey, initialUi, TopUi } from './ui';
 
@@ -22,7 +21,7 @@ interface Frame {
   stats: { drops: number; missed: number };
 }
 
-export function runScreen(o: TopOptions, tracer: Tracer, done: (code: number) => void, io: TopIo): TopSession {
+export function runScreen(o: TopOptions, tracer: TopSource, done: (code: number) => void, io: TopIo): TopSession {
   // routes arrive after the refresh that asked for them, and show from the next frame on
   const routes = new RouteResolver();
   const monitor = new FlowMonitor(tracer, {}, routes, { containers: new CgroupResolver(), nat: new NatResolver() });

@@ -1,6 +1,6 @@
 /** The three views of `nettrace top` and their columns, shared by the screen and the plain-text report. */
 import { Rollup, RouteRollup } from '../../../flows/rollup';
-import { Flow } from '../../../flows/table';
+import { Flow } from '../../../flows/flow';
 import { bytes, endpoint, ssState } from '../../text-table';
 import { Column } from './columns';
 import { TopModel } from './view-model';

@@ -1,19 +1,18 @@
 /** `nettrace top` when stdout is not a terminal: one plain snapshot per interval, no escape sequences. */
-import { FlowMonitor } from '../../../flows/monitor';
+import { FlowMonitor } from '../../../flows/flow-monitor';
 import { CgroupResolver } from '../../../flows/cgroups';
 import { NatResolver, NatStats } from '../../../flows/nat';
 import { flowSnapshot } from '../../../flows/rollup';
 import { RouteResolver } from '../../../flows/routes';
 import { encodeItems } from '../../../proto/stream';
 import { statsRecord, streamHeader } from '../../protobuf';
-import { Tracer } from '../../../tracer';
 import { printable } from '../../render';
 import { table } from '../../text-table';
 import { Column } from './columns';
 import { buildModel, TopModel } from './view-model';
 import { CONNECTION_COLUMNS, CONTAINER_COLUMNS, GATEWAY_COLUMNS, HOST_COLUMNS, INTERFACE_COLUMNS, PANE_TITLES, PROCESS_COLUMNS, rate } from './panes';
 import { TopOptions } from '../../view-options';
-import { messageOf, TopIo, TopSession } from './session';
+import { messageOf, TopIo, TopSession, TopSource } from './session';
 
 export interface TopReport {
   ts: number;
@@ -54,7 +53,7 @@ export function reportText(ts: number, model: TopModel, stats: { drops: number; 
   ].join('\n\n');
 }
 
-export function runReports(o: TopOptions, tracer: Tracer, done: (code: number) => void, io: TopIo): TopSession {
+export function runReports(o: TopOptions, tracer: TopSource, done: (code: number) => void, io: TopIo): TopSession {
   const routes = new RouteResolver();
   const nat = new NatResolver();
   const monitor = new FlowMonitor(tracer, {}, routes, { containers: new CgroupResolver(), nat });

@@ -3,13 +3,12 @@
  * live and full-screen like bandwhich; one plain snapshot per interval when
  * stdout is not a terminal (or with --json).
  */
-import { Tracer } from '../../../tracer';
 import { start, stopRequested } from '../../lifecycle';
 import { COMMON_HELP, flowTraceOptions, parseCommand, stdoutOnly } from '../../options';
 import { TOP_OPTIONS, TopOptions, topOptions } from '../../view-options';
 import { runScreen } from './live';
 import { runReports } from './plain-reports';
-import { TopIo, TopSession } from './session';
+import { TopIo, TopSession, TopSource } from './session';
 
 export type { TopIo, TopSession } from './session';
 
@@ -35,7 +34,7 @@ ${COMMON_HELP}`;
 const processIo = (): TopIo => ({ output: process.stdout, input: process.stdin, errors: process.stderr });
 
 /** Starts the view; `done(code)` is called once, after the terminal is given back. */
-export function topCommand(o: TopOptions, tracer: Tracer, done: (code: number) => void, io: TopIo = processIo()): TopSession {
+export function topCommand(o: TopOptions, tracer: TopSource, done: (code: number) => void, io: TopIo = processIo()): TopSession {
   return io.output.isTTY && o.format === 'text' ? runScreen(o, tracer, done, io) : runReports(o, tracer, done, io);
 }
 

@@ -3,7 +3,7 @@ import { compile } from '../../../filter/compile';
 import { FilterSyntaxError } from '../../../filter/error';
 import { parseFilter } from '../../../filter/parse';
 import { subjectOf } from '../../../filter/subject';
-import { Flow } from '../../../flows/table';
+import { Flow } from '../../../flows/flow';
 import { TCP_STATES } from '../../../tcp';
 import { Key } from './input';
 import { Grouping, SORT_KEYS, SortKey } from './view-model';

@@ -1,5 +1,5 @@
 /** What `nettrace top` shows, derived from a frozen copy of the flow table: the three views and their totals. */
-import { Flow } from '../../../flows/table';
+import { Flow } from '../../../flows/flow';
 import { rollup, Rollup, routeRollups, RouteRollup } from '../../../flows/rollup';
 
 export type SortKey = 'rate' | 'bytes' | 'name';

@@ -1,23 +1,22 @@
-/** Keeps a FlowTable current from a running Tracer: its event stream plus a kernel snapshot per refresh. */
+/** Keeps a FlowTable current from a FlowSource (a running Tracer): its event stream plus a kernel snapshot per refresh. */
 import fs from 'node:fs';
 import { Clock } from '../events';
-import { Tracer } from '../tracer';
 import { ProcOwners } from './owners';
 import { CgroupResolver } from './cgroups';
 import { NatResolver } from './nat';
 import { RouteResolver } from './routes';
 import { decodePeers, decodeSnapshot, decodeUdpSnapshot, SocketRow } from './snapshot';
-import { Flow, FlowTable, FlowTableOptions } from './table';
-import { foldSteering } from '../steering/fold';
-import { SteeringSample } from '../steering/types';
+import { FlowTable, FlowTableOptions } from './flow-table';
+import { Flow } from './flow';
 import { DnsLookups } from '../dns/lookups';
 import { DnsNames } from '../dns/names';
 import { Kind } from '../layout';
+import { FlowEnricher, FlowSource } from './flow-source';
 
 export class FlowMonitor {
   readonly table: FlowTable;
-  /** Set by each refresh when the tracer runs the steering hooks. */
-  steering: SteeringSample | undefined;
+  /** Run at each refresh: what the source gives (see FlowSource.flowEnrichers). */
+  readonly enrichers: readonly FlowEnricher[];
   private readonly owners = new ProcOwners();
   /** Sockets the last refresh found with no owner, and whether there was a refresh before. */
   private ownerless = new Set<number>();
@@ -26,7 +25,7 @@ export class FlowMonitor {
   readonly netns = fs.statSync('/proc/self/ns/net').ino;
   private readonly unsubscribe: () => void;
   private readonly routing = new Serial();
-  /** Names of answered addresses, from the lookups seen; set when the tracer runs the dns hook. */
+  /** Names of answered addresses, from the lookups seen; set when the source has DNS records (dnsEnabled). */
   readonly names: DnsNames | undefined;
   /** Why the last route look-up failed as a whole; undefined when it did not. */
   routeError: string | undefined;
@@ -39,23 +38,24 @@ export class FlowMonitor {
    * container; with `nat`, its translation (see natSettled).
    */
   constructor(
-    readonly tracer: Tracer,
+    readonly source: FlowSource,
     options: FlowTableOptions = {},
     readonly routes?: RouteResolver,
     readonly extras: { containers?: CgroupResolver; nat?: NatResolver } = {},
   ) {
     this.table = new FlowTable(options);
     this.table.containers = extras.containers;
+    this.enrichers = source.flowEnrichers();
     const clock = new Clock();
-    if (!tracer.dnsEnabled) {
-      this.unsubscribe = tracer.onBatch((c) => {
+    if (!source.dnsEnabled) {
+      this.unsubscribe = source.onBatch((c) => {
         while (c.next()) this.table.applyRecord(c, clock);
       });
       return;
     }
     const names = (this.names = new DnsNames());
     const lookups = new DnsLookups((e) => e.timeout || names.learn(e));
-    this.unsubscribe = tracer.onBatch((c) => {
+    this.unsubscribe = source.onBatch((c) => {
       while (c.next()) {
         if (c.kind === Kind.Dns) lookups.add(c, clock);
         else this.table.applyRecord(c, clock);
@@ -65,10 +65,10 @@ export class FlowMonitor {
 
   /** Folds in a snapshot of every socket now and ends the interval (rates, expiry); returns the snapshot. */
   refresh(now = Date.now()): SocketRow[] {
-    const rows = decodeSnapshot(this.tracer.snapshot());
+    const rows = decodeSnapshot(this.source.snapshot());
     this.table.applySnapshot(rows, now, this.netns);
-    const udp = decodeUdpSnapshot(this.tracer.snapshotUdp());
-    this.table.applyUdpSnapshot(udp, decodePeers(this.tracer.udpPeers()), now, this.netns);
+    const udp = decodeUdpSnapshot(this.source.snapshotUdp());
+    this.table.applyUdpSnapshot(udp, decodePeers(this.source.udpPeers()), now, this.netns);
     // Sockets that predate tracing are looked up in /proc at once; a socket born since is looked up only once it
     // has stayed ownerless for a whole interval: its connect or accept names its owner first, and at churn a
     // /proc walk per refresh for the connections in flight held the event loop for tens of milliseconds.
@@ -83,7 +83,7 @@ export class FlowMonitor {
         if (o) this.table.setOwner(r.sock, o.pid, o.comm, o.cgroup);
       }
     }
-    if (this.tracer.steeringEnabled) this.refreshSteering();
+    for (const e of this.enrichers) e.enrich(this.table, now);
     this.table.tick(now);
     const nat = this.extras.nat;
     if (this.names) this.nameFlows(this.names, now);
@@ -127,23 +127,16 @@ export class FlowMonitor {
     return this.natting.settled;
   }
 
-  private refreshSteering(): void {
-    const raw = this.tracer.steering();
-    const bySock = foldSteering(raw);
-    for (const [sock, s] of bySock) this.table.setSteering(sock, s);
-    this.steering = { cpus: raw.cpus, bySock, evictions: raw.evictions, unhashed: raw.unhashed };
-  }
-
   close(): void {
     this.unsubscribe();
   }
 }
 
 /** Every flow now (one snapshot), each with its route set; close the resolver when done asking it. */
-export async function routedFlows(tracer: Tracer): Promise<{ flows: Flow[]; routes: RouteResolver; nat: NatResolver }> {
+export async function routedFlows(source: FlowSource): Promise<{ flows: Flow[]; routes: RouteResolver; nat: NatResolver }> {
   const routes = new RouteResolver();
   const nat = new NatResolver();
-  const monitor = new FlowMonitor(tracer, {}, routes, { containers: new CgroupResolver(), nat });
+  const monitor = new FlowMonitor(source, {}, routes, { containers: new CgroupResolver(), nat });
   monitor.refresh();
   await Promise.all([monitor.routesSettled(), monitor.natSettled()]);
   nat.close();

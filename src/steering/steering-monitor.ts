@@ -1,11 +1,13 @@
 /**
  * Receive steering per flow, per process, per interface and overall, sampled
- * from a FlowMonitor over a tracer that runs the steering hooks; and the
- * `steering` event for flows whose locality stays low.
+ * from a FlowMonitor over a tracer that runs the steering hooks (whose
+ * SteeringEnricher sets the figures at each refresh); and the `steering` event
+ * for flows whose locality stays low.
  */
-import { FlowMonitor } from '../flows/monitor';
-import { Flow } from '../flows/table';
+import { FlowMonitor } from '../flows/flow-monitor';
+import { Flow } from '../flows/flow';
 import { readSteeringConfig } from './config';
+import { SteeringEnricher } from './steering-enricher';
 import { delta, group, ratio } from './fold';
 import { FlowSteering, SteeringEvent, SteeringFlow, SteeringGroup, SteeringOptions, SteeringReport } from './types';
 
@@ -50,11 +52,14 @@ export class SteeringMonitor {
   private readonly holdMs: number;
   private readonly minSegs: number;
   private lastTs: number | undefined;
+  /** The monitor's steering enricher; none when its tracer does not run the steering hooks. */
+  private readonly enricher: SteeringEnricher | undefined;
 
   constructor(
     readonly flows: FlowMonitor,
     options: SteeringOptions = {},
   ) {
+    this.enricher = flows.enrichers.find((e): e is SteeringEnricher => e instanceof SteeringEnricher);
     this.threshold = options.threshold ?? 0.5;
     this.holdMs = options.holdMs ?? 5000;
     this.minSegs = options.minSegs ?? 100;
@@ -68,7 +73,7 @@ export class SteeringMonitor {
   sample(now = Date.now(), select: (f: Flow | undefined) => boolean = () => true): { report: SteeringReport; events: SteeringEvent[] } {
     const table = this.flows.table;
     this.flows.refresh(now);
-    const sample = this.flows.steering;
+    const sample = this.enricher?.sample;
     if (!sample) throw new Error('the tracer does not run the steering hooks (start it with steering: true)');
     const intervalStart = this.lastTs ?? now;
     this.lastTs = now;
@@ -152,6 +157,6 @@ export class SteeringMonitor {
       return f !== undefined && f.closed !== null;
     });
     for (const sock of gone) this.watches.delete(sock);
-    this.flows.tracer.steeringForget(gone);
+    this.enricher?.source.steeringForget(gone);
   }
 }
