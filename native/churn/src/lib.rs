@@ -13,5 +13,6 @@ mod errors;
 mod histogram;
 mod load;
 mod run;
+mod shared;
 mod sockets;
 mod threads;

@@ -6,7 +6,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::run::Shared;
+use crate::shared::Shared;
 use crate::sockets::{read_full, set_timeouts, setsockopt, sockaddr, socket, write_full};
 use crate::threads::thread_cpu_ns;
 

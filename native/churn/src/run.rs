@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -14,6 +14,7 @@ use napi_derive::napi;
 use crate::errors::{invalid, kernel};
 use crate::histogram::Histogram;
 use crate::load::{acceptor, Client};
+use crate::shared::{Counters, Shared};
 use crate::sockets::{listen, local_addr};
 use crate::threads::{in_netns, spawn_in};
 
@@ -59,27 +60,6 @@ pub struct ChurnSample {
     /// CPU the generator's threads used, ns (threads still running count up to their last connection).
     pub generator_cpu_ns: f64,
     pub running: bool,
-}
-
-#[derive(Default)]
-pub struct Counters {
-    pub conns: AtomicU64,
-    pub connected: AtomicU64,
-    pub connect_failed: AtomicU64,
-    pub errors: AtomicU64,
-    pub accepted: AtomicU64,
-    pub cpu_ns: AtomicU64,
-    pub clients_left: AtomicUsize,
-    /// When the last client finished, ns after the start.
-    pub ended_ns: AtomicU64,
-}
-
-pub struct Shared {
-    pub began: Instant,
-    pub stop: AtomicBool,
-    pub counters: Counters,
-    /// One per client thread, so recording never contends.
-    pub latencies: Vec<Mutex<Histogram>>,
 }
 
 #[napi]
