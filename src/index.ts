@@ -44,4 +44,7 @@ export { OtlpSink, toMetricData, logAttributes } from './metrics/otlp';
 export type { OtlpOptions } from './metrics/otlp';
 export { agentResource, defaultNode, uuidV5 } from './metrics/identity';
 export type { AgentIdentity } from './metrics/identity';
-export * from './steering';
+export { SteeringMonitor } from './steering/steering-monitor';
+export { foldSteering, group } from './steering/fold';
+export { readSteeringConfig, maskCpus } from './steering/config';
+export type * from './steering/types';
