@@ -20,7 +20,10 @@
  */
 #include "nettrace.bpf.h"
 
-#define NT_STEER_NO_CPU 0xffff /* no read seen yet */
+/* Named enums, held in the object's BTF by nt_steer_consts below, so the addon's skeleton carries them. */
+enum nt_steer_cpu {
+	NT_STEER_NO_CPU = 0xffff, /* no read seen yet */
+};
 
 /* Segments of one socket processed on `cpu` while its reader last ran on `reader_cpu`. */
 struct nt_steer_cell_key {
@@ -48,7 +51,8 @@ struct nt_steer_reads {
 	__u64 bytes;
 };
 
-enum {
+/* steer_counts' entries: the first STEER_UNHASHED count inserts into the maps (for eviction accounting) */
+enum nt_steer_counter {
 	STEER_CELL_INSERTS,
 	STEER_READER_INSERTS,
 	STEER_READS_INSERTS,
@@ -56,6 +60,13 @@ enum {
 	STEER_UNHASHED,    /* packets entering with no flow hash yet: no flow to count them for */
 	STEER_COUNTS,
 };
+
+/* never set: its type keeps the two enums above in the object's BTF (as nt_records does the records') */
+struct nt_steer_consts {
+	enum nt_steer_cpu cpu;
+	enum nt_steer_counter counter;
+};
+const struct nt_steer_consts *nt_steer_consts __attribute__((unused));
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

@@ -10574,6 +10574,41 @@ mod imp {
                 }
             }
         }
+        #[derive(Debug, Default, Copy, Clone)]
+        #[repr(C)]
+        pub struct nt_steer_consts {
+            pub cpu: nt_steer_cpu,
+            pub counter: nt_steer_counter,
+        }
+        #[derive(Debug, Copy, Clone, Eq, PartialEq)]
+        #[repr(transparent)]
+        pub struct nt_steer_cpu(pub u32);
+        #[allow(non_upper_case_globals)]
+        impl nt_steer_cpu {
+            pub const NT_STEER_NO_CPU: Self = Self(65535);
+        }
+        impl Default for nt_steer_cpu {
+            fn default() -> Self {
+                Self::NT_STEER_NO_CPU
+            }
+        }
+        #[derive(Debug, Copy, Clone, Eq, PartialEq)]
+        #[repr(transparent)]
+        pub struct nt_steer_counter(pub u32);
+        #[allow(non_upper_case_globals)]
+        impl nt_steer_counter {
+            pub const STEER_CELL_INSERTS: Self = Self(0);
+            pub const STEER_READER_INSERTS: Self = Self(1);
+            pub const STEER_READS_INSERTS: Self = Self(2);
+            pub const STEER_ENTRY_INSERTS: Self = Self(3);
+            pub const STEER_UNHASHED: Self = Self(4);
+            pub const STEER_COUNTS: Self = Self(5);
+        }
+        impl Default for nt_steer_counter {
+            fn default() -> Self {
+                Self::STEER_CELL_INSERTS
+            }
+        }
         #[derive(Debug, Copy, Clone)]
         #[repr(C)]
         pub struct license {
@@ -10617,6 +10652,7 @@ mod imp {
         pub struct bss {
             pub ring_quarter: u64,
             pub nt_records: *mut nt_records,
+            pub nt_steer_consts: *mut nt_steer_consts,
         }
     }
     pub struct OpenNettraceSkel<'obj> {
@@ -10790,5 +10826,5 @@ mod imp {
         }
     }
     #[unsafe(link_section = ".bpf.objs")]
-    static DATA: [u8; 243680] = *include_bytes!("../../bpf/nettrace.bpf.o");
+    static DATA: [u8; 244056] = *include_bytes!("../../bpf/nettrace.bpf.o");
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use libbpf_rs::{MapCore, MapFlags, MapHandle, MapMut};
 use napi_derive::napi;
 
-use crate::skel::types::{nt_steer_cell, nt_steer_cell_key, nt_steer_reader, nt_steer_reads};
+use crate::skel::types::{nt_steer_cell, nt_steer_cell_key, nt_steer_counter, nt_steer_cpu, nt_steer_reader, nt_steer_reads};
 use crate::skel::NettraceMaps;
 
 /// Segments of one socket processed on `cpu` while its reader last ran on `reader_cpu`.
@@ -69,11 +69,11 @@ pub struct SteeringMaps {
     evictions: AtomicU64,
 }
 
-// the anonymous enum of steer_counts' entries in steering.bpf.c, which BTF does not keep
-const INSERT_COUNTERS: u32 = 4;
-const UNHASHED: u32 = 4;
-/// NT_STEER_NO_CPU, a #define of steering.bpf.c: the socket was not read yet.
-const NO_CPU: u16 = 0xffff;
+// steer_counts' entries: the insert counters come first, up to the unhashed packets
+const INSERT_COUNTERS: u32 = nt_steer_counter::STEER_UNHASHED.0;
+const UNHASHED: u32 = nt_steer_counter::STEER_UNHASHED.0;
+/// A reader CPU of NT_STEER_NO_CPU: the socket was not read yet.
+const NO_CPU: u16 = nt_steer_cpu::NT_STEER_NO_CPU.0 as u16;
 
 /// A key or value of a steering map as the skeleton's type of it (from_maps checked the sizes).
 fn decode<T: Copy>(bytes: &[u8]) -> T {
