@@ -26,9 +26,19 @@ const AS_JSON = NAME.toString('latin1');
 const AS_TEXT = '\\x1b[2J\\x0a\\x7f\\xff\\x9b\\xfeA';
 
 const children: ChildProcess[] = [];
-after(() => {
+const servers: Awaited<ReturnType<typeof listen>>[] = [];
+// a failed assertion skips a test's own finish(): end what it started here, or the open listener keeps the file running
+after(async () => {
   children.forEach((c) => c.exitCode === null && c.signalCode === null && c.kill('SIGKILL'));
+  await Promise.all(servers.splice(0).map((s) => close(s)));
 });
+
+/** A loopback listener that after() closes if the test does not get to. */
+async function serverFor(): Promise<Awaited<ReturnType<typeof listen>>> {
+  const s = await listen('127.0.0.1', 10, 10);
+  servers.push(s);
+  return s;
+}
 
 /** The CLI, once attached: its stdout byte for byte, and a stop by SIGINT that resolves with its exit code. */
 async function startCli(name: string, args: string[]): Promise<{ out: () => Buffer; stop: () => Promise<number> }> {
@@ -52,10 +62,11 @@ async function weirdProcess(port: number, count: number): Promise<{ pid: number;
 }
 
 /** Ends the held connection, then the listener (close() waits for its connections). */
-async function finish(weird: { child: ChildProcess }, server: Parameters<typeof close>[0]): Promise<void> {
+async function finish(weird: { child: ChildProcess }, server: Awaited<ReturnType<typeof listen>>): Promise<void> {
   const exited = once(weird.child, 'exit');
   weird.child.kill('SIGKILL');
   await exited;
+  servers.splice(servers.indexOf(server), 1);
   await close(server);
 }
 
@@ -66,7 +77,7 @@ function assertInert(out: Buffer, what: string): void {
 }
 
 test('stream and flows: the name is escaped in text and exact in JSON', async () => {
-  const server = await listen('127.0.0.1', 10, 10);
+  const server = await serverFor();
   const [text, json] = await Promise.all([startCli('text', ['--port', String(server.port)]), startCli('json', ['--json', '--port', String(server.port)])]);
   const weird = await weirdProcess(server.port, 2);
   const lines = () => json.out().toString('utf8').split('\n').filter(Boolean);
@@ -100,7 +111,7 @@ test('stream and flows: the name is escaped in text and exact in JSON', async ()
 const TOP_SEQUENCE = /\x1b\[(\?1049[hl]|\?25[hl]|\?7[hl]|2J|H|[0-9;]*m)/g;
 
 test('top draws the name escaped, inside its box, at every size', async () => {
-  const server = await listen('127.0.0.1', 10, 10);
+  const server = await serverFor();
   const tracer = Tracer.start({ kernelFilter: { ports: [server.port] } });
   const weird = await weirdProcess(server.port, 1);
   let out = '';
