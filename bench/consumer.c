@@ -7,7 +7,7 @@
  * Loads nettrace's own BPF object with plain libbpf, attaches it, and drains
  * the `events` ring on a 10 ms timer, only counting records. Same kernel side,
  * same batching policy as nettrace (the BPF side rarely wakes readers, see
- * submit() in bpf/nettrace.bpf.c), none of the work of handing batches to
+ * submit() in bpf/nettrace.bpf.h), none of the work of handing batches to
  * JavaScript. On SIGINT/SIGTERM it detaches, takes what is left and prints
  *   {"records": N, "drops": D, "cpu_ms": C}
  * where drops is the `drops` per-CPU map summed: records the ring refused.

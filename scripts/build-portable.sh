@@ -3,7 +3,7 @@
 # the ones `npm run build` makes. The tracer's: libbpf, libelf and zlib from libbpf-sys's vendored sources linked
 # in statically (the `portable` feature), stripped, compiled and linked by napi-rs's cross toolchain against glibc 2.17, so it
 # loads on any x86_64 glibc userland from 2.17 on (RHEL 7/8, Amazon Linux 2, Ubuntu 20.04, Debian 10+) with
-# nothing but libc beside it. test/package.test.ts checks both properties on the built file.
+# nothing but libc beside it. test/kernel/package.test.ts checks both properties on the built file.
 # package.json's overrides pin @napi-rs/cross-toolchain to 1.0.0 (its x86_64 toolchain package has no later
 # version) and its @napi-rs/lzma to 1.4.5 (later ones install only on Node 22+).
 # Bench's load generator (native/churn/) is built the same way; it links no libbpf, so it needs no feature.

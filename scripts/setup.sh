@@ -15,14 +15,14 @@ fi
 # bpftool, iproute2 and gcc are used by the tests; iptables makes the NAT test's router and conntrack checks what it translated.
 packages=(build-essential pkg-config libbpf-dev libelf-dev zlib1g-dev clang llvm bpftool iproute2 util-linux tmux iptables conntrack)
 if [ "${1:-}" = "--test" ]; then
-  # test/kernel.test.ts boots Debian's 6.1 and 6.12 kernels under qemu with a busybox initramfs (xz unpacks 6.12's
-  # modules); test/prometheus.test.ts
-  # runs a real Prometheus (and test/alerts.test.ts its promtool); test/deploy.test.ts verifies the systemd unit with systemd-analyze
+  # test/kernel/qemu.test.ts boots Debian's 6.1 and 6.12 kernels under qemu with a busybox initramfs (xz unpacks 6.12's
+  # modules); test/kernel/prometheus.test.ts
+  # runs a real Prometheus (and test/unit/alerts.test.ts its promtool); test/unit/deploy.test.ts verifies the systemd unit with systemd-analyze
   packages+=(qemu-system-x86 busybox-static xz-utils prometheus systemd)
-  # test/package.test.ts runs `npm run package`: the portable addon builds libelf from source (autotools, flex,
+  # test/kernel/package.test.ts runs `npm run package`: the portable addon builds libelf from source (autotools, flex,
   # bison, gawk), the .deb gets a man page from help2man, and a fresh Debian root comes from debootstrap
   packages+=(autoconf automake autopoint libtool flex bison gawk help2man dpkg-dev debootstrap)
-  # test/dns.test.ts serves a zone with dnsmasq and asks it with dig
+  # test/kernel/dns.test.ts serves a zone with dnsmasq and asks it with dig
   packages+=(dnsmasq-base bind9-dnsutils)
 elif [ -n "${1:-}" ]; then
   say "unknown option '$1' (the only one is --test)"
@@ -59,7 +59,7 @@ say "building the addon and the TypeScript"
 npm run --silent build >/dev/null
 
 if [ "${1:-}" = "--test" ]; then
-  # test/fleet.test.ts pushes to a real OpenTelemetry Collector, built once from the upstream Go modules (minutes)
+  # test/kernel/fleet.test.ts pushes to a real OpenTelemetry Collector, built once from the upstream Go modules (minutes)
   # and cached outside the repository
   say "building the test OpenTelemetry Collector (once; cached in /var/cache/nettrace-otelcol)"
   bash scripts/otelcol/build.sh >/dev/null

@@ -1,6 +1,6 @@
 /**
  * A record's JSON line, written as bytes straight from the cursor: exactly
- * what JSON.stringify(toEvent(c)) gives (test/json-line.test.ts holds the two
+ * what JSON.stringify(toEvent(c)) gives (test/unit/json-line.test.ts holds the two
  * together), without the event object, the generic serializer or a string per
  * line, which at churn were most of `nettrace --json`'s cost per record (and
  * most of that was V8 collecting them).

@@ -9,7 +9,7 @@ import type { CpuCounts, FlowSteering, MatrixCell } from '../flows/flow-steering
 
 export type { CpuCounts, FlowSteering, MatrixCell };
 
-/** As the addon reads the BPF maps (bpf/steering.bpf.h). */
+/** As the addon reads the BPF maps (bpf/steering.bpf.c). */
 export interface RawSteering {
   /** Possible CPUs: the length of every per-CPU array. */
   cpus: number;
