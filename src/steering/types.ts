@@ -6,24 +6,12 @@
  * from CPU to a count are objects keyed by the CPU number.
  */
 import type { CpuCounts, FlowSteering, MatrixCell } from '../flows/flow-steering';
+import type { NativeSteering } from '../native';
 
 export type { CpuCounts, FlowSteering, MatrixCell };
 
-/** As the addon reads the BPF maps (bpf/steering.bpf.c). */
-export interface RawSteering {
-  /** Possible CPUs: the length of every per-CPU array. */
-  cpus: number;
-  /** Segments of one socket processed on `cpu` while its reader last ran on `readerCpu` (-1: no read yet). */
-  cells: { cookie: number; ifindex: number; cpu: number; readerCpu: number; segs: number; packets: number; hash: number }[];
-  /** Reads per socket: the last reader (cpu -1 if forgotten) and reads per CPU. */
-  readers: { cookie: number; cpu: number; pid: number; reads: number[]; bytes: number }[];
-  /** Segments per flow hash, indexed by the CPU they entered the stack on (before RPS). */
-  entries: { hash: number; segs: number[] }[];
-  /** Packets that entered the stack with no flow hash: not attributable. */
-  unhashed: number;
-  /** Entries the kernel's LRU maps pushed out for room: counts lost. */
-  evictions: number;
-}
+/** As the addon reads the BPF maps (bpf/steering.bpf.c): its generated type, under the name steering's users know. */
+export type RawSteering = NativeSteering;
 
 /** Locality and the CPU matrix of a set of flows: a process, an interface, or everything. */
 export interface SteeringGroup {
