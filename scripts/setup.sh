@@ -63,4 +63,10 @@ if [ "${1:-}" = "--test" ]; then
   # and cached outside the repository
   say "building the test OpenTelemetry Collector (once; cached in /var/cache/nettrace-otelcol)"
   bash scripts/otelcol/build.sh >/dev/null
+  # CI regenerates the addon's skeleton to compare it (npm run gen:skel -- --check), formatted by rustfmt
+  if ! command -v rustfmt >/dev/null; then
+    say "installing rustfmt"
+    if command -v rustup >/dev/null; then rustup component add rustfmt >/dev/null; else
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends rustfmt >/dev/null; fi
+  fi
 fi
