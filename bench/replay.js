@@ -20,10 +20,10 @@ const fs = require('node:fs');
 const path = require('node:path');
 const dist = path.join(__dirname, '..', 'dist', 'src');
 const { Tracer } = require(path.join(dist, 'index.js'));
-const { RecordCursor } = require(path.join(dist, 'decode.js'));
+const { RecordCursor } = require(path.join(dist, 'record-cursor.js'));
 const { Clock } = require(path.join(dist, 'events.js'));
 const { FlowTable } = require(path.join(dist, 'flows', 'flow-table.js'));
-const { native } = require(path.join(dist, 'native.js'));
+const { churnGenerator } = require(path.join(dist, 'bench', 'generator.js'));
 
 const [mode, file, secs] = process.argv.slice(2);
 if (!['record', 'replay'].includes(mode) || !file) {
@@ -35,7 +35,7 @@ const seconds = Number(secs ?? 5);
 async function record() {
   const out = fs.openSync(file, 'w');
   const tracer = Tracer.start({});
-  const run = native().ChurnRun.open({ concurrency: 32, acceptors: 8, payload: 0, server: '127.0.0.1', rst: true, durationMs: seconds * 1000 });
+  const run = churnGenerator().ChurnRun.open({ concurrency: 32, acceptors: 8, payload: 0, server: '127.0.0.1', rst: true, durationMs: seconds * 1000 });
   let records = 0;
   let bytes = 0;
   tracer.onBatch((c) => {
